@@ -1,0 +1,73 @@
+# famcall: `make run` starts the local stack, `make test` runs every suite.
+# See README.md. Everything is built under build/, runtime state under $(DATA_DIR).
+
+SHELL        := /bin/bash
+NGX_SRC      := /usr/share/nginx/src
+BUILD        := $(CURDIR)/build
+MODULE       := $(BUILD)/nginx/objs/ngx_http_famcall_module.so
+MODULE_ASAN  := $(BUILD)/nginx-asan/objs/ngx_http_famcall_module.so
+SOURCES      := config $(wildcard ngx_famcall_module/*.[ch])
+
+export FAMCALL_HTTP_PORT ?= 8080
+export FAMCALL_DATA_DIR  ?= $(CURDIR)/var
+export FAMCALL_PG_PORT   ?= 5433
+export FAMCALL_TURN_PORT ?= 3478
+
+.PHONY: all deps build build-asan run test test-unit test-asan bench clean
+
+all: build
+
+# Debian packages the project needs; quick when all are present.
+deps:
+	@scripts/deps.sh
+
+build: deps $(MODULE)
+build-asan: deps $(MODULE_ASAN)
+
+# configure once per build dir (again when `config` changes), then rebuild
+# the module alone: seconds.
+$(BUILD)/%/Makefile.stamp: config
+	rm -rf $(BUILD)/$* && mkdir -p $(BUILD) && cp -r $(NGX_SRC) $(BUILD)/$*
+	cd $(BUILD)/$* && . ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
+	    $(if $(findstring asan,$*),--with-cc-opt="-fsanitize=address -fno-omit-frame-pointer -g -O1" --with-ld-opt="-fsanitize=address") \
+	    --add-dynamic-module=$(CURDIR) > configure.log
+	touch $@
+
+$(MODULE): $(BUILD)/nginx/Makefile.stamp $(SOURCES)
+	$(MAKE) -C $(BUILD)/nginx -f objs/Makefile modules > /dev/null
+
+$(MODULE_ASAN): $(BUILD)/nginx-asan/Makefile.stamp $(SOURCES)
+	$(MAKE) -C $(BUILD)/nginx-asan -f objs/Makefile modules > /dev/null
+
+run: build
+	scripts/run.sh $(MODULE)
+
+# Pure C pieces (validation, tokens) as TAP programs.
+UNIT_CFLAGS := -std=c99 -Wall -Wextra -Werror -g -Ingx_famcall_module
+UNIT_LIBS   := -ljansson -ljwt -lcrypto
+$(BUILD)/unit/%: t/unit/%.c ngx_famcall_module/ngx_famcall_validate.c \
+                 ngx_famcall_module/ngx_famcall_json.c ngx_famcall_module/ngx_famcall_token.c \
+                 $(wildcard ngx_famcall_module/*.h)
+	@mkdir -p $(BUILD)/unit
+	$(CC) $(UNIT_CFLAGS) $(UNIT_CFLAGS_EXTRA) -o $@ $< ngx_famcall_module/ngx_famcall_validate.c \
+	    ngx_famcall_module/ngx_famcall_json.c ngx_famcall_module/ngx_famcall_token.c $(UNIT_LIBS)
+
+UNIT_TESTS := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/*.c))
+
+test-unit: deps $(UNIT_TESTS)
+	prove $(UNIT_TESTS)
+
+test: build test-unit
+	FAMCALL_MODULE=$(MODULE) prove -r -j2 t/
+
+# The whole suite with the module built under AddressSanitizer (LeakSanitizer
+# on): nginx itself is Debian's, so the ASan runtime is preloaded.
+test-asan: build-asan
+	$(MAKE) test-unit UNIT_CFLAGS_EXTRA="-fsanitize=address,undefined -fno-omit-frame-pointer" BUILD=$(BUILD)/asan-unit
+	FAMCALL_MODULE=$(MODULE_ASAN) FAMCALL_ASAN=1 prove -r -j2 t/
+
+bench: build
+	bench/run.sh $(MODULE)
+
+clean:
+	rm -rf $(BUILD)

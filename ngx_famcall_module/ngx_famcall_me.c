@@ -1,0 +1,112 @@
+/*
+ * famcall: the signed-in user's own profile (GET/PATCH /v1/me) and the
+ * health check (GET /healthz).
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_famcall.h"
+#include "ngx_famcall_json.h"
+
+
+static void ngx_famcall_healthz_done(ngx_famcall_ctx_t *ctx,
+    ngx_int_t status, u_char *body, size_t len);
+
+
+static const ngx_famcall_field_t  ngx_famcall_me_fields[] = {
+    { "display_name", NGX_FAMCALL_F_STRING, 0, 0,
+      ngx_famcall_check_display_name, 0, 0 },
+    { "username", NGX_FAMCALL_F_STRING, 0, 0, ngx_famcall_check_username,
+      0, 0 },
+    { "avatar_url", NGX_FAMCALL_F_STRING, 0, 1, ngx_famcall_check_url, 0, 0 },
+    { NULL, 0, 0, 0, NULL, 0, 0 }
+};
+
+
+ngx_int_t
+ngx_famcall_healthz(ngx_famcall_ctx_t *ctx)
+{
+    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_PING, 0, NULL,
+                             ngx_famcall_healthz_done);
+}
+
+
+static void
+ngx_famcall_healthz_done(ngx_famcall_ctx_t *ctx, ngx_int_t status,
+    u_char *body, size_t len)
+{
+    static u_char  ok[] = "{\"status\":\"ok\"}";
+
+    ngx_famcall_send(ctx, NGX_HTTP_OK, ok, sizeof(ok) - 1);
+}
+
+
+ngx_int_t
+ngx_famcall_me_get(ngx_famcall_ctx_t *ctx)
+{
+    const char  *params[1];
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+
+    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_ME, 1, params,
+                             ngx_famcall_send_answer);
+}
+
+
+ngx_int_t
+ngx_famcall_me_patch(ngx_famcall_ctx_t *ctx)
+{
+    char                       *s;
+    json_t                     *patch, *v;
+    ngx_str_t                   dumped;
+    const char                 *params[2];
+    const ngx_famcall_field_t  *f;
+
+    if (ngx_famcall_check_body(ctx, ngx_famcall_me_fields) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    patch = json_object();
+    if (patch == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (f = ngx_famcall_me_fields; f->name; f++) {
+        v = json_object_get(ctx->body, f->name);
+        if (v != NULL) {
+            json_object_set(patch, f->name, v);
+        }
+    }
+
+    if (json_object_size(patch) == 0) {
+        json_decref(patch);
+        ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
+                               "missing_field",
+                               "send at least one of display_name, username, "
+                               "avatar_url", NULL);
+        return NGX_OK;
+    }
+
+    s = json_dumps(patch, JSON_COMPACT);
+    json_decref(patch);
+
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    dumped.data = (u_char *) s;
+    dumped.len = ngx_strlen(s);
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+    params[1] = ngx_famcall_cstr(ctx, &dumped);
+    free(s);
+
+    if (params[0] == NULL || params[1] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_ME_UPDATE, 2, params,
+                             ngx_famcall_send_answer);
+}

@@ -1,0 +1,931 @@
+/*
+ * famcall: the per-worker PostgreSQL pool (see ngx_famcall_pg.h).
+ *
+ * Each connection is a small state machine: DOWN -> CONNECTING -> READY,
+ * back to DOWN when it breaks, with a reconnect timer that backs off from
+ * 100 ms to 5 s.  libpq owns the socket; nginx only watches it, with
+ * level-triggered events because PQconsumeInput() does not promise to read
+ * until EAGAIN.  Teardown never closes the fd itself: PQfinish() does.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include "ngx_famcall_pg.h"
+
+
+#define NGX_FAMCALL_PG_MAX_INFLIGHT   64
+#define NGX_FAMCALL_PG_MAX_PARAMS     16
+#define NGX_FAMCALL_PG_MAX_WAITING    4096
+#define NGX_FAMCALL_PG_BACKOFF_MIN    100
+#define NGX_FAMCALL_PG_BACKOFF_MAX    5000
+
+
+typedef enum {
+    NGX_FAMCALL_PG_DOWN = 0,
+    NGX_FAMCALL_PG_CONNECTING,
+    NGX_FAMCALL_PG_READY
+} ngx_famcall_pg_state_e;
+
+
+typedef enum {
+    NGX_FAMCALL_PGQ_PREPARE = 0,    /* waiting for the PREPARE's results */
+    NGX_FAMCALL_PGQ_QUERY,          /* waiting for the statement's results */
+    NGX_FAMCALL_PGQ_SYNC            /* results done, waiting for the sync */
+} ngx_famcall_pgq_phase_e;
+
+
+typedef struct {
+    ngx_famcall_pg_pool_t     *pool;
+    PGconn                    *pg;
+    ngx_connection_t          *c;
+    ngx_famcall_pg_state_e     state;
+    ngx_queue_t                inflight;
+    ngx_uint_t                 ninflight;
+    ngx_event_t                reconnect;
+    ngx_msec_t                 backoff;
+    u_char                    *prepared;     /* one flag per statement */
+    unsigned                   failed:1;     /* teardown is posted */
+} ngx_famcall_pg_conn_t;
+
+
+struct ngx_famcall_pg_pool_s {
+    ngx_log_t                 *log;
+    char                      *conninfo;
+    ngx_msec_t                 timeout;
+    ngx_uint_t                 size;
+    ngx_famcall_pg_conn_t     *conns;
+    ngx_queue_t                waiting;
+    ngx_uint_t                 nwaiting;
+};
+
+
+struct ngx_famcall_pg_query_s {
+    ngx_queue_t                queue;
+    ngx_famcall_pg_pool_t     *pool;
+    ngx_famcall_pg_conn_t     *conn;        /* NULL while waiting */
+    ngx_famcall_pg_handler_pt  handler;     /* NULL once detached */
+    void                      *data;
+    ngx_event_t                timer;
+    ngx_uint_t                 stmt;
+    ngx_uint_t                 nparams;
+    char                     **values;
+    ngx_famcall_pgq_phase_e    phase;
+    PGresult                  *res;
+    ngx_famcall_pg_status_e    status;
+};
+
+
+static void ngx_famcall_pg_connect(ngx_famcall_pg_conn_t *pc);
+static void ngx_famcall_pg_connect_handler(ngx_event_t *ev);
+static ngx_int_t ngx_famcall_pg_poll_connect(ngx_famcall_pg_conn_t *pc);
+static ngx_int_t ngx_famcall_pg_wrap_socket(ngx_famcall_pg_conn_t *pc);
+static ngx_int_t ngx_famcall_pg_want(ngx_famcall_pg_conn_t *pc,
+    ngx_uint_t read, ngx_uint_t write);
+static void ngx_famcall_pg_reconnect_handler(ngx_event_t *ev);
+static void ngx_famcall_pg_read_handler(ngx_event_t *ev);
+static void ngx_famcall_pg_write_handler(ngx_event_t *ev);
+static void ngx_famcall_pg_process_results(ngx_famcall_pg_conn_t *pc);
+static void ngx_famcall_pg_broken(ngx_famcall_pg_conn_t *pc,
+    const char *why);
+static void ngx_famcall_pg_close(ngx_famcall_pg_conn_t *pc);
+static void ngx_famcall_pg_unwatch(ngx_connection_t *c);
+static void ngx_famcall_pg_fail_later(ngx_famcall_pg_conn_t *pc);
+static ngx_famcall_pg_conn_t *ngx_famcall_pg_pick(ngx_famcall_pg_pool_t *pool);
+static ngx_int_t ngx_famcall_pg_dispatch(ngx_famcall_pg_conn_t *pc,
+    ngx_famcall_pg_query_t *q);
+static void ngx_famcall_pg_drain_waiting(ngx_famcall_pg_pool_t *pool);
+static ngx_uint_t ngx_famcall_pg_reachable(ngx_famcall_pg_pool_t *pool);
+static void ngx_famcall_pg_fail_waiting(ngx_famcall_pg_pool_t *pool);
+static void ngx_famcall_pg_complete(ngx_famcall_pg_query_t *q);
+static void ngx_famcall_pg_timeout_handler(ngx_event_t *ev);
+static void ngx_famcall_pg_query_free(ngx_famcall_pg_query_t *q);
+
+
+ngx_famcall_pg_pool_t *
+ngx_famcall_pg_pool_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
+    ngx_uint_t size, ngx_msec_t timeout)
+{
+    ngx_uint_t              i;
+    ngx_famcall_pg_pool_t  *pool;
+    ngx_famcall_pg_conn_t  *pc;
+
+    pool = ngx_pcalloc(cycle->pool, sizeof(ngx_famcall_pg_pool_t));
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    pool->log = cycle->log;
+    pool->timeout = timeout;
+    pool->size = size;
+    ngx_queue_init(&pool->waiting);
+
+    pool->conninfo = ngx_pnalloc(cycle->pool, conninfo->len + 1);
+    pool->conns = ngx_pcalloc(cycle->pool,
+                              size * sizeof(ngx_famcall_pg_conn_t));
+    if (pool->conninfo == NULL || pool->conns == NULL) {
+        return NULL;
+    }
+
+    (void) ngx_cpystrn((u_char *) pool->conninfo, conninfo->data,
+                       conninfo->len + 1);
+
+    for (i = 0; i < size; i++) {
+        pc = &pool->conns[i];
+        pc->pool = pool;
+        ngx_queue_init(&pc->inflight);
+
+        pc->prepared = ngx_pcalloc(cycle->pool, ngx_famcall_nstatements);
+        if (pc->prepared == NULL) {
+            return NULL;
+        }
+
+        pc->reconnect.handler = ngx_famcall_pg_reconnect_handler;
+        pc->reconnect.data = pc;
+        pc->reconnect.log = pool->log;
+        pc->reconnect.cancelable = 1;
+        pc->backoff = NGX_FAMCALL_PG_BACKOFF_MIN;
+
+        ngx_famcall_pg_connect(pc);
+    }
+
+    return pool;
+}
+
+
+/*
+ * At worker exit: no owner is called back (their requests are not finalized
+ * any more); the sockets are released so nginx finds none left open.
+ */
+void
+ngx_famcall_pg_pool_destroy(ngx_famcall_pg_pool_t *pool)
+{
+    ngx_uint_t               i;
+    ngx_queue_t             *qn;
+    ngx_famcall_pg_conn_t   *pc;
+    ngx_famcall_pg_query_t  *q;
+
+    while (!ngx_queue_empty(&pool->waiting)) {
+        qn = ngx_queue_head(&pool->waiting);
+        ngx_queue_remove(qn);
+        ngx_famcall_pg_query_free(ngx_queue_data(qn, ngx_famcall_pg_query_t,
+                                                 queue));
+    }
+
+    pool->nwaiting = 0;
+
+    for (i = 0; i < pool->size; i++) {
+        pc = &pool->conns[i];
+
+        if (pc->reconnect.timer_set) {
+            ngx_del_timer(&pc->reconnect);
+        }
+
+        while (!ngx_queue_empty(&pc->inflight)) {
+            qn = ngx_queue_head(&pc->inflight);
+            ngx_queue_remove(qn);
+            q = ngx_queue_data(qn, ngx_famcall_pg_query_t, queue);
+            ngx_famcall_pg_query_free(q);
+        }
+
+        pc->ninflight = 0;
+        ngx_famcall_pg_close(pc);
+    }
+}
+
+
+static void
+ngx_famcall_pg_connect(ngx_famcall_pg_conn_t *pc)
+{
+    ngx_famcall_pg_pool_t  *pool = pc->pool;
+
+    pc->pg = PQconnectStart(pool->conninfo);
+
+    if (pc->pg == NULL || PQstatus(pc->pg) == CONNECTION_BAD
+        || PQsetnonblocking(pc->pg, 1) != 0)
+    {
+        ngx_famcall_pg_broken(pc, "connect failed to start");
+        return;
+    }
+
+    pc->state = NGX_FAMCALL_PG_CONNECTING;
+    ngx_memzero(pc->prepared, ngx_famcall_nstatements);
+
+    if (ngx_famcall_pg_wrap_socket(pc) != NGX_OK) {
+        ngx_famcall_pg_broken(pc, "cannot watch the socket");
+        return;
+    }
+
+    /* libpq: start as if PQconnectPoll() had asked to wait for writing */
+    if (ngx_famcall_pg_want(pc, 0, 1) != NGX_OK) {
+        ngx_famcall_pg_broken(pc, "cannot watch the socket");
+        return;
+    }
+
+    ngx_add_timer(pc->c->read, pool->timeout);
+}
+
+
+static ngx_int_t
+ngx_famcall_pg_wrap_socket(ngx_famcall_pg_conn_t *pc)
+{
+    ngx_socket_t       fd;
+    ngx_connection_t  *c;
+
+    fd = PQsocket(pc->pg);
+    if (fd == -1) {
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(fd, pc->pool->log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->data = pc;
+    c->read->log = pc->pool->log;
+    c->write->log = pc->pool->log;
+    c->read->handler = ngx_famcall_pg_connect_handler;
+    c->write->handler = ngx_famcall_pg_connect_handler;
+    c->read->cancelable = 1;
+
+    pc->c = c;
+
+    return NGX_OK;
+}
+
+
+/* level-triggered interest in read and write readiness */
+static ngx_int_t
+ngx_famcall_pg_want(ngx_famcall_pg_conn_t *pc, ngx_uint_t read,
+    ngx_uint_t write)
+{
+    ngx_event_t  *rev, *wev;
+
+    rev = pc->c->read;
+    wev = pc->c->write;
+
+    if (read && !rev->active) {
+        if (ngx_add_event(rev, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else if (!read && rev->active) {
+        if (ngx_del_event(rev, NGX_READ_EVENT, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (write && !wev->active) {
+        if (ngx_add_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else if (!write && wev->active) {
+        if (ngx_del_event(wev, NGX_WRITE_EVENT, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_famcall_pg_connect_handler(ngx_event_t *ev)
+{
+    ngx_connection_t       *c = ev->data;
+    ngx_famcall_pg_conn_t  *pc = c->data;
+
+    if (ev->timedout) {
+        ngx_famcall_pg_broken(pc, "connect timed out");
+        return;
+    }
+
+    if (ngx_famcall_pg_poll_connect(pc) != NGX_OK) {
+        return;     /* pc was torn down */
+    }
+
+    if (pc->state == NGX_FAMCALL_PG_READY) {
+        ngx_famcall_pg_drain_waiting(pc->pool);
+    }
+}
+
+
+static ngx_int_t
+ngx_famcall_pg_poll_connect(ngx_famcall_pg_conn_t *pc)
+{
+    ngx_connection_t        *c;
+    PostgresPollingStatusType  rc;
+
+    rc = PQconnectPoll(pc->pg);
+
+    /* libpq may have moved to a new socket (another address, SSL retry) */
+    if (PQsocket(pc->pg) != pc->c->fd) {
+        c = pc->c;
+        if (c->read->timer_set) {
+            ngx_del_timer(c->read);
+        }
+        ngx_famcall_pg_unwatch(c);
+        ngx_free_connection(c);
+        pc->c = NULL;
+
+        if (PQsocket(pc->pg) == -1 || ngx_famcall_pg_wrap_socket(pc) != NGX_OK) {
+            ngx_famcall_pg_broken(pc, PQerrorMessage(pc->pg));
+            return NGX_ERROR;
+        }
+
+        ngx_add_timer(pc->c->read, pc->pool->timeout);
+    }
+
+    switch (rc) {
+
+    case PGRES_POLLING_READING:
+        if (ngx_famcall_pg_want(pc, 1, 0) != NGX_OK) {
+            ngx_famcall_pg_broken(pc, "cannot watch the socket");
+            return NGX_ERROR;
+        }
+        return NGX_OK;
+
+    case PGRES_POLLING_WRITING:
+        if (ngx_famcall_pg_want(pc, 0, 1) != NGX_OK) {
+            ngx_famcall_pg_broken(pc, "cannot watch the socket");
+            return NGX_ERROR;
+        }
+        return NGX_OK;
+
+    case PGRES_POLLING_OK:
+        break;
+
+    default:
+        ngx_famcall_pg_broken(pc, PQerrorMessage(pc->pg));
+        return NGX_ERROR;
+    }
+
+    if (PQenterPipelineMode(pc->pg) != 1
+        || ngx_famcall_pg_want(pc, 1, 0) != NGX_OK)
+    {
+        ngx_famcall_pg_broken(pc, "cannot enter pipeline mode");
+        return NGX_ERROR;
+    }
+
+    c = pc->c;
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    c->read->handler = ngx_famcall_pg_read_handler;
+    c->write->handler = ngx_famcall_pg_write_handler;
+    pc->state = NGX_FAMCALL_PG_READY;
+    pc->backoff = NGX_FAMCALL_PG_BACKOFF_MIN;
+
+    ngx_log_error(NGX_LOG_INFO, pc->pool->log, 0,
+                  "famcall: database connection ready");
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_famcall_pg_reconnect_handler(ngx_event_t *ev)
+{
+    ngx_famcall_pg_conn_t  *pc = ev->data;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    ngx_famcall_pg_connect(pc);
+}
+
+
+static void
+ngx_famcall_pg_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t       *c = ev->data;
+    ngx_famcall_pg_conn_t  *pc = c->data;
+    PGnotify               *n;
+
+    if (pc->failed) {
+        ngx_famcall_pg_broken(pc, PQerrorMessage(pc->pg));
+        return;
+    }
+
+    if (PQconsumeInput(pc->pg) == 0) {
+        ngx_famcall_pg_broken(pc, PQerrorMessage(pc->pg));
+        return;
+    }
+
+    /* LISTEN is not used yet; never let notifications pile up */
+    while ((n = PQnotifies(pc->pg)) != NULL) {
+        PQfreemem(n);
+    }
+
+    ngx_famcall_pg_process_results(pc);
+
+    if (pc->state == NGX_FAMCALL_PG_READY
+        && PQstatus(pc->pg) == CONNECTION_BAD)
+    {
+        ngx_famcall_pg_broken(pc, PQerrorMessage(pc->pg));
+    }
+}
+
+
+static void
+ngx_famcall_pg_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t       *c = ev->data;
+    ngx_famcall_pg_conn_t  *pc = c->data;
+    int                     rc;
+
+    rc = PQflush(pc->pg);
+
+    if (rc == -1) {
+        ngx_famcall_pg_broken(pc, PQerrorMessage(pc->pg));
+        return;
+    }
+
+    if (rc == 0 && ngx_famcall_pg_want(pc, 1, 0) != NGX_OK) {
+        ngx_famcall_pg_broken(pc, "cannot watch the socket");
+    }
+}
+
+
+/*
+ * In pipeline mode each of our queries yields: [PREPARE result, NULL],
+ * its result, NULL, then PGRES_PIPELINE_SYNC.  The query completes at the
+ * sync, when libpq is done with it.
+ */
+static void
+ngx_famcall_pg_process_results(ngx_famcall_pg_conn_t *pc)
+{
+    PGresult                *res;
+    ngx_queue_t             *head;
+    ExecStatusType           st;
+    ngx_famcall_pg_query_t  *q;
+
+    while (pc->state == NGX_FAMCALL_PG_READY
+           && !pc->failed
+           && !ngx_queue_empty(&pc->inflight)
+           && !PQisBusy(pc->pg))
+    {
+        head = ngx_queue_head(&pc->inflight);
+        q = ngx_queue_data(head, ngx_famcall_pg_query_t, queue);
+
+        res = PQgetResult(pc->pg);
+
+        if (res == NULL) {
+            q->phase = (q->phase == NGX_FAMCALL_PGQ_PREPARE)
+                       ? NGX_FAMCALL_PGQ_QUERY : NGX_FAMCALL_PGQ_SYNC;
+            continue;
+        }
+
+        st = PQresultStatus(res);
+
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            ngx_queue_remove(head);
+            pc->ninflight--;
+            ngx_famcall_pg_complete(q);
+            continue;
+        }
+
+        if (q->phase == NGX_FAMCALL_PGQ_PREPARE) {
+            if (st != PGRES_COMMAND_OK) {
+                ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
+                              "famcall: preparing \"%s\" failed: %s",
+                              ngx_famcall_statements[q->stmt].name,
+                              PQresultErrorMessage(res));
+                pc->prepared[q->stmt] = 0;
+            }
+
+            PQclear(res);
+            continue;
+        }
+
+        if (q->res != NULL) {
+            PQclear(res);       /* only the first result set is used */
+            continue;
+        }
+
+        q->res = res;
+
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+            q->status = NGX_FAMCALL_PG_OK;
+
+        } else {
+            q->status = NGX_FAMCALL_PG_SQL_ERROR;
+
+            if (st == PGRES_FATAL_ERROR) {
+                ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
+                              "famcall: statement \"%s\" failed: %s",
+                              ngx_famcall_statements[q->stmt].name,
+                              PQresultErrorMessage(res));
+            }
+        }
+    }
+}
+
+
+static void
+ngx_famcall_pg_broken(ngx_famcall_pg_conn_t *pc, const char *why)
+{
+    ngx_queue_t              failed, *qn;
+    ngx_famcall_pg_query_t  *q;
+    ngx_famcall_pg_pool_t   *pool = pc->pool;
+
+    ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                  "famcall: database connection lost, retrying in %M ms: %s",
+                  pc->backoff, why ? why : "");
+
+    /* take the queries out first: their handlers may send new ones */
+    ngx_queue_init(&failed);
+
+    while (!ngx_queue_empty(&pc->inflight)) {
+        qn = ngx_queue_head(&pc->inflight);
+        ngx_queue_remove(qn);
+        ngx_queue_insert_tail(&failed, qn);
+    }
+
+    pc->ninflight = 0;
+    ngx_famcall_pg_close(pc);
+
+    if (!(ngx_exiting || ngx_terminate || ngx_quit)) {
+        ngx_add_timer(&pc->reconnect, pc->backoff);
+        pc->backoff = ngx_min(pc->backoff * 2, NGX_FAMCALL_PG_BACKOFF_MAX);
+    }
+
+    while (!ngx_queue_empty(&failed)) {
+        qn = ngx_queue_head(&failed);
+        ngx_queue_remove(qn);
+        q = ngx_queue_data(qn, ngx_famcall_pg_query_t, queue);
+
+        if (q->res) {
+            PQclear(q->res);
+            q->res = NULL;
+        }
+
+        if (q->status != NGX_FAMCALL_PG_TIMEOUT) {
+            q->status = NGX_FAMCALL_PG_UNAVAILABLE;
+        }
+
+        ngx_famcall_pg_complete(q);
+    }
+
+    if (!ngx_famcall_pg_reachable(pool)) {
+        ngx_famcall_pg_fail_waiting(pool);
+    }
+}
+
+
+static void
+ngx_famcall_pg_close(ngx_famcall_pg_conn_t *pc)
+{
+    ngx_connection_t  *c = pc->c;
+
+    if (c != NULL) {
+        if (c->read->timer_set) {
+            ngx_del_timer(c->read);
+        }
+
+        if (c->write->timer_set) {
+            ngx_del_timer(c->write);
+        }
+
+        ngx_famcall_pg_unwatch(c);
+
+        if (c->read->posted) {
+            ngx_delete_posted_event(c->read);
+        }
+
+        if (c->write->posted) {
+            ngx_delete_posted_event(c->write);
+        }
+
+        c->fd = (ngx_socket_t) -1;      /* PQfinish() closes it */
+        ngx_free_connection(c);
+        pc->c = NULL;
+    }
+
+    if (pc->pg != NULL) {
+        PQfinish(pc->pg);
+        pc->pg = NULL;
+    }
+
+    pc->state = NGX_FAMCALL_PG_DOWN;
+    pc->failed = 0;
+}
+
+
+static void
+ngx_famcall_pg_unwatch(ngx_connection_t *c)
+{
+    /* NGX_CLOSE_EVENT: no syscall; closing the fd drops it from epoll */
+    if (ngx_del_conn) {
+        ngx_del_conn(c, NGX_CLOSE_EVENT);
+        return;
+    }
+
+    if (c->read->active) {
+        ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+    }
+
+    if (c->write->active) {
+        ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+    }
+}
+
+
+/*
+ * A send or flush failed half way: the pipeline may hold a command no entry
+ * accounts for, so the connection must go, but not under our caller's feet.
+ */
+static void
+ngx_famcall_pg_fail_later(ngx_famcall_pg_conn_t *pc)
+{
+    pc->failed = 1;
+    ngx_post_event(pc->c->read, &ngx_posted_events);
+}
+
+
+ngx_famcall_pg_query_t *
+ngx_famcall_pg_send(ngx_famcall_pg_pool_t *pool, ngx_uint_t stmt,
+    ngx_uint_t nparams, const char *const *values,
+    ngx_famcall_pg_handler_pt handler, void *data)
+{
+    size_t                   size, len[NGX_FAMCALL_PG_MAX_PARAMS];
+    u_char                  *p;
+    ngx_uint_t               i;
+    ngx_famcall_pg_conn_t   *pc;
+    ngx_famcall_pg_query_t  *q;
+
+    if (nparams > NGX_FAMCALL_PG_MAX_PARAMS || (ngx_int_t) nparams
+                       != ngx_famcall_statements[stmt].nparams)
+    {
+        ngx_log_error(NGX_LOG_ALERT, pool->log, 0,
+                      "famcall: bad parameter count for \"%s\"",
+                      ngx_famcall_statements[stmt].name);
+        return NULL;
+    }
+
+    if (!ngx_famcall_pg_reachable(pool)
+        || pool->nwaiting >= NGX_FAMCALL_PG_MAX_WAITING)
+    {
+        return NULL;
+    }
+
+    /* one allocation: the query, the value pointers, the values */
+    size = sizeof(ngx_famcall_pg_query_t) + nparams * sizeof(char *);
+    for (i = 0; i < nparams; i++) {
+        len[i] = values[i] ? ngx_strlen(values[i]) + 1 : 0;
+        size += len[i];
+    }
+
+    q = ngx_alloc(size, pool->log);
+    if (q == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(q, sizeof(ngx_famcall_pg_query_t));
+    q->pool = pool;
+    q->handler = handler;
+    q->data = data;
+    q->stmt = stmt;
+    q->nparams = nparams;
+    q->values = (char **) (q + 1);
+
+    p = (u_char *) (q->values + nparams);
+    for (i = 0; i < nparams; i++) {
+        if (values[i] == NULL) {
+            q->values[i] = NULL;
+            continue;
+        }
+
+        q->values[i] = (char *) p;
+        p = ngx_cpymem(p, values[i], len[i]);
+    }
+
+    q->timer.handler = ngx_famcall_pg_timeout_handler;
+    q->timer.data = q;
+    q->timer.log = pool->log;
+    ngx_add_timer(&q->timer, pool->timeout);
+
+    pc = ngx_famcall_pg_pick(pool);
+
+    if (pc == NULL || ngx_famcall_pg_dispatch(pc, q) != NGX_OK) {
+        ngx_queue_insert_tail(&pool->waiting, &q->queue);
+        pool->nwaiting++;
+    }
+
+    return q;
+}
+
+
+void
+ngx_famcall_pg_detach(ngx_famcall_pg_query_t *q)
+{
+    q->handler = NULL;
+
+    if (q->conn == NULL) {
+        /* still waiting for a connection: nobody needs it any more */
+        ngx_queue_remove(&q->queue);
+        q->pool->nwaiting--;
+        ngx_famcall_pg_query_free(q);
+    }
+}
+
+
+static ngx_famcall_pg_conn_t *
+ngx_famcall_pg_pick(ngx_famcall_pg_pool_t *pool)
+{
+    ngx_uint_t              i;
+    ngx_famcall_pg_conn_t  *pc, *best;
+
+    best = NULL;
+
+    for (i = 0; i < pool->size; i++) {
+        pc = &pool->conns[i];
+
+        if (pc->state != NGX_FAMCALL_PG_READY
+            || pc->failed
+            || pc->ninflight >= NGX_FAMCALL_PG_MAX_INFLIGHT)
+        {
+            continue;
+        }
+
+        if (best == NULL || pc->ninflight < best->ninflight) {
+            best = pc;
+        }
+    }
+
+    return best;
+}
+
+
+static ngx_int_t
+ngx_famcall_pg_dispatch(ngx_famcall_pg_conn_t *pc, ngx_famcall_pg_query_t *q)
+{
+    int                        rc;
+    const ngx_famcall_stmt_t  *st = &ngx_famcall_statements[q->stmt];
+
+    q->phase = NGX_FAMCALL_PGQ_QUERY;
+
+    if (!pc->prepared[q->stmt]) {
+        if (PQsendPrepare(pc->pg, st->name, st->sql, st->nparams, NULL) != 1) {
+            goto failed;
+        }
+
+        pc->prepared[q->stmt] = 1;
+        q->phase = NGX_FAMCALL_PGQ_PREPARE;
+    }
+
+    if (PQsendQueryPrepared(pc->pg, st->name, (int) q->nparams,
+                            (const char *const *) q->values,
+                            NULL, NULL, 0) != 1
+        || PQpipelineSync(pc->pg) != 1)
+    {
+        goto failed;
+    }
+
+    q->conn = pc;
+    ngx_queue_insert_tail(&pc->inflight, &q->queue);
+    pc->ninflight++;
+
+    rc = PQflush(pc->pg);
+
+    if (rc == -1 || (rc == 1 && ngx_famcall_pg_want(pc, 1, 1) != NGX_OK)) {
+        ngx_famcall_pg_fail_later(pc);
+    }
+
+    return NGX_OK;
+
+failed:
+
+    ngx_log_error(NGX_LOG_WARN, pc->pool->log, 0,
+                  "famcall: sending \"%s\" failed: %s",
+                  st->name, PQerrorMessage(pc->pg));
+
+    ngx_famcall_pg_fail_later(pc);
+
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_famcall_pg_drain_waiting(ngx_famcall_pg_pool_t *pool)
+{
+    ngx_queue_t             *qn;
+    ngx_famcall_pg_conn_t   *pc;
+    ngx_famcall_pg_query_t  *q;
+
+    while (!ngx_queue_empty(&pool->waiting)) {
+        pc = ngx_famcall_pg_pick(pool);
+        if (pc == NULL) {
+            return;
+        }
+
+        qn = ngx_queue_head(&pool->waiting);
+        q = ngx_queue_data(qn, ngx_famcall_pg_query_t, queue);
+
+        ngx_queue_remove(qn);
+        pool->nwaiting--;
+
+        if (ngx_famcall_pg_dispatch(pc, q) != NGX_OK) {
+            ngx_queue_insert_head(&pool->waiting, qn);
+            pool->nwaiting++;
+            return;
+        }
+    }
+}
+
+
+/* a query can still be answered: some connection is up or coming up */
+static ngx_uint_t
+ngx_famcall_pg_reachable(ngx_famcall_pg_pool_t *pool)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < pool->size; i++) {
+        if (pool->conns[i].state != NGX_FAMCALL_PG_DOWN) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static void
+ngx_famcall_pg_fail_waiting(ngx_famcall_pg_pool_t *pool)
+{
+    ngx_queue_t             *qn;
+    ngx_famcall_pg_query_t  *q;
+
+    while (!ngx_queue_empty(&pool->waiting)) {
+        qn = ngx_queue_head(&pool->waiting);
+        ngx_queue_remove(qn);
+        pool->nwaiting--;
+
+        q = ngx_queue_data(qn, ngx_famcall_pg_query_t, queue);
+        q->status = NGX_FAMCALL_PG_UNAVAILABLE;
+        ngx_famcall_pg_complete(q);
+    }
+}
+
+
+static void
+ngx_famcall_pg_complete(ngx_famcall_pg_query_t *q)
+{
+    ngx_famcall_pg_handler_pt  handler = q->handler;
+
+    q->handler = NULL;
+
+    if (handler != NULL) {
+        handler(q->data, q->status,
+                q->status == NGX_FAMCALL_PG_OK ? q->res : NULL);
+    }
+
+    ngx_famcall_pg_query_free(q);
+}
+
+
+static void
+ngx_famcall_pg_timeout_handler(ngx_event_t *ev)
+{
+    ngx_famcall_pg_query_t  *q = ev->data;
+
+    q->status = NGX_FAMCALL_PG_TIMEOUT;
+
+    if (q->conn == NULL) {
+        ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                      "famcall: no database connection within the timeout");
+
+        ngx_queue_remove(&q->queue);
+        q->pool->nwaiting--;
+        ngx_famcall_pg_complete(q);
+        return;
+    }
+
+    /*
+     * The server holds a query longer than famcall_db_timeout: reset the
+     * connection, which answers this query (TIMEOUT) and the others on it
+     * (UNAVAILABLE); a wedged server is better found out at once.
+     */
+    ngx_famcall_pg_broken(q->conn, "query timed out");
+}
+
+
+static void
+ngx_famcall_pg_query_free(ngx_famcall_pg_query_t *q)
+{
+    if (q->timer.timer_set) {
+        ngx_del_timer(&q->timer);
+    }
+
+    if (q->res) {
+        PQclear(q->res);
+    }
+
+    ngx_free(q);
+}

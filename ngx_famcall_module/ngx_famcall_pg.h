@@ -1,0 +1,68 @@
+/*
+ * famcall: a per-worker pool of non-blocking libpq connections driven by
+ * nginx's event loop.
+ *
+ * Every connection stays in pipeline mode: queries are prepared statements
+ * from the table in ngx_famcall_statements.c, prepared lazily on first use,
+ * each followed by its own sync point so one failing query never aborts
+ * another.  Several queries can be in flight on one connection.
+ *
+ * The owner of a query (a request, later a WebSocket) gets exactly one call
+ * of its handler, unless it detaches first with ngx_famcall_pg_detach().
+ */
+
+#ifndef _NGX_FAMCALL_PG_H_INCLUDED_
+#define _NGX_FAMCALL_PG_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <libpq-fe.h>
+
+
+typedef enum {
+    NGX_FAMCALL_PG_OK = 0,
+    NGX_FAMCALL_PG_SQL_ERROR,       /* the statement failed; logged */
+    NGX_FAMCALL_PG_UNAVAILABLE,     /* no connection, or it broke */
+    NGX_FAMCALL_PG_TIMEOUT          /* no answer within famcall_db_timeout */
+} ngx_famcall_pg_status_e;
+
+
+typedef struct ngx_famcall_pg_pool_s   ngx_famcall_pg_pool_t;
+typedef struct ngx_famcall_pg_query_s  ngx_famcall_pg_query_t;
+
+/* res is valid during the call only; NULL unless status is OK */
+typedef void (*ngx_famcall_pg_handler_pt)(void *data,
+    ngx_famcall_pg_status_e status, PGresult *res);
+
+
+typedef struct {
+    const char   *name;
+    const char   *sql;
+    int           nparams;
+} ngx_famcall_stmt_t;
+
+
+ngx_famcall_pg_pool_t *ngx_famcall_pg_pool_create(ngx_cycle_t *cycle,
+    ngx_str_t *conninfo, ngx_uint_t size, ngx_msec_t timeout);
+void ngx_famcall_pg_pool_destroy(ngx_famcall_pg_pool_t *pool);
+
+/*
+ * Queue statement stmt (an index into ngx_famcall_statements) with text
+ * parameters (NULL values are SQL NULLs).  The parameters are copied.
+ * Returns NULL when the database is unreachable right now: the caller
+ * answers 503 at once instead of waiting.
+ */
+ngx_famcall_pg_query_t *ngx_famcall_pg_send(ngx_famcall_pg_pool_t *pool,
+    ngx_uint_t stmt, ngx_uint_t nparams, const char *const *values,
+    ngx_famcall_pg_handler_pt handler, void *data);
+
+/* the owner is gone: its handler will not be called */
+void ngx_famcall_pg_detach(ngx_famcall_pg_query_t *q);
+
+
+extern const ngx_famcall_stmt_t  ngx_famcall_statements[];
+extern const ngx_uint_t          ngx_famcall_nstatements;
+
+
+#endif /* _NGX_FAMCALL_PG_H_INCLUDED_ */

@@ -1,0 +1,45 @@
+/*
+ * famcall: checks and normalisation of single input values.
+ * Pure C (no nginx headers), so t/unit/ tests it directly.
+ *
+ * Every check has the same shape: it reads len bytes of in (valid UTF-8,
+ * as jansson guarantees), writes the normalised value into out (room for
+ * len + 1 bytes; normalising never grows a value), and returns NULL when
+ * the value is acceptable or a message saying what is wrong.
+ */
+
+#ifndef _NGX_FAMCALL_VALIDATE_H_INCLUDED_
+#define _NGX_FAMCALL_VALIDATE_H_INCLUDED_
+
+
+#include <stddef.h>
+
+
+typedef const char *(*ngx_famcall_check_pt)(const char *in, size_t len,
+    char *out, size_t *outlen);
+
+
+const char *ngx_famcall_check_email(const char *in, size_t len, char *out,
+    size_t *outlen);
+const char *ngx_famcall_check_password(const char *in, size_t len, char *out,
+    size_t *outlen);
+const char *ngx_famcall_check_display_name(const char *in, size_t len,
+    char *out, size_t *outlen);
+const char *ngx_famcall_check_username(const char *in, size_t len, char *out,
+    size_t *outlen);
+const char *ngx_famcall_check_phone(const char *in, size_t len, char *out,
+    size_t *outlen);
+const char *ngx_famcall_check_url(const char *in, size_t len, char *out,
+    size_t *outlen);
+const char *ngx_famcall_check_otp_code(const char *in, size_t len, char *out,
+    size_t *outlen);
+const char *ngx_famcall_check_refresh_token(const char *in, size_t len,
+    char *out, size_t *outlen);
+const char *ngx_famcall_check_uuid(const char *in, size_t len, char *out,
+    size_t *outlen);
+
+/* UTF-8 code points in a valid UTF-8 string */
+size_t ngx_famcall_utf8_length(const char *s, size_t len);
+
+
+#endif /* _NGX_FAMCALL_VALIDATE_H_INCLUDED_ */

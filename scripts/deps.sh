@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install the Debian packages famcall needs to build, run and test. Idempotent:
+# returns at once when everything is present.
+set -euo pipefail
+
+PACKAGES=(
+    build-essential pkg-config
+    nginx-core nginx-dev                      # the server and its module build kit
+    postgresql-15 libpq-dev                   # database and client library
+    libjansson-dev libjwt-dev libssl-dev libsodium-dev
+    coturn                                    # TURN relay
+    libmojolicious-perl libtest-simple-perl   # t/: Test::More + Test::Mojo
+    wrk                                       # bench/
+    libclang-rt-14-dev                        # sanitizer runtimes for test-asan
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+    echo "missing packages: ${missing[*]} (run as root, or install them)" >&2
+    exit 1
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
+# Debian starts the packaged services on install where it can; famcall runs its
+# own instances, so make sure the system ones do not hold our ports.
+for svc in nginx postgresql coturn; do
+    service "$svc" stop > /dev/null 2>&1 || true
+done
