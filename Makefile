@@ -43,7 +43,7 @@ run: build
 	scripts/run.sh $(MODULE)
 
 # Pure C pieces (validation, tokens) as TAP programs.
-UNIT_CFLAGS := -std=c99 -Wall -Wextra -Werror -g -Ingx_famcall_module
+UNIT_CFLAGS := -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g -Ingx_famcall_module
 UNIT_LIBS   := -ljansson -ljwt -lcrypto
 $(BUILD)/unit/%: t/unit/%.c ngx_famcall_module/ngx_famcall_validate.c \
                  ngx_famcall_module/ngx_famcall_json.c ngx_famcall_module/ngx_famcall_token.c \

@@ -98,10 +98,10 @@ start)
             { echo "$0: PostgreSQL did not start, see $logfile" >&2; exit 1; }
     fi
     for _ in $(seq 1 100); do
-        "$PGBIN/pg_isready" -q -h "$data" -p "$port" && break
+        "$PGBIN/pg_isready" -q -h "$data" -p "$port" -U famcall -d postgres && break
         sleep 0.1
     done
-    "$PGBIN/pg_isready" -q -h "$data" -p "$port" ||
+    "$PGBIN/pg_isready" -q -h "$data" -p "$port" -U famcall -d postgres ||
         { echo "$0: PostgreSQL is not ready on port $port" >&2; exit 1; }
     psql=("$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$data" -p "$port" -U famcall)
     if [ -z "$("${psql[@]}" -d postgres -tAc \

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# `make run`: the whole local stack in the foreground. PostgreSQL (a cluster
+# under $FAMCALL_DATA_DIR/pg), migrations, coturn and nginx with the famcall
+# module; Ctrl-C stops everything it started.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+module=${1:?usage: run.sh MODULE_SO}
+
+export FAMCALL_DATA_DIR=${FAMCALL_DATA_DIR:-$top/var}
+export FAMCALL_HTTP_PORT=${FAMCALL_HTTP_PORT:-8080}
+export FAMCALL_PG_PORT=${FAMCALL_PG_PORT:-5433}
+export FAMCALL_TURN_PORT=${FAMCALL_TURN_PORT:-3478}
+
+data=$FAMCALL_DATA_DIR
+mkdir -p "$data/log" "$data/nginx-tmp"
+
+# secrets made once per data dir and kept
+[ -s "$data/jwt.key" ] || (umask 077; openssl rand -hex 32 > "$data/jwt.key")
+[ -s "$data/turn.key" ] || (umask 077; openssl rand -hex 32 > "$data/turn.key")
+
+pids=()
+stop_all() {
+    trap - INT TERM EXIT
+    echo
+    echo "stopping..."
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2> /dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2> /dev/null || true
+    done
+    "$top/scripts/pg.sh" stop "$data/pg" || true
+}
+trap stop_all INT TERM EXIT
+
+"$top/scripts/pg.sh" init "$data/pg" "$FAMCALL_PG_PORT"
+"$top/scripts/pg.sh" start "$data/pg" "$FAMCALL_PG_PORT"
+
+PGHOST=127.0.0.1 PGPORT=$FAMCALL_PG_PORT PGUSER=famcall PGDATABASE=famcall \
+    "$top/scripts/migrate.sh"
+
+# TURN relay on loopback, REST-style credentials from turn.key
+turnserver -n --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 \
+    --listening-port="$FAMCALL_TURN_PORT" --min-port=49160 --max-port=49660 \
+    --use-auth-secret --static-auth-secret="$(cat "$data/turn.key")" \
+    --realm=famcall --fingerprint --no-cli --no-tls --no-dtls \
+    --pidfile="$data/turnserver.pid" --log-file="$data/log/turnserver.log" \
+    --simple-log > /dev/null 2>&1 &
+pids+=($!)
+
+"$top/scripts/render-conf.sh" "$module" > "$data/nginx.conf"
+nginx -q -t -p "$data" -c "$data/nginx.conf" -e "$data/log/nginx-error.log"
+nginx -p "$data" -c "$data/nginx.conf" -e "$data/log/nginx-error.log" &
+pids+=($!)
+
+sleep 0.5
+cat <<MSG
+
+famcall is running (Ctrl-C stops it)
+  API + WebSocket  http://127.0.0.1:$FAMCALL_HTTP_PORT/v1/   (health: /healthz)
+  TURN             turn:127.0.0.1:$FAMCALL_TURN_PORT
+  PostgreSQL       postgresql://famcall@127.0.0.1:$FAMCALL_PG_PORT/famcall
+  one-time codes   $data/sms.log
+  logs             $data/log/
+
+MSG
+
+wait -n "${pids[@]}" || true
+echo "a service exited; see $data/log/" >&2
