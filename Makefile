@@ -46,7 +46,7 @@ run: build
 UNIT_CFLAGS := -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g -Ingx_famcall_module
 UNIT_LIBS   := -ljansson -ljwt -lcrypto
 $(BUILD)/unit/%: t/unit/%.c ngx_famcall_module/ngx_famcall_validate.c \
-                 ngx_famcall_module/ngx_famcall_json.c ngx_famcall_module/ngx_famcall_token.c \
+                 ngx_famcall_module/ngx_famcall_json.c ngx_famcall_module/ngx_famcall_token.c t/unit/tap.h \
                  $(wildcard ngx_famcall_module/*.h)
 	@mkdir -p $(BUILD)/unit
 	$(CC) $(UNIT_CFLAGS) $(UNIT_CFLAGS_EXTRA) -o $@ $< ngx_famcall_module/ngx_famcall_validate.c \

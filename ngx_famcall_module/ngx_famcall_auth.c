@@ -195,7 +195,7 @@ ngx_famcall_login_verified(ngx_famcall_ctx_t *ctx, ngx_int_t rc,
     if (rc == NGX_DECLINED) {
         ngx_famcall_send_error(ctx, NGX_HTTP_UNAUTHORIZED,
                                "invalid_credentials",
-                               "the email or the password is wrong", NULL);
+                               "wrong email or password", NULL);
         return;
     }
 

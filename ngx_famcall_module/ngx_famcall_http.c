@@ -729,7 +729,7 @@ ngx_famcall_send_error(ngx_famcall_ctx_t *ctx, ngx_uint_t status,
     const char *code, const char *message, const char *field)
 {
     char    *s;
-    json_t  *err;
+    json_t  *err, *doc;
 
     err = json_pack("{s:s, s:s}", "code", code, "message", message);
 
@@ -737,8 +737,10 @@ ngx_famcall_send_error(ngx_famcall_ctx_t *ctx, ngx_uint_t status,
         json_object_set_new(err, "field", json_string(field));
     }
 
-    s = err ? json_dumps(json_pack("{s:o}", "error", err), JSON_COMPACT)
-            : NULL;
+    /* "o" steals err, also when packing fails */
+    doc = err ? json_pack("{s:o}", "error", err) : NULL;
+    s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
 
     if (s == NULL) {
         /* out of memory: still the envelope */

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Apply pending migrations (docs/spec-accounts.md, "Script interfaces").
+# Apply pending migrations (docs/api.md, "Script interfaces").
 #
 # Connects with the libpq environment (PGHOST, PGPORT, PGDATABASE, PGUSER, ...).
 # Applies, in name order, each $FAMCALL_SQL_DIR/NNN_*.sql (default: the repo's sql/)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A local PostgreSQL 15 cluster for development and tests (docs/spec-accounts.md,
+# A local PostgreSQL 15 cluster for development and tests (docs/api.md,
 # "Script interfaces"):
 #
 #   scripts/pg.sh init  DATADIR PORT   initdb if DATADIR has no PG_VERSION

@@ -54,6 +54,7 @@ create table refresh_tokens (
     created_at timestamptz not null default now(),
     expires_at timestamptz not null,
     used_at    timestamptz,
+    regraced_at timestamptz,            -- its one reuse within the grace window
     revoked_at timestamptz,
     constraint refresh_tokens_token_hash_key unique (token_hash)
 );

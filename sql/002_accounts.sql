@@ -1,4 +1,4 @@
--- Accounts: one SQL function per API call (docs/spec-accounts.md, "SQL functions").
+-- Accounts: one SQL function per API call (docs/api.md, "SQL functions").
 --
 -- Each returns one row (status int, body jsonb). Errors are returned, not raised:
 -- status >= 400 and body the error envelope. That is deliberate: what a failing
@@ -205,18 +205,22 @@ begin
 
     if tok.used_at is not null then
         if tok.used_at <= now() - make_interval(secs => famcall_refresh.grace_s)
+           or tok.regraced_at is not null
         then
-            -- A spent token outside the grace window: treat it as stolen and
-            -- end the session. This is returned, not raised, so it commits.
+            -- A spent token outside the grace window, or reused a second time
+            -- within it: treat it as stolen and end the session. This is
+            -- returned, not raised, so it commits.
             perform famcall_family_revoke(fam.id);
             return query select 401, famcall_err('refresh_token_reused',
                 'the refresh token was already used; the session is revoked');
             return;
         end if;
         -- Within the grace window (measured from the first use, so retries
-        -- cannot extend it): a client retrying after it lost the response to
-        -- its first refresh. Issue another token in the same family; the one
-        -- issued first stays valid too (the client may or may not have it).
+        -- cannot extend it), once: a client retrying after it lost the
+        -- response to its first refresh. Issue another token in the same
+        -- family; the one issued first stays valid too (the client may or may
+        -- not have it).
+        update refresh_tokens t set regraced_at = now() where t.id = tok.id;
     else
         update refresh_tokens t set used_at = now() where t.id = tok.id;
     end if;

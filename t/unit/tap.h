@@ -12,8 +12,9 @@ static int  tap_n, tap_failed;
 
 #define ok(cond, ...)                                                         \
     do {                                                                      \
+        int  ok_ = (cond) ? 1 : 0;  /* evaluated once: it may have effects */ \
         tap_n++;                                                              \
-        if (!(cond)) {                                                        \
+        if (!ok_) {                                                           \
             tap_failed++;                                                     \
             printf("not ok %d - ", tap_n);                                    \
         } else {                                                              \
@@ -21,7 +22,7 @@ static int  tap_n, tap_failed;
         }                                                                     \
         printf(__VA_ARGS__);                                                  \
         printf("\n");                                                         \
-        if (!(cond)) {                                                        \
+        if (!ok_) {                                                           \
             printf("#   failed at %s line %d\n", __FILE__, __LINE__);         \
         }                                                                     \
     } while (0)

@@ -1,0 +1,812 @@
+package Famcall::Test;
+
+# The famcall test harness: one hermetic stack (PostgreSQL + nginx with the
+# module) per test file, plus helpers that keep the test files short.
+# The POD at the end of this file is the manual; `perldoc t/lib/Famcall/Test.pm`.
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Cwd qw(abs_path);
+use Digest::SHA qw(hmac_sha256 hmac_sha512);
+use Exporter qw(import);
+use File::Basename qw(dirname);
+use File::Path qw(make_path remove_tree);
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use MIME::Base64 qw(encode_base64url decode_base64url);
+use Mojo::JSON qw(encode_json decode_json);
+use Mojo::UserAgent;
+use POSIX qw(WNOHANG);
+use Test::Mojo;
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+our @EXPORT    = qw(run_cases);
+our @EXPORT_OK = qw(run_cases check_json_response is_error body_json check_user
+                    uuid_re jwt_sign jwt_parts b64url unb64url
+                    render_conf nginx_t uniq repo_dir module_path);
+
+my $REPO  = abs_path(dirname(__FILE__) . '/../../..');
+my $NGINX = '/usr/sbin/nginx';
+my $PGBIN = '/usr/lib/postgresql/15/bin';
+
+my @LIVE;       # stacks not yet stopped, for the END safety net
+my $SEQ = 0;    # uniq() counter
+
+# prove -j and Ctrl-C: make sure END runs (and tears the stacks down) on
+# SIGINT/SIGTERM instead of leaving nginx and postgres behind.
+$SIG{INT}  = sub { exit 130 };
+$SIG{TERM} = sub { exit 143 };
+
+#-------------------------------------------------------------------------
+# Small functions (exportable)
+#-------------------------------------------------------------------------
+
+sub repo_dir { $REPO }
+
+# Absolute: nginx resolves a relative load_module path against its prefix.
+sub module_path {
+    require File::Spec;
+    return File::Spec->rel2abs($ENV{FAMCALL_MODULE})
+        if $ENV{FAMCALL_MODULE};
+    return "$REPO/build/nginx/objs/ngx_http_famcall_module.so";
+}
+
+# A string unique for this test run: prefix . pid . 'x' . counter, lowercase,
+# fit for usernames ([a-z0-9_.], <= 32 chars for a short prefix).
+sub uniq {
+    my $prefix = shift // 'u';
+    $SEQ++;
+    return lc("${prefix}${$}x$SEQ");
+}
+
+sub b64url   { encode_base64url($_[0]) }    # no padding, url alphabet
+sub unb64url { decode_base64url($_[0]) }
+
+# jwt_sign(\%header_or_json_string, \%payload_or_json_string, $key)
+# Header/payload may be hashrefs (encoded with Mojo::JSON) or raw JSON strings
+# (kept byte for byte). alg HS256 and HS512 are signed; anything else gets an
+# empty signature (as `alg: none` would).
+sub jwt_sign {
+    my ($header, $payload, $key) = @_;
+    my $h = ref $header  ? encode_json($header)  : $header;
+    my $p = ref $payload ? encode_json($payload) : $payload;
+    my $alg = ref $header ? $header->{alg} : (decode_json($h)->{alg} // '');
+    my $input = b64url($h) . '.' . b64url($p);
+    my $sig = $alg eq 'HS256' ? hmac_sha256($input, $key)
+            : $alg eq 'HS512' ? hmac_sha512($input, $key)
+            :                   '';
+    return $input . '.' . b64url($sig);
+}
+
+# jwt_parts($token) -> ($header_hashref, $payload_hashref, $payload_json, $sig_b64)
+sub jwt_parts {
+    my ($token) = @_;
+    my ($h, $p, $s) = split /\./, $token, -1;
+    croak "not a JWT: $token" unless defined $s;
+    my $pj = unb64url($p);
+    return (decode_json(unb64url($h)), decode_json($pj), $pj, $s);
+}
+
+# Free loopback TCP port: bind to port 0 and ask the kernel.
+sub _free_port {
+    my $sock = IO::Socket::INET->new(
+        Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp',
+        ReuseAddr => 1,
+    ) or die "cannot bind a loopback port: $!";
+    my $port = $sock->sockport;
+    close $sock;
+    return $port;
+}
+
+# _run({ENV => val, ...}, \%io, @cmd): run a command, wait for it.
+# %io: out => file for stdout (default: a temp file), err => file for
+# stderr (default: same as out). Returns (exit_code, stdout_text, stderr_text).
+# Output goes to files, not pipes, so a daemon that a script leaves running
+# (pg_ctl start) cannot keep us waiting for EOF.
+sub _run {
+    my ($env, $io, @cmd) = @_;
+    my $out = $io->{out} // do { my (undef, $f) = File::Temp::tempfile(UNLINK => 1); $f };
+    my $err = $io->{err} // $out;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $out or POSIX::_exit(126);
+        if ($err eq $out) { open STDERR, '>&', \*STDOUT }
+        else              { open STDERR, '>', $err or POSIX::_exit(126) }
+        while (my ($k, $v) = each %$env) {
+            if (defined $v) { $ENV{$k} = $v } else { delete $ENV{$k} }
+        }
+        { no warnings "exec"; exec { $cmd[0] } @cmd; }
+        print STDERR "exec $cmd[0]: $!\n";
+        POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+    my $slurp = sub { open my $fh, '<', $_[0] or return ''; local $/; <$fh> // '' };
+    return ($rc, $slurp->($out), $err eq $out ? '' : $slurp->($err));
+}
+
+sub _slurp {
+    my ($file) = @_;
+    open my $fh, '<', $file or return undef;
+    local $/;
+    return <$fh>;
+}
+
+sub _spew {
+    my ($file, $text, $mode) = @_;
+    open my $fh, '>', $file or die "write $file: $!";
+    print $fh $text;
+    close $fh or die "write $file: $!";
+    chmod $mode, $file if defined $mode;
+}
+
+# Environment for every nginx run (also `nginx -t`): the ASan runtime must be
+# preloaded when the module was built with -fsanitize=address (Debian's nginx
+# is not). $asan_log: where reports go; undef: stderr, leaks off (nginx -t
+# leaks its whole cycle by design).
+sub _nginx_env {
+    my ($asan_log) = @_;
+    return {} unless $ENV{FAMCALL_ASAN};
+    chomp(my $lib = `gcc -print-file-name=libasan.so`);
+    die "FAMCALL_ASAN: no libasan.so (gcc -print-file-name gave '$lib')\n" unless -e $lib;
+    # (The module pins itself in memory when built with ASan, so leak
+    # reports still name its frames after nginx's dlclose() at exit.)
+    my %env = (LD_PRELOAD => $lib);
+    $env{ASAN_OPTIONS} = defined $asan_log
+        ? "detect_leaks=1:log_path=$asan_log:abort_on_error=0"
+        : "detect_leaks=0:abort_on_error=0";
+    $env{LSAN_OPTIONS} = "suppressions=$REPO/t/asan.supp:print_suppressions=0"
+        if -e "$REPO/t/asan.supp";
+    return \%env;
+}
+
+# render_conf(%opts) -> nginx.conf text, via scripts/render-conf.sh.
+# opts: data (dir, required), http_port, pg_port, extra_conf (file), module.
+sub render_conf {
+    my (%o) = @_;
+    my ($rc, $out, $err) = _run({
+            FAMCALL_DATA_DIR   => $o{data},
+            FAMCALL_HTTP_PORT  => $o{http_port} // 1,
+            FAMCALL_PG_PORT    => $o{pg_port} // 1,
+            FAMCALL_EXTRA_CONF => $o{extra_conf} // "$o{data}/extra.conf",
+            FAMCALL_WORKERS    => $o{workers},
+            FAMCALL_LOG_LEVEL  => $o{log_level},
+        }, { out => "$o{data}/.render.out", err => "$o{data}/.render.err" },
+        "$REPO/scripts/render-conf.sh", $o{module} // module_path());
+    die "render-conf.sh failed ($rc):\n$err$out" if $rc;
+    unlink "$o{data}/.render.out", "$o{data}/.render.err";
+    return $out;
+}
+
+# nginx_t($data_dir, $conf_file) -> ($exit_code, $output): `nginx -t`.
+sub nginx_t {
+    my ($data, $conf) = @_;
+    my ($rc, $out) = _run(_nginx_env(undef), {},
+        $NGINX, '-t', '-p', "$data/", '-c', $conf, '-e', "$data/log/nginx-error.log");
+    return ($rc, $out);
+}
+
+#-------------------------------------------------------------------------
+# The stack
+#-------------------------------------------------------------------------
+
+sub new {
+    my ($class, %opts) = @_;
+    my $self = bless {
+        opts      => \%opts,
+        owner     => $$,
+        module    => $opts{module} // module_path(),
+        http_port => _free_port(),
+    }, $class;
+    do { $self->{pg_port} = _free_port() } while $self->{pg_port} == $self->{http_port};
+
+    $self->{nginx_wanted} = $opts{nginx} // 1;
+    if ($self->{nginx_wanted} && !-e $self->{module}) {
+        die "famcall module not found at $self->{module}: run `make build` "
+          . "(or set FAMCALL_MODULE)\n";
+    }
+
+    # Short path: the PostgreSQL socket is $data/pg/.s.PGSQL.<port> and a
+    # unix socket path is limited to 107 bytes.
+    my $data = tempdir('famcall-t-XXXX', DIR => '/tmp', CLEANUP => 0);
+    $self->{data} = $data;
+    push @LIVE, $self;
+
+    # Other users must reach into it: postgres runs as `postgres` (it refuses
+    # root) and nginx workers run as `nobody` (they write sms.log, ASan logs).
+    chmod 0755, $data;
+    make_path("$data/log", "$data/nginx-tmp");
+    chmod 01777, "$data/log";
+
+    $self->_start_pg;
+    $self->_start_nginx if $self->{nginx_wanted};
+    return $self;
+}
+
+sub data_dir  { $_[0]{data} }
+sub http_port { $_[0]{http_port} }
+sub pg_port   { $_[0]{pg_port} }
+sub base_url  { "http://127.0.0.1:$_[0]{http_port}" }
+
+# url('/v1/me') -> 'http://127.0.0.1:PORT/v1/me'
+sub url { my ($self, $path) = @_; return $self->base_url . ($path // '/') }
+
+# libpq environment for psql / migrate.sh.
+sub pg_env {
+    my ($self) = @_;
+    return {
+        PGHOST => "$self->{data}/pg", PGPORT => $self->{pg_port},
+        PGUSER => 'famcall', PGDATABASE => 'famcall',
+        PGPASSWORD => undef, PGSERVICE => undef, PGOPTIONS => undef,
+    };
+}
+
+sub _pg_sh {
+    my ($self, @args) = @_;
+    my $script = "$REPO/scripts/pg.sh";
+    die "$script is missing\n" unless -x $script;
+    my ($rc, $out) = _run({ FAMCALL_PG_FAST => 1 }, {}, $script, @args);
+    die "scripts/pg.sh @args failed (exit $rc):\n$out" if $rc;
+    return $out;
+}
+
+sub _start_pg {
+    my ($self) = @_;
+    my $pg = "$self->{data}/pg";
+    $self->_pg_sh(init  => $pg, $self->{pg_port});
+    $self->_pg_sh(start => $pg, $self->{pg_port});
+    $self->{pg_running} = 1;
+    my ($rc, $out) = _run($self->pg_env, {}, "$REPO/scripts/migrate.sh");
+    die "scripts/migrate.sh failed (exit $rc):\n$out" if $rc;
+}
+
+sub pg_stop {
+    my ($self) = @_;
+    $self->_pg_sh(stop => "$self->{data}/pg");
+    $self->{pg_running} = 0;
+}
+
+sub pg_start {
+    my ($self) = @_;
+    $self->_pg_sh(start => "$self->{data}/pg", $self->{pg_port});
+    $self->{pg_running} = 1;
+}
+
+# psql($sql) -> output of `psql -X -At` (rows on lines, columns split by |).
+# Dies with psql's stderr when the statement fails.
+sub psql {
+    my ($self, $sql) = @_;
+    my ($rc, $out, $err) = _run($self->pg_env,
+        { out => "$self->{data}/.psql.out", err => "$self->{data}/.psql.err" },
+        '/usr/bin/psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-c', $sql);
+    die "psql failed (exit $rc): $err\nSQL: $sql\n" if $rc;
+    chomp $out;
+    return $out;
+}
+
+sub _write_extra_conf {
+    my ($self) = @_;
+    # Defaults for speed (Argon2id at its cheapest), then the test's own.
+    my $extra = "famcall_password_opslimit 1;\nfamcall_password_memlimit 8m;\n"
+              . ($self->{opts}{extra_conf} // '') . "\n";
+    _spew("$self->{data}/extra.conf", $extra);
+}
+
+sub _start_nginx {
+    my ($self) = @_;
+    my $data = $self->{data};
+
+    # 32 random bytes as 64 hex characters, no newline: the key is the text.
+    open my $rnd, '<:raw', '/dev/urandom' or die "urandom: $!";
+    read $rnd, my $bytes, 32;
+    close $rnd;
+    $self->{jwt_key} = unpack 'H*', $bytes;
+    _spew("$data/jwt.key", $self->{jwt_key}, 0644);
+
+    $self->_write_extra_conf;
+    my $conf = render_conf(
+        data => $data, http_port => $self->{http_port}, pg_port => $self->{pg_port},
+        extra_conf => "$data/extra.conf", module => $self->{module},
+        workers => $self->{opts}{workers}, log_level => $self->{opts}{log_level},
+    );
+    _spew("$data/nginx.conf", $conf);
+
+    my ($rc, $out) = nginx_t($data, "$data/nginx.conf");
+    die "nginx -t failed (exit $rc):\n$out\n--- extra.conf:\n"
+      . _slurp("$data/extra.conf") if $rc;
+
+    my $env = _nginx_env("$data/log/asan");
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        setpgrp(0, 0);    # our own group: a Ctrl-C to prove reaches us, not nginx
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', "$data/log/nginx-stdout.log";
+        open STDERR, '>&', \*STDOUT;
+        $ENV{$_} = $env->{$_} for keys %$env;
+        no warnings "exec";
+        exec $NGINX, '-p', "$data/", '-c', "$data/nginx.conf",
+             '-e', "$data/log/nginx-error.log";
+        print STDERR "exec nginx: $!\n";
+        POSIX::_exit(127);
+    }
+    $self->{nginx_pid} = $pid;
+    $self->_wait_nginx_up;
+}
+
+sub _wait_nginx_up {
+    my ($self) = @_;
+    my $deadline = time + ($ENV{FAMCALL_ASAN} ? 60 : 15);
+    while (time < $deadline) {
+        if (waitpid($self->{nginx_pid}, WNOHANG) == $self->{nginx_pid}) {
+            delete $self->{nginx_pid};
+            die "nginx exited at startup (status $?):\n" . $self->_error_log_tail(40);
+        }
+        my $sock = IO::Socket::INET->new(
+            PeerAddr => '127.0.0.1', PeerPort => $self->{http_port},
+            Proto => 'tcp', Timeout => 1,
+        );
+        if ($sock) {
+            # The master listens before the workers run: wait for an answer.
+            print $sock "GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n";
+            my $line = <$sock>;
+            return if defined $line && $line =~ m{^HTTP/1\.\d \d{3}};
+        }
+        sleep 0.05;
+    }
+    die "nginx did not answer on port $self->{http_port}:\n" . $self->_error_log_tail(40);
+}
+
+sub _error_log_tail {
+    my ($self, $n) = @_;
+    my $log = _slurp("$self->{data}/log/nginx-error.log") // '';
+    $log .= _slurp("$self->{data}/log/nginx-stdout.log") // '';
+    my @l = split /\n/, $log;
+    @l = @l[-$n .. -1] if @l > $n;
+    return join("\n", @l) . "\n";
+}
+
+# Children of the master (its workers), from /proc.
+sub worker_pids { $_[0]->_worker_pids }
+sub nginx_pid   { $_[0]{nginx_pid} }
+
+sub _worker_pids {
+    my ($self) = @_;
+    my $master = $self->{nginx_pid} or return ();
+    my @pids;
+    for my $st (glob '/proc/[0-9]*/stat') {
+        my $s = _slurp($st) // next;
+        # pid (comm) state ppid ...; comm may hold spaces and parens.
+        push @pids, $1 if $s =~ /^(\d+) \(.*\) \S+ (\d+) / && $2 == $master;
+    }
+    return @pids;
+}
+
+# nginx_reload(extra_conf => '...'?): optionally replace the test's extra
+# directives, re-render, `nginx -t`, SIGHUP, and wait until the old workers
+# are gone and new ones run.
+sub nginx_reload {
+    my ($self, %o) = @_;
+    my $data = $self->{data};
+    if (exists $o{extra_conf}) {
+        $self->{opts}{extra_conf} = $o{extra_conf};
+        $self->_write_extra_conf;
+    }
+    my ($rc, $out) = nginx_t($data, "$data/nginx.conf");
+    die "nginx -t failed before reload (exit $rc):\n$out" if $rc;
+    my %old = map { $_ => 1 } $self->_worker_pids;
+    kill 'HUP', $self->{nginx_pid};
+    my $deadline = time + 15;
+    while (time < $deadline) {
+        my @now = $self->_worker_pids;
+        return 1 if @now && !grep { $old{$_} } @now;
+        sleep 0.05;
+    }
+    die "nginx reload did not replace the workers:\n" . $self->_error_log_tail(20);
+}
+
+#-------------------------------------------------------------------------
+# HTTP helpers
+#-------------------------------------------------------------------------
+
+# A Mojo::UserAgent whose relative URLs ('/v1/me') go to this stack.
+sub ua {
+    my ($self) = @_;
+    return $self->{ua} //= do {
+        my $ua = Mojo::UserAgent->new(
+            connect_timeout => 5, inactivity_timeout => 20,
+            request_timeout => $self->{opts}{request_timeout} // 10,
+            max_redirects => 0,
+        );
+        my $port = $self->{http_port};
+        $ua->on(prepare => sub {
+            my $url = $_[1]->req->url;
+            $url->scheme('http')->host('127.0.0.1')->port($port) unless $url->is_abs;
+        });
+        $ua;
+    };
+}
+
+# A Test::Mojo on the same user agent: $s->t->get_ok('/healthz')->status_is(200)
+sub t {
+    my ($self) = @_;
+    return $self->{t} //= do { my $t = Test::Mojo->new; $t->ua($self->ua); $t };
+}
+
+# json_req($method, $path, $body, $token, \%headers) -> Mojo::Transaction::HTTP
+#   $body: undef (no body), a ref (sent as JSON), or a string (sent as is,
+#   with Content-Type application/json unless %headers sets one).
+#   $token: sent as `Authorization: Bearer $token` when defined.
+sub json_req {
+    my ($self, $method, $path, $body, $token, $headers) = @_;
+    my %h = %{ $headers // {} };
+    $h{Authorization} = "Bearer $token" if defined $token && !exists $h{Authorization};
+    my @body;
+    if (defined $body) {
+        @body = ref $body ? (encode_json($body)) : ($body);
+        $h{'Content-Type'} = 'application/json'
+            unless grep { lc eq 'content-type' } keys %h;
+    }
+    delete $h{$_} for grep { !defined $h{$_} } keys %h;    # undef: do not send
+    my $tx = $self->ua->build_tx($method => $path => \%h => @body);
+    return $self->ua->start($tx);
+}
+
+# raw_http($bytes) -> Mojo::Message::Response: send bytes as they are on a
+# fresh connection (for requests Mojo would not build: no Host, bad syntax)
+# and parse what comes back until the server closes or 5 s pass.
+sub raw_http {
+    my ($self, $bytes) = @_;
+    my $sock = IO::Socket::INET->new(
+        PeerAddr => '127.0.0.1', PeerPort => $self->{http_port}, Proto => 'tcp',
+        Timeout => 5,
+    ) or die "connect: $!";
+    print $sock $bytes;
+    my $data = '';
+    my $deadline = time + 5;
+    require IO::Select;
+    my $sel = IO::Select->new($sock);
+    while (time < $deadline && $sel->can_read($deadline - time)) {
+        my $n = sysread $sock, my $buf, 65536;
+        last unless $n;
+        $data .= $buf;
+    }
+    close $sock;
+    require Mojo::Message::Response;
+    return Mojo::Message::Response->new->parse($data);
+}
+
+# Response JSON (undef when the body is not JSON).
+sub body_json {
+    my ($tx) = @_;
+    my $b = $tx->res->body;
+    my $j = eval { decode_json($b) };
+    return $j;
+}
+
+# signup(%fields) -> the 201 body ({access_token, refresh_token, user, ...})
+# plus `password` and `email` as sent. Unset fields get unique valid values.
+sub signup {
+    my ($self, %f) = @_;
+    my $u = uniq('u');
+    $f{email}        //= "$u\@example.com";
+    $f{username}     //= $u;
+    $f{password}     //= 'correct horse battery';
+    $f{display_name} //= "User $u";
+    my $tx = $self->json_req(POST => '/v1/auth/signup', \%f);
+    my $code = $tx->res->code // 'no response: ' . ($tx->error->{message} // '?');
+    croak "signup failed: $code " . $tx->res->body unless $code eq '201';
+    my $res = decode_json($tx->res->body);
+    $res->{password} = $f{password};
+    $res->{email}    = $f{email};
+    return $res;
+}
+
+# sms_code($phone) -> the last code the `log` driver wrote for this phone
+# (waits up to 3 s for it to appear), or undef.
+sub sms_code {
+    my ($self, $phone) = @_;
+    my $deadline = time + 3;
+    while (1) {
+        my $log = _slurp("$self->{data}/sms.log") // '';
+        my @codes = $log =~ /^\Q$phone\E (\d+)$/mg;
+        return $codes[-1] if @codes;
+        return undef if time > $deadline;
+        sleep 0.05;
+    }
+}
+
+# How many codes were sent to $phone so far.
+sub sms_count {
+    my ($self, $phone) = @_;
+    my $log = _slurp("$self->{data}/sms.log") // '';
+    my @codes = $log =~ /^\Q$phone\E (\d+)$/mg;
+    return scalar @codes;
+}
+
+sub jwt_key { $_[0]{jwt_key} }
+
+#-------------------------------------------------------------------------
+# Data-driven requests
+#-------------------------------------------------------------------------
+
+# run_cases($s, \@cases): one subtest per case. A case:
+#   name     test name (default "METHOD PATH")
+#   method   default GET; path (required)
+#   body     a Perl structure sent as JSON; or
+#   raw      a string sent as is (Content-Type application/json unless
+#            `headers` sets another or undef to send none)
+#   headers  request headers; token: a bearer token
+#   status   expected HTTP status (required)
+#   code     expected error.code (for status >= 400: required)
+#   field    expected error.field; `field => undef` asserts there is none
+#   res_headers  { Name => 'exact' or qr/.../ } to check in the response
+#   check    sub { my ($tx, $json) = @_; ... } for anything else
+# Every response must be Content-Type application/json (except 204), and an
+# error must have the envelope {"error": {"code", "message", ...}}.
+sub run_cases {
+    my ($s, $cases) = @_;
+    for my $c (@$cases) {
+        my $method = $c->{method} // 'GET';
+        my $name = $c->{name} // "$method $c->{path}";
+        subtest $name => sub {
+            my $body = exists $c->{raw} ? $c->{raw} : $c->{body};
+            my $tx = $s->json_req($method, $c->{path}, $body, $c->{token}, $c->{headers});
+            my $res = $tx->res;
+            if (!$res->code) {
+                fail('got a response');
+                diag('transport error: ' . ($tx->error->{message} // '?'));
+                return;
+            }
+            is($res->code, $c->{status}, "status $c->{status}")
+                or diag('body: ' . substr($res->body, 0, 500));
+            check_json_response($tx, $c);
+            for my $h (sort keys %{ $c->{res_headers} // {} }) {
+                my $want = $c->{res_headers}{$h};
+                my $got = $res->headers->header($h);
+                if (ref $want eq 'Regexp') { like($got // '', $want, "header $h") }
+                else                       { is($got, $want, "header $h") }
+            }
+            $c->{check}->($tx, body_json($tx)) if $c->{check};
+        };
+    }
+}
+
+# check_json_response($tx, {code => ..., field => ...}): the checks every
+# response gets: JSON content type; for errors, the envelope shape.
+sub check_json_response {
+    my ($tx, $c) = @_;
+    my $res = $tx->res;
+    if ($res->code == 204) {
+        is($res->body, '', '204 has no body');
+        return;
+    }
+    like($res->headers->content_type // '', qr{^application/json\b}i,
+         'Content-Type application/json');
+    my $json = body_json($tx);
+    ok(ref $json eq 'HASH', 'body is a JSON object')
+        or return diag('body: ' . substr($res->body, 0, 500));
+    return unless $res->code >= 400;
+    my $err = $json->{error};
+    ok(ref $err eq 'HASH', 'error envelope') or return diag('body: ' . $res->body);
+    is($err->{code}, $c->{code}, "error.code $c->{code}") if defined $c->{code};
+    ok(defined $err->{message} && !ref $err->{message} && length $err->{message},
+       'error.message is a non-empty string');
+    if (exists $c->{field}) {
+        is($err->{field}, $c->{field},
+           defined $c->{field} ? "error.field $c->{field}" : 'no error.field');
+    }
+}
+
+# check_user($user, $name): the user object's shape (docs/api.md):
+# every key present, id a UUID, created_at RFC 3339 UTC with a Z and not far
+# from now, nothing else that should stay on the server.
+my $UUID_RE = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+sub uuid_re { $UUID_RE }
+
+sub check_user {
+    my ($user, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    $name //= 'user';
+    subtest "$name object shape" => sub {
+        ok(ref $user eq 'HASH', 'is an object') or return;
+        is_deeply([sort keys %$user],
+                  [sort qw(id username display_name avatar_url email phone created_at)],
+                  'exactly the documented keys');
+        like($user->{id} // '', $UUID_RE, 'id is a UUID string');
+        ok(defined $user->{display_name} && !ref $user->{display_name}, 'display_name is a string');
+        for my $k (qw(username avatar_url email phone)) {
+            ok(!ref $user->{$k}, "$k is a string or null");
+        }
+        my $ts = $user->{created_at} // '';
+        like($ts, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$/, 'created_at RFC 3339 UTC (Z)');
+        if ($ts =~ /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)/) {
+            require Time::Local;
+            my $t = Time::Local::timegm($6, $5, $4, $3, $2 - 1, $1);
+            cmp_ok(abs($t - CORE::time()), '<', 3600, 'created_at is close to now (UTC)');
+        }
+    };
+}
+
+# Assert one error response quickly: is_error($tx, 401, 'unauthorized', $field?)
+sub is_error {
+    my ($tx, $status, $code, @field) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $ok = is($tx->res->code, $status, "status $status ($code)");
+    diag('body: ' . substr($tx->res->body // '', 0, 500)) unless $ok;
+    my $json = body_json($tx) // {};
+    $ok &= is(eval { $json->{error}{code} }, $code, "error.code $code");
+    $ok &= is(eval { $json->{error}{field} }, $field[0], "error.field " . ($field[0] // 'none'))
+        if @field;
+    return $ok;
+}
+
+#-------------------------------------------------------------------------
+# Teardown
+#-------------------------------------------------------------------------
+
+# stop(): stop nginx (SIGQUIT, wait for the master), check its logs, stop
+# PostgreSQL, remove the data dir (kept with FAMCALL_KEEP=1). Run the checks
+# as tests: call it before done_testing. Idempotent. The END block calls it
+# for stacks a test left running (then problems are reported with diag and
+# the exit status, since the plan is already out).
+sub stop {
+    my ($self, %o) = @_;
+    return if $self->{stopped} || $self->{owner} != $$;
+    $self->{stopped} = 1;
+    @LIVE = grep { $_ != $self } @LIVE;
+    my $data = $self->{data};
+    my @problems;
+
+    if (my $pid = delete $self->{nginx_pid}) {
+        kill 'QUIT', $pid;
+        my $deadline = time + ($ENV{FAMCALL_ASAN} ? 60 : 20);
+        my $gone;
+        while (time < $deadline) {
+            if (waitpid($pid, WNOHANG) == $pid) { $gone = 1; last }
+            sleep 0.05;
+        }
+        unless ($gone) {
+            push @problems, "nginx master $pid did not exit on SIGQUIT; killed";
+            my @w = (_worker_pids({ nginx_pid => $pid }));
+            kill 'KILL', $pid, @w;
+            waitpid $pid, 0;
+        }
+
+        # Error log: [alert], [emerg] and crashes are failures.
+        my @bad = grep { /\[(?:alert|emerg)\]|segfault|exited on signal/ }
+                  split /\n/, _slurp("$data/log/nginx-error.log") // '';
+        push @problems, "nginx-error.log has alerts/crashes:\n" . join("\n", @bad) if @bad;
+
+        # AddressSanitizer / LeakSanitizer reports.
+        for my $f (sort glob "$data/log/asan.*") {
+            push @problems, "sanitizer report $f:\n" . (_slurp($f) // '');
+        }
+    }
+
+    if ($self->{pg_running} && -d "$data/pg") {
+        eval { $self->pg_stop; 1 } or push @problems, "pg.sh stop: $@";
+    }
+
+    if ($o{from_end}) {
+        if (@problems) {
+            diag("teardown of $data:\n" . join("\n", @problems));
+            $? ||= 1;
+        }
+    } elsif ($self->{nginx_wanted}) {
+        ok(!@problems, 'teardown: nginx exited cleanly, no alerts or sanitizer reports')
+            or diag(join "\n", @problems);
+    } elsif (@problems) {
+        fail('teardown');
+        diag(join "\n", @problems);
+    }
+
+    my $failed = grep { !$_ } Test::More->builder->summary;
+    if ($failed && -d $data && !$o{from_end}) {
+        diag("last lines of $data/log/nginx-error.log:\n" . $self->_error_log_tail(30))
+            if -s "$data/log/nginx-error.log";
+    }
+    if ($ENV{FAMCALL_KEEP}) { diag("kept $data") }
+    else                    { remove_tree($data) }
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    local ($@, $!, $?);
+    $self->stop(from_end => 1) unless $self->{stopped};
+}
+
+END {
+    my $status = $?;
+    $_->stop(from_end => 1) for grep { $_->{owner} == $$ } @LIVE;
+    $? = $status if $status && !$?;
+}
+
+1;
+
+__END__
+
+=head1 NAME
+
+Famcall::Test - a hermetic famcall stack (PostgreSQL + nginx) per test file
+
+=head1 SYNOPSIS
+
+    use lib 't/lib';
+    use Test::More;
+    use Famcall::Test qw(run_cases);
+
+    my $s = Famcall::Test->new(extra_conf => 'famcall_max_body_size 1k;');
+    $s->t->get_ok('/healthz')->status_is(200)->json_is('/status', 'ok');
+
+    run_cases($s, [
+        { path => '/nope', status => 404, code => 'not_found' },
+        { method => 'POST', path => '/v1/auth/login', raw => '{',
+          status => 400, code => 'invalid_json' },
+    ]);
+
+    my $a = $s->signup;               # {access_token, refresh_token, user, password, email}
+    my $tx = $s->json_req(GET => '/v1/me', undef, $a->{access_token});
+
+    $s->stop;                         # teardown checks run as tests
+    done_testing;
+
+=head1 WHAT new() DOES
+
+=over
+
+=item * a data dir C</tmp/famcall-t-XXXX> (short: the PostgreSQL socket lives in
+C<$data/pg>), with C<log/> and C<nginx-tmp/>;
+
+=item * two free loopback ports (HTTP, PostgreSQL);
+
+=item * C<scripts/pg.sh init> and C<start> (C<FAMCALL_PG_FAST=1>), then
+C<scripts/migrate.sh> with C<PGHOST=$data/pg PGPORT PGUSER=famcall PGDATABASE=famcall>;
+
+=item * C<$data/jwt.key>: 64 random hex characters, no newline;
+
+=item * C<$data/extra.conf>: C<famcall_password_opslimit 1; famcall_password_memlimit 8m;>
+and the C<extra_conf> option;
+
+=item * C<$data/nginx.conf> from C<scripts/render-conf.sh>, checked with
+C<nginx -t> (dies with its output), then nginx in the foreground of a child
+process; returns when it answers HTTP.
+
+=back
+
+Options: C<extra_conf> (http-level directives), C<nginx =E<gt> 0> (PostgreSQL
+only), C<module> (path of the .so), C<workers>, C<log_level>,
+C<request_timeout> (client, seconds; default 10).
+
+Environment: C<FAMCALL_MODULE> (the .so; default
+C<build/nginx/objs/ngx_http_famcall_module.so>), C<FAMCALL_ASAN> (preload
+libasan; sanitizer reports under C<$data/log/asan.*> fail the teardown;
+suppressions from C<t/asan.supp> if present), C<FAMCALL_KEEP> (keep the data
+dir).
+
+=head1 METHODS
+
+C<url($path)>, C<base_url>, C<ua> (Mojo::UserAgent; relative URLs go to the
+stack), C<t> (Test::Mojo on that agent), C<json_req($method, $path, $body,
+$token, \%headers)> (returns the transaction), C<signup(%fields)>,
+C<sms_code($phone)>, C<sms_count($phone)>, C<psql($sql)>, C<pg_stop>,
+C<pg_start>, C<nginx_reload(extra_conf =E<gt> ...)>, C<data_dir>,
+C<http_port>, C<pg_port>, C<jwt_key>, C<stop>.
+
+Functions: C<run_cases($s, \@cases)> (exported; see the comment above it for
+the case keys), C<check_json_response>, C<is_error($tx, $status, $code,
+$field?)>, C<body_json($tx)>, C<jwt_sign>, C<jwt_parts>, C<b64url>,
+C<unb64url>, C<uniq($prefix)>, C<render_conf>, C<nginx_t>.
+
+=head1 TEARDOWN
+
+C<stop> sends SIGQUIT to the nginx master and waits for it, then fails if
+C<nginx-error.log> has C<[alert]>/C<[emerg]> lines, C<segfault> or
+C<exited on signal>, or if an ASan report exists; then C<scripts/pg.sh stop>
+and the data dir is removed. An END block does the same for stacks a test
+did not stop (problems then go to diag and the exit status).
+
+=cut
