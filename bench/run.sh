@@ -4,7 +4,7 @@
 # the same run, plain nginx `return 200` served by the same nginx workers.
 # Usage: bench/run.sh MODULE_SO      (make bench)
 # Env: BENCH_DURATION (10s), BENCH_CONNECTIONS (64), BENCH_THREADS (2),
-#      FAMCALL_WORKERS (2).
+#      FAMCALL_WORKERS (2), BENCH_POOL (famcall_db_pool_size, 2).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,6 +16,7 @@ threads=${BENCH_THREADS:-2}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 data=$(mktemp -d /tmp/famcall-bench-XXXX)
+chmod 755 "$data"       # PostgreSQL runs as its own user
 export FAMCALL_DATA_DIR=$data
 export FAMCALL_HTTP_PORT=$(free_port)
 export FAMCALL_PG_PORT=$(free_port)
@@ -26,7 +27,7 @@ cleanup() {
     [ -s "$data/nginx.pid" ] && kill -QUIT "$(cat "$data/nginx.pid")" 2> /dev/null || true
     sleep 0.5
     "$top/scripts/pg.sh" stop "$data/pg" > /dev/null 2>&1 || true
-    rm -rf "$data"
+    [ -n "${BENCH_KEEP:-}" ] || rm -rf "$data"
 }
 trap cleanup EXIT
 
@@ -46,7 +47,9 @@ server {
 CONF
 
 "$top/scripts/render-conf.sh" "$module" \
-    | sed 's|access_log .*;|access_log off;|' > "$data/nginx.conf"
+    | sed -e 's|access_log .*;|access_log off;|' \
+          -e "s|famcall_db_pool_size [0-9]*;|famcall_db_pool_size ${BENCH_POOL:-2};|" \
+    > "$data/nginx.conf"
 nginx -p "$data" -c "$data/nginx.conf" -e "$data/log/nginx-error.log" &
 sleep 1
 
@@ -64,7 +67,7 @@ run() {
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-echo "nginx workers: ${FAMCALL_WORKERS:-2}; wrk -t$threads -c$conns -d$dur"
+echo "nginx workers: ${FAMCALL_WORKERS:-2}, db pool ${BENCH_POOL:-2} per worker; wrk -t$threads -c$conns -d$dur"
 run plain "http://127.0.0.1:$plain_port/"
 run me -H "Authorization: Bearer $token" "$api/v1/me"
 run login -s "$top/bench/login.lua" "$api/v1/auth/login"

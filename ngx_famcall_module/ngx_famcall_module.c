@@ -267,7 +267,7 @@ ngx_famcall_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_str_t  sms_log = ngx_string("logs/sms.log");
 
-    ngx_conf_init_uint_value(fmcf->db_pool_size, 4);
+    ngx_conf_init_uint_value(fmcf->db_pool_size, 2);
     ngx_conf_init_msec_value(fmcf->db_timeout, 5000);
     ngx_conf_init_value(fmcf->jwt_ttl, 15 * 60);
     ngx_conf_init_value(fmcf->refresh_ttl, 30 * 24 * 60 * 60);

@@ -17,9 +17,13 @@
 #include "ngx_famcall.h"
 
 
+#define NGX_FAMCALL_PASSWORD_GUARD  60000
+
+
 typedef struct {
     ngx_famcall_ctx_t        *ctx;
     ngx_famcall_password_pt   done;
+    ngx_event_t               guard;
     unsigned                  verify:1;
     unsigned long long        opslimit;
     size_t                    memlimit;
@@ -34,6 +38,7 @@ static ngx_int_t ngx_famcall_password_post(ngx_famcall_ctx_t *ctx,
     ngx_famcall_password_pt done);
 static void ngx_famcall_password_thread(void *data, ngx_log_t *log);
 static void ngx_famcall_password_event(ngx_event_t *ev);
+static void ngx_famcall_password_guard(ngx_event_t *ev);
 
 
 ngx_int_t
@@ -100,6 +105,15 @@ ngx_famcall_password_post(ngx_famcall_ctx_t *ctx, const char *password,
 
     r->main->blocked++;
 
+    /*
+     * A graceful shutdown waits for pending (non-cancelable) timers only:
+     * this one keeps the worker alive until the hash is done and answered.
+     */
+    t->guard.handler = ngx_famcall_password_guard;
+    t->guard.data = t;
+    t->guard.log = r->connection->log;
+    ngx_add_timer(&t->guard, NGX_FAMCALL_PASSWORD_GUARD);
+
     return NGX_OK;
 }
 
@@ -148,6 +162,10 @@ ngx_famcall_password_event(ngx_event_t *ev)
     c = r->connection;
     r->main->blocked--;
 
+    if (t->guard.timer_set) {
+        ngx_del_timer(&t->guard);
+    }
+
     if (c->error) {
         /* terminated while the thread worked: just let it go */
         ngx_http_finalize_request(r, NGX_ERROR);
@@ -158,4 +176,13 @@ ngx_famcall_password_event(ngx_event_t *ev)
     t->done(t->ctx, t->rc, t->rc == NGX_OK && !t->verify ? t->hash : NULL);
 
     ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_famcall_password_guard(ngx_event_t *ev)
+{
+    ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                  "famcall: password hashing has waited %M ms in the thread "
+                  "pool", (ngx_msec_t) NGX_FAMCALL_PASSWORD_GUARD);
 }

@@ -258,21 +258,17 @@ end
 $$;
 
 -- GET /v1/me
+-- The hottest read: plain SQL (no plpgsql, no SET clause) so the planner
+-- inlines it into one index probe.
 create function famcall_me(user_id uuid)
 returns table (status int, body jsonb)
-language plpgsql rows 1 stable
-set search_path = pg_catalog, public, pg_temp
+language sql stable rows 1
 as $$
-declare
-    u users;
-begin
-    select * into u from users where users.id = famcall_me.user_id;
-    if not found then
-        return query select 401, famcall_err('unauthorized', 'no such user');
-        return;
-    end if;
-    return query select 200, famcall_user_json(u);
-end
+    select case when u.id is null then 401 else 200 end,
+           case when u.id is null then famcall_err('unauthorized', 'no such user')
+                else famcall_user_json(u) end
+      from (select famcall_me.user_id) k (id)
+      left join public.users u on u.id = k.id
 $$;
 
 -- PATCH /v1/me. patch holds only validated keys among display_name, username and
