@@ -313,6 +313,14 @@ sub _start_nginx {
         extra_conf => "$data/extra.conf", module => $self->{module},
         workers => $self->{opts}{workers}, log_level => $self->{opts}{log_level},
     );
+    # conf_edit: a test's own change to the rendered nginx.conf (in $_), for
+    # what extra_conf cannot do (replace a directive of the template).
+    if (my $edit = $self->{opts}{conf_edit}) {
+        local $_ = $conf;
+        $edit->();
+        croak 'conf_edit changed nothing' if $_ eq $conf;
+        $conf = $_;
+    }
     _spew("$data/nginx.conf", $conf);
 
     my ($rc, $out) = nginx_t($data, "$data/nginx.conf");
@@ -777,7 +785,7 @@ process; returns when it answers HTTP.
 
 =back
 
-Options: C<extra_conf> (http-level directives), C<nginx =E<gt> 0> (PostgreSQL
+Options: C<extra_conf> (http-level directives), C<conf_edit> (a sub that edits the rendered nginx.conf in C<$_>), C<nginx =E<gt> 0> (PostgreSQL
 only), C<module> (path of the .so), C<workers>, C<log_level>,
 C<request_timeout> (client, seconds; default 10).
 
