@@ -68,6 +68,7 @@ test-asan: build-asan
 
 bench: build
 	bench/run.sh $(MODULE)
+	bench/chat.sh $(MODULE)
 
 clean:
 	rm -rf $(BUILD)

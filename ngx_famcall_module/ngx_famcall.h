@@ -19,6 +19,7 @@
 
 #include "ngx_famcall_pg.h"
 #include "ngx_famcall_json.h"
+#include "ngx_famcall_batch.h"
 
 
 #define NGX_FAMCALL_HTTP_UNPROCESSABLE  422
@@ -36,6 +37,21 @@ typedef enum {
     NGX_FAMCALL_SQL_ME_UPDATE,
     NGX_FAMCALL_SQL_OTP_REQUEST,
     NGX_FAMCALL_SQL_OTP_VERIFY,
+    NGX_FAMCALL_SQL_USER_SEARCH,
+    NGX_FAMCALL_SQL_CONTACTS_LIST,
+    NGX_FAMCALL_SQL_CONTACT_REQUEST,
+    NGX_FAMCALL_SQL_CONTACT_ACCEPT,
+    NGX_FAMCALL_SQL_CONTACT_REMOVE,
+    NGX_FAMCALL_SQL_BLOCKS_LIST,
+    NGX_FAMCALL_SQL_BLOCK,
+    NGX_FAMCALL_SQL_UNBLOCK,
+    NGX_FAMCALL_SQL_REPORT,
+    NGX_FAMCALL_SQL_CONVERSATIONS_LIST,
+    NGX_FAMCALL_SQL_CONVERSATION_OPEN,
+    NGX_FAMCALL_SQL_MESSAGES_LIST,
+    NGX_FAMCALL_SQL_MESSAGE_SEND,
+    NGX_FAMCALL_SQL_CONVERSATION_READ,
+    NGX_FAMCALL_SQL_MESSAGE_SEND_BATCH,
     NGX_FAMCALL_SQL_COUNT
 } ngx_famcall_sql_e;
 
@@ -75,6 +91,7 @@ typedef struct {
 
     ngx_flag_t                 api_used;    /* famcall_api appears */
     ngx_famcall_pg_pool_t     *pg;          /* this worker's pool */
+    ngx_famcall_batcher_t     *send_batcher; /* group commit of sends */
 } ngx_http_famcall_main_conf_t;
 
 
@@ -100,6 +117,7 @@ struct ngx_famcall_ctx_s {
     unsigned                       auth_checked:1;
 
     ngx_famcall_pg_query_t        *query;       /* in flight, or NULL */
+    ngx_famcall_batch_entry_t     *batch;       /* queued, or NULL */
     ngx_famcall_answer_pt          answer;
 
     void                          *data;        /* the route's own state */
@@ -116,6 +134,12 @@ ngx_int_t ngx_famcall_error_page_handler(ngx_http_request_t *r);
 ngx_int_t ngx_famcall_authenticate(ngx_famcall_ctx_t *ctx);
 ngx_int_t ngx_famcall_check_body(ngx_famcall_ctx_t *ctx,
     const ngx_famcall_field_t *fields);
+ngx_int_t ngx_famcall_path_uuid(ngx_famcall_ctx_t *ctx, ngx_uint_t i,
+    char *out);
+ngx_int_t ngx_famcall_arg(ngx_famcall_ctx_t *ctx, const char *name,
+    ngx_str_t *out);
+ngx_int_t ngx_famcall_arg_int(ngx_famcall_ctx_t *ctx, const char *name,
+    int64_t min, int64_t max, int64_t *out);
 ngx_int_t ngx_famcall_query(ngx_famcall_ctx_t *ctx, ngx_famcall_sql_e stmt,
     ngx_uint_t nparams, const char *const *values,
     ngx_famcall_answer_pt answer);
@@ -148,6 +172,20 @@ ngx_int_t ngx_famcall_otp_request(ngx_famcall_ctx_t *ctx);
 ngx_int_t ngx_famcall_otp_verify(ngx_famcall_ctx_t *ctx);
 ngx_int_t ngx_famcall_me_get(ngx_famcall_ctx_t *ctx);
 ngx_int_t ngx_famcall_me_patch(ngx_famcall_ctx_t *ctx);
+ngx_int_t ngx_famcall_users_search(ngx_famcall_ctx_t *ctx);
+ngx_int_t ngx_famcall_contacts_list(ngx_famcall_ctx_t *ctx);
+ngx_int_t ngx_famcall_contacts_add(ngx_famcall_ctx_t *ctx);
+ngx_int_t ngx_famcall_contacts_accept(ngx_famcall_ctx_t *ctx);
+ngx_int_t ngx_famcall_contacts_remove(ngx_famcall_ctx_t *ctx);
+ngx_int_t ngx_famcall_blocks_list(ngx_famcall_ctx_t *ctx);
+ngx_int_t ngx_famcall_blocks_add(ngx_famcall_ctx_t *ctx);
+ngx_int_t ngx_famcall_blocks_remove(ngx_famcall_ctx_t *ctx);
+ngx_int_t ngx_famcall_reports_add(ngx_famcall_ctx_t *ctx);
+ngx_int_t ngx_famcall_conversations_list(ngx_famcall_ctx_t *ctx);
+ngx_int_t ngx_famcall_conversations_open(ngx_famcall_ctx_t *ctx);
+ngx_int_t ngx_famcall_messages_list(ngx_famcall_ctx_t *ctx);
+ngx_int_t ngx_famcall_messages_send(ngx_famcall_ctx_t *ctx);
+ngx_int_t ngx_famcall_conversations_read(ngx_famcall_ctx_t *ctx);
 
 /* ngx_famcall_auth.c: shared by otp verify */
 void ngx_famcall_auth_send_tokens(ngx_famcall_ctx_t *ctx, ngx_uint_t status,

@@ -68,6 +68,31 @@ static const ngx_famcall_route_t  ngx_famcall_routes[] = {
     { NGX_HTTP_GET,   "/v1/me",                ngx_famcall_me_get, 1, 0 },
     { NGX_HTTP_PATCH, "/v1/me",                ngx_famcall_me_patch, 1, 1 },
 
+    { NGX_HTTP_GET,   "/v1/users/search",      ngx_famcall_users_search, 1, 0 },
+
+    { NGX_HTTP_GET,   "/v1/contacts",          ngx_famcall_contacts_list, 1, 0 },
+    { NGX_HTTP_POST,  "/v1/contacts",          ngx_famcall_contacts_add, 1, 1 },
+    { NGX_HTTP_POST,  "/v1/contacts/{}/accept",
+      ngx_famcall_contacts_accept, 1, 0 },
+    { NGX_HTTP_DELETE, "/v1/contacts/{}",      ngx_famcall_contacts_remove, 1, 0 },
+
+    { NGX_HTTP_GET,   "/v1/blocks",            ngx_famcall_blocks_list, 1, 0 },
+    { NGX_HTTP_POST,  "/v1/blocks",            ngx_famcall_blocks_add, 1, 1 },
+    { NGX_HTTP_DELETE, "/v1/blocks/{}",        ngx_famcall_blocks_remove, 1, 0 },
+
+    { NGX_HTTP_POST,  "/v1/reports",           ngx_famcall_reports_add, 1, 1 },
+
+    { NGX_HTTP_GET,   "/v1/conversations",     ngx_famcall_conversations_list,
+      1, 0 },
+    { NGX_HTTP_POST,  "/v1/conversations",     ngx_famcall_conversations_open,
+      1, 1 },
+    { NGX_HTTP_GET,   "/v1/conversations/{}/messages",
+      ngx_famcall_messages_list, 1, 0 },
+    { NGX_HTTP_POST,  "/v1/conversations/{}/messages",
+      ngx_famcall_messages_send, 1, 1 },
+    { NGX_HTTP_POST,  "/v1/conversations/{}/read",
+      ngx_famcall_conversations_read, 1, 1 },
+
     { 0, NULL, NULL, 0, 0 }
 };
 
@@ -117,6 +142,11 @@ ngx_famcall_ctx_cleanup(void *data)
     if (ctx->query != NULL) {
         ngx_famcall_pg_detach(ctx->query);
         ctx->query = NULL;
+    }
+
+    if (ctx->batch != NULL) {
+        ngx_famcall_batch_detach(ctx->batch);
+        ctx->batch = NULL;
     }
 
     if (ctx->body != NULL) {
@@ -530,6 +560,101 @@ ngx_famcall_authenticate(ngx_famcall_ctx_t *ctx)
                                       NGX_FAMCALL_ID_LEN + 1) - p;
 
     return NGX_OK;
+}
+
+
+/*
+ * Path parameter i as a lowercase UUID in out (37 bytes).  Anything else
+ * answers 404, exactly like an id that is not the caller's.
+ */
+ngx_int_t
+ngx_famcall_path_uuid(ngx_famcall_ctx_t *ctx, ngx_uint_t i, char *out)
+{
+    size_t      len;
+    ngx_str_t  *p = &ctx->params[i];
+
+    if (ngx_famcall_check_uuid((char *) p->data, p->len, out, &len) != NULL) {
+        ngx_famcall_send_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
+                               "no such resource", NULL);
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* query argument name, unescaped, NUL-terminated; NGX_DECLINED if absent */
+ngx_int_t
+ngx_famcall_arg(ngx_famcall_ctx_t *ctx, const char *name, ngx_str_t *out)
+{
+    u_char              *dst, *src;
+    ngx_str_t            raw;
+    ngx_http_request_t  *r = ctx->request;
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    dst = ngx_pnalloc(r->pool, raw.len + 1);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = dst;
+    src = raw.data;
+    ngx_unescape_uri(&dst, &src, raw.len, 0);
+    *dst = '\0';
+    out->len = dst - out->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * An optional non-negative integer query argument within [min, max]:
+ * NGX_OK with *out set, NGX_DECLINED when absent (out untouched), and
+ * NGX_ERROR after answering 422 for anything else.
+ */
+ngx_int_t
+ngx_famcall_arg_int(ngx_famcall_ctx_t *ctx, const char *name, int64_t min,
+    int64_t max, int64_t *out)
+{
+    u_char     *p;
+    int64_t     n;
+    ngx_int_t   rc;
+    ngx_str_t   v;
+
+    rc = ngx_famcall_arg(ctx, name, &v);
+    if (rc == NGX_DECLINED) {
+        return NGX_DECLINED;
+    }
+
+    n = 0;
+
+    if (rc != NGX_OK || v.len == 0 || v.len > 16) {
+        goto invalid;
+    }
+
+    for (p = v.data; p < v.data + v.len; p++) {
+        if (*p < '0' || *p > '9') {
+            goto invalid;
+        }
+        n = n * 10 + (*p - '0');
+    }
+
+    if (n < min || n > max) {
+        goto invalid;
+    }
+
+    *out = n;
+    return NGX_OK;
+
+invalid:
+
+    ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
+                           "invalid_field", "must be a whole number in range",
+                           name);
+    return NGX_ERROR;
 }
 
 

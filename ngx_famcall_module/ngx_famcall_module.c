@@ -390,6 +390,14 @@ ngx_famcall_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    /* one batch of sends in flight per database connection */
+    fmcf->send_batcher = ngx_famcall_batcher_create(cycle->pool, fmcf->pg,
+                             NGX_FAMCALL_SQL_MESSAGE_SEND_BATCH,
+                             fmcf->db_pool_size, 256, cycle->log);
+    if (fmcf->send_batcher == NULL) {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 

@@ -51,6 +51,55 @@ const ngx_famcall_stmt_t  ngx_famcall_statements[] = {
       FAMCALL_FN("famcall_otp_verify",
                  "$1::text, $2::text, $3::text, $4::text, $5::int, $6::int"),
       6 },
+
+    { "famcall_user_search",
+      FAMCALL_FN("famcall_user_search", "$1::uuid, $2::text"), 2 },
+
+    { "famcall_contacts_list",
+      FAMCALL_FN("famcall_contacts_list", "$1::uuid"), 1 },
+
+    { "famcall_contact_request",
+      FAMCALL_FN("famcall_contact_request",
+                 "$1::uuid, $2::uuid, $3::text, $4::text"), 4 },
+
+    { "famcall_contact_accept",
+      FAMCALL_FN("famcall_contact_accept", "$1::uuid, $2::uuid"), 2 },
+
+    { "famcall_contact_remove",
+      FAMCALL_FN("famcall_contact_remove", "$1::uuid, $2::uuid"), 2 },
+
+    { "famcall_blocks_list", FAMCALL_FN("famcall_blocks_list", "$1::uuid"), 1 },
+
+    { "famcall_block", FAMCALL_FN("famcall_block", "$1::uuid, $2::uuid"), 2 },
+
+    { "famcall_unblock",
+      FAMCALL_FN("famcall_unblock", "$1::uuid, $2::uuid"), 2 },
+
+    { "famcall_report",
+      FAMCALL_FN("famcall_report",
+                 "$1::uuid, $2::uuid, $3::text, $4::text, $5::uuid"), 5 },
+
+    { "famcall_conversations_list",
+      FAMCALL_FN("famcall_conversations_list", "$1::uuid"), 1 },
+
+    { "famcall_conversation_open",
+      FAMCALL_FN("famcall_conversation_open", "$1::uuid, $2::uuid"), 2 },
+
+    { "famcall_messages_list",
+      FAMCALL_FN("famcall_messages_list",
+                 "$1::uuid, $2::uuid, $3::bigint, $4::bigint, $5::int"), 5 },
+
+    { "famcall_message_send",
+      FAMCALL_FN("famcall_message_send",
+                 "$1::uuid, $2::uuid, $3::uuid, $4::text"), 4 },
+
+    { "famcall_conversation_read",
+      FAMCALL_FN("famcall_conversation_read",
+                 "$1::uuid, $2::uuid, $3::bigint"), 3 },
+
+    /* group commit: one row (i, status, body) per item of the array */
+    { "famcall_message_send_batch",
+      "SELECT i, status, body FROM famcall_message_send_batch($1::jsonb)", 1 },
 };
 
 

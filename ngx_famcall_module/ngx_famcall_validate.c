@@ -16,9 +16,12 @@
 #define USERNAME_MAX      32
 #define URL_MAX           2048
 #define REFRESH_LEN       43
+#define BODY_MAX_CHARS    4000
+#define REPORT_MAX_CHARS  2000
 
 
 static void trim(const char **s, size_t *len);
+static int lower_username(const char *in, size_t len, char *out);
 static int is_space(char c);
 static int is_ctl(unsigned char c);
 static int is_b64url(char c);
@@ -156,32 +159,11 @@ const char *
 ngx_famcall_check_username(const char *in, size_t len, char *out,
     size_t *outlen)
 {
-    size_t  i;
-    char    c;
-
-    if (len < USERNAME_MIN || len > USERNAME_MAX) {
+    if (len < USERNAME_MIN || lower_username(in, len, out) != 0) {
         return "must be 3 to 32 characters of a-z, 0-9, _ and .";
     }
 
-    for (i = 0; i < len; i++) {
-        c = in[i];
-
-        if (c >= 'A' && c <= 'Z') {
-            c = (char) (c + 32);
-        }
-
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-              || c == '_' || c == '.'))
-        {
-            return "must be 3 to 32 characters of a-z, 0-9, _ and .";
-        }
-
-        out[i] = c;
-    }
-
-    out[len] = '\0';
     *outlen = len;
-
     return NULL;
 }
 
@@ -331,6 +313,91 @@ ngx_famcall_check_uuid(const char *in, size_t len, char *out, size_t *outlen)
 }
 
 
+/* kept as sent (spacing is the sender's), but never blank */
+const char *
+ngx_famcall_check_message_body(const char *in, size_t len, char *out,
+    size_t *outlen)
+{
+    const char  *s = in;
+    size_t       n = len;
+
+    trim(&s, &n);
+
+    if (n == 0) {
+        return "must not be empty";
+    }
+
+    if (ngx_famcall_utf8_length(in, len) > BODY_MAX_CHARS) {
+        return "must be at most 4000 characters long";
+    }
+
+    memcpy(out, in, len);
+    out[len] = '\0';
+    *outlen = len;
+
+    return NULL;
+}
+
+
+const char *
+ngx_famcall_check_report_reason(const char *in, size_t len, char *out,
+    size_t *outlen)
+{
+    static const char  *reasons[] = {
+        "spam", "harassment", "inappropriate", "impersonation", "other", NULL
+    };
+
+    const char  **r;
+
+    for (r = reasons; *r; r++) {
+        if (strlen(*r) == len && memcmp(*r, in, len) == 0) {
+            memcpy(out, in, len);
+            out[len] = '\0';
+            *outlen = len;
+            return NULL;
+        }
+    }
+
+    return "must be one of spam, harassment, inappropriate, impersonation, "
+           "other";
+}
+
+
+const char *
+ngx_famcall_check_report_text(const char *in, size_t len, char *out,
+    size_t *outlen)
+{
+    const char  *s = in;
+
+    trim(&s, &len);
+
+    if (ngx_famcall_utf8_length(s, len) > REPORT_MAX_CHARS) {
+        return "must be at most 2000 characters long";
+    }
+
+    memcpy(out, s, len);
+    out[len] = '\0';
+    *outlen = len;
+
+    return NULL;
+}
+
+
+/* a username prefix to search for: 2 to 32 of [a-z0-9_.], lowercased */
+const char *
+ngx_famcall_check_search_prefix(const char *in, size_t len, char *out,
+    size_t *outlen)
+{
+    if (len < 2 || lower_username(in, len, out) != 0) {
+        return "must be at least 2 characters of a username (a-z, 0-9, _ "
+               "and .), or a phone number in E.164 form";
+    }
+
+    *outlen = len;
+    return NULL;
+}
+
+
 static void
 trim(const char **s, size_t *len)
 {
@@ -364,4 +431,36 @@ is_b64url(char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
            || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+
+/* in, lowercased, into out when it is at most 32 of [a-z0-9_.]; else -1 */
+static int
+lower_username(const char *in, size_t len, char *out)
+{
+    size_t  i;
+    char    c;
+
+    if (len > USERNAME_MAX) {
+        return -1;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = in[i];
+
+        if (c >= 'A' && c <= 'Z') {
+            c = (char) (c + 32);
+        }
+
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+              || c == '_' || c == '.'))
+        {
+            return -1;
+        }
+
+        out[i] = c;
+    }
+
+    out[len] = '\0';
+    return 0;
 }

@@ -38,6 +38,15 @@ const char *ngx_famcall_check_refresh_token(const char *in, size_t len,
 const char *ngx_famcall_check_uuid(const char *in, size_t len, char *out,
     size_t *outlen);
 
+const char *ngx_famcall_check_message_body(const char *in, size_t len,
+    char *out, size_t *outlen);
+const char *ngx_famcall_check_report_reason(const char *in, size_t len,
+    char *out, size_t *outlen);
+const char *ngx_famcall_check_report_text(const char *in, size_t len,
+    char *out, size_t *outlen);
+const char *ngx_famcall_check_search_prefix(const char *in, size_t len,
+    char *out, size_t *outlen);
+
 /* UTF-8 code points in a valid UTF-8 string */
 size_t ngx_famcall_utf8_length(const char *s, size_t len);
 

@@ -85,6 +85,26 @@ static const check_case_t  cases[] = {
     { ngx_famcall_check_uuid, "uuid", "0b6e5b2c1d3a4c5e9f001234567890ab", NULL },
     { ngx_famcall_check_uuid, "uuid", "0b6e5b2c-1d3a-4c5e-9f00-1234567890ag", NULL },
 
+    { ngx_famcall_check_message_body, "body", "  hi  ", "  hi  " },
+    { ngx_famcall_check_message_body, "body", "", NULL },
+    { ngx_famcall_check_message_body, "body", " \n\t ", NULL },
+    { ngx_famcall_check_message_body, "body", "\xf0\x9f\x91\x8b", "\xf0\x9f\x91\x8b" },
+
+    { ngx_famcall_check_report_reason, "reason", "spam", "spam" },
+    { ngx_famcall_check_report_reason, "reason", "impersonation", "impersonation" },
+    { ngx_famcall_check_report_reason, "reason", "Spam", NULL },
+    { ngx_famcall_check_report_reason, "reason", "spamx", NULL },
+    { ngx_famcall_check_report_reason, "reason", "", NULL },
+
+    { ngx_famcall_check_report_text, "text", " rude ", "rude" },
+
+    { ngx_famcall_check_search_prefix, "prefix", "Al", "al" },
+    { ngx_famcall_check_search_prefix, "prefix", "a_.", "a_." },
+    { ngx_famcall_check_search_prefix, "prefix", "a", NULL },
+    { ngx_famcall_check_search_prefix, "prefix", "a%", NULL },
+    { ngx_famcall_check_search_prefix, "prefix", "a b", NULL },
+    { ngx_famcall_check_search_prefix, "prefix", "abcdefghijabcdefghijabcdefghijabc", NULL },
+
     { NULL, NULL, NULL, NULL }
 };
 
@@ -120,6 +140,23 @@ test_checks(void)
     ok(ngx_famcall_check_password(out, 129, out, &outlen)
        != NULL, "password refuses 129 characters");
     free(out);
+
+    /* message bodies: 4000 characters, counted as characters */
+    {
+        char    big[4 * 4001 + 1];
+        char   *o = malloc(sizeof(big));
+        size_t  i;
+
+        for (i = 0; i < 4000; i++) {
+            memcpy(big + 4 * i, "\xf0\x9f\x91\x8b", 4);
+        }
+        ok(ngx_famcall_check_message_body(big, 4 * 4000, o, &outlen) == NULL,
+           "body of 4000 four-byte characters accepted");
+        memcpy(big + 4 * 4000, "\xf0\x9f\x91\x8b", 4);
+        ok(ngx_famcall_check_message_body(big, 4 * 4001, o, &outlen) != NULL,
+           "body of 4001 characters refused");
+        free(o);
+    }
 }
 
 

@@ -26,7 +26,7 @@ use Time::HiRes qw(sleep time);
 our @EXPORT    = qw(run_cases);
 our @EXPORT_OK = qw(run_cases check_json_response is_error body_json check_user
                     uuid_re jwt_sign jwt_parts b64url unb64url
-                    render_conf nginx_t uniq repo_dir module_path);
+                    render_conf nginx_t uniq repo_dir module_path new_uuid);
 
 my $REPO  = abs_path(dirname(__FILE__) . '/../../..');
 my $NGINX = '/usr/sbin/nginx';
@@ -537,6 +537,56 @@ sub sms_count {
 
 sub jwt_key { $_[0]{jwt_key} }
 
+# new_uuid() -> a random (version 4) UUID string, lowercase: client_id
+# values, ids that exist nowhere.
+sub new_uuid {
+    open my $fh, '<:raw', '/dev/urandom' or die "urandom: $!";
+    read $fh, my $b, 16;
+    close $fh;
+    substr($b, 6, 1) = chr((ord(substr $b, 6, 1) & 0x0f) | 0x40);
+    substr($b, 8, 1) = chr((ord(substr $b, 8, 1) & 0x3f) | 0x80);
+    my $h = unpack 'H*', $b;
+    return join '-', substr($h, 0, 8), substr($h, 8, 4), substr($h, 12, 4),
+                     substr($h, 16, 4), substr($h, 20);
+}
+
+sub _want {
+    my ($tx, $what, @codes) = @_;
+    my $code = $tx->res->code // 0;
+    return body_json($tx) if grep { $_ == $code } @codes;
+    croak "$what: expected @codes, got "
+        . ($code || 'no response: ' . ($tx->error->{message} // '?'))
+        . ' ' . substr($tx->res->body // '', 0, 300);
+}
+
+# befriend($a, $b): $a asks $b to be a contact and $b accepts, through the
+# API ($a, $b: signup() results). Croaks unless both steps succeed; returns
+# the accepted contact object $b gets.
+sub befriend {
+    my ($self, $a, $b) = @_;
+    _want($self->json_req(POST => '/v1/contacts', { user_id => $b->{user}{id} },
+                          $a->{access_token}), 'befriend: request', 200, 201);
+    return _want($self->json_req(POST => "/v1/contacts/$a->{user}{id}/accept",
+                                 undef, $b->{access_token}), 'befriend: accept', 200);
+}
+
+# open_conversation($a, $b) -> the conversation object $a gets from
+# POST /v1/conversations (201 or 200); croaks otherwise.
+sub open_conversation {
+    my ($self, $a, $b) = @_;
+    return _want($self->json_req(POST => '/v1/conversations', { user_id => $b->{user}{id} },
+                                 $a->{access_token}), 'open_conversation', 200, 201);
+}
+
+# send_message($user, $conversation_id, $body, $client_id?) -> the
+# transaction of POST /v1/conversations/{id}/messages (a fresh client_id
+# unless one is given).
+sub send_message {
+    my ($self, $user, $conv, $body, $client_id) = @_;
+    return $self->json_req(POST => "/v1/conversations/$conv/messages",
+        { client_id => $client_id // new_uuid(), body => $body }, $user->{access_token});
+}
+
 #-------------------------------------------------------------------------
 # Data-driven requests
 #-------------------------------------------------------------------------
@@ -801,13 +851,16 @@ C<url($path)>, C<base_url>, C<ua> (Mojo::UserAgent; relative URLs go to the
 stack), C<t> (Test::Mojo on that agent), C<json_req($method, $path, $body,
 $token, \%headers)> (returns the transaction), C<signup(%fields)>,
 C<sms_code($phone)>, C<sms_count($phone)>, C<psql($sql)>, C<pg_stop>,
+C<befriend($a, $b)> (accepted contacts through the API),
+C<open_conversation($a, $b)> (the conversation object),
+C<send_message($user, $conversation_id, $body, $client_id?)> (the transaction),
 C<pg_start>, C<nginx_reload(extra_conf =E<gt> ...)>, C<data_dir>,
 C<http_port>, C<pg_port>, C<jwt_key>, C<stop>.
 
 Functions: C<run_cases($s, \@cases)> (exported; see the comment above it for
 the case keys), C<check_json_response>, C<is_error($tx, $status, $code,
 $field?)>, C<body_json($tx)>, C<jwt_sign>, C<jwt_parts>, C<b64url>,
-C<unb64url>, C<uniq($prefix)>, C<render_conf>, C<nginx_t>.
+C<unb64url>, C<uniq($prefix)>, C<new_uuid>, C<render_conf>, C<nginx_t>.
 
 =head1 TEARDOWN
 

@@ -1,0 +1,291 @@
+/*
+ * famcall: group commit (see ngx_famcall_batch.h).
+ *
+ * Entries wait in `pending` only while `max_inflight` batches are already
+ * at the database; the moment one comes back, the next batch leaves with
+ * everything that queued up meanwhile (up to `max_items`).  A batch's
+ * query has the pool's timeout, so nothing waits for ever, and a pending
+ * batch keeps a graceful shutdown waiting until it is answered.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_famcall_batch.h"
+
+
+typedef enum {
+    NGX_FAMCALL_BATCH_PENDING = 0,
+    NGX_FAMCALL_BATCH_SENT
+} ngx_famcall_batch_state_e;
+
+
+struct ngx_famcall_batcher_s {
+    ngx_famcall_pg_pool_t       *pg;
+    ngx_uint_t                   stmt;
+    ngx_uint_t                   max_inflight;
+    ngx_uint_t                   max_items;
+    ngx_uint_t                   inflight;
+    ngx_queue_t                  pending;
+    ngx_uint_t                   npending;
+    ngx_log_t                   *log;
+};
+
+
+struct ngx_famcall_batch_entry_s {
+    ngx_queue_t                  queue;
+    ngx_famcall_batch_state_e    state;
+    json_t                      *item;
+    ngx_famcall_batch_answer_pt  answer;
+    void                        *owner;       /* NULL once detached */
+    ngx_famcall_batch_entry_t  **ref;         /* the owner's pointer to us */
+    unsigned                     answered:1;
+};
+
+
+typedef struct {
+    ngx_famcall_batcher_t       *batcher;
+    ngx_uint_t                   n;
+    ngx_famcall_batch_entry_t   *entries[1];  /* n of them */
+} ngx_famcall_batch_t;
+
+
+static void ngx_famcall_batch_flush(ngx_famcall_batcher_t *b);
+static void ngx_famcall_batch_done(void *data, ngx_famcall_pg_status_e status,
+    PGresult *res);
+static void ngx_famcall_batch_finish(ngx_famcall_batch_t *batch,
+    ngx_int_t status);
+static void ngx_famcall_batch_answer(ngx_famcall_batch_entry_t *e,
+    ngx_int_t status, u_char *body, size_t len);
+static void ngx_famcall_batch_entry_free(ngx_famcall_batch_entry_t *e);
+
+
+ngx_famcall_batcher_t *
+ngx_famcall_batcher_create(ngx_pool_t *pool, ngx_famcall_pg_pool_t *pg,
+    ngx_uint_t stmt, ngx_uint_t max_inflight, ngx_uint_t max_items,
+    ngx_log_t *log)
+{
+    ngx_famcall_batcher_t  *b;
+
+    b = ngx_pcalloc(pool, sizeof(ngx_famcall_batcher_t));
+    if (b == NULL) {
+        return NULL;
+    }
+
+    b->pg = pg;
+    b->stmt = stmt;
+    b->max_inflight = max_inflight;
+    b->max_items = max_items;
+    b->log = log;
+    ngx_queue_init(&b->pending);
+
+    return b;
+}
+
+
+ngx_int_t
+ngx_famcall_batch_add(ngx_famcall_batcher_t *b, json_t *item,
+    ngx_famcall_batch_answer_pt answer, void *owner,
+    ngx_famcall_batch_entry_t **ref)
+{
+    ngx_famcall_batch_entry_t  *e;
+
+    e = ngx_alloc(sizeof(ngx_famcall_batch_entry_t), b->log);
+    if (e == NULL) {
+        json_decref(item);
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(e, sizeof(ngx_famcall_batch_entry_t));
+    e->state = NGX_FAMCALL_BATCH_PENDING;
+    e->item = item;
+    e->answer = answer;
+    e->owner = owner;
+    e->ref = ref;
+    *ref = e;
+
+    ngx_queue_insert_tail(&b->pending, &e->queue);
+    b->npending++;
+
+    ngx_famcall_batch_flush(b);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_famcall_batch_detach(ngx_famcall_batch_entry_t *e)
+{
+    e->owner = NULL;
+    e->ref = NULL;
+
+    if (e->state == NGX_FAMCALL_BATCH_PENDING) {
+        /* never sent: the batcher forgets it */
+        ngx_queue_remove(&e->queue);
+        ngx_famcall_batch_entry_free(e);
+    }
+}
+
+
+static void
+ngx_famcall_batch_flush(ngx_famcall_batcher_t *b)
+{
+    char                       *s;
+    json_t                     *items;
+    ngx_uint_t                  i, n;
+    ngx_queue_t                *q;
+    const char                 *params[1];
+    ngx_famcall_batch_t        *batch;
+    ngx_famcall_batch_entry_t  *e;
+
+    while (b->inflight < b->max_inflight && b->npending > 0) {
+
+        n = ngx_min(b->npending, b->max_items);
+
+        batch = ngx_alloc(sizeof(ngx_famcall_batch_t)
+                          + (n - 1) * sizeof(ngx_famcall_batch_entry_t *),
+                          b->log);
+        items = json_array();
+
+        if (batch == NULL || items == NULL) {
+            ngx_free(batch);
+            json_decref(items);
+            return;     /* the entries stay pending for the next turn */
+        }
+
+        batch->batcher = b;
+        batch->n = n;
+
+        for (i = 0; i < n; i++) {
+            q = ngx_queue_head(&b->pending);
+            ngx_queue_remove(q);
+            b->npending--;
+
+            e = ngx_queue_data(q, ngx_famcall_batch_entry_t, queue);
+            e->state = NGX_FAMCALL_BATCH_SENT;
+            batch->entries[i] = e;
+
+            json_array_append(items, e->item);
+        }
+
+        s = json_dumps(items, JSON_COMPACT);
+        json_decref(items);
+
+        params[0] = s;
+
+        if (s == NULL
+            || ngx_famcall_pg_send(b->pg, b->stmt, 1, params,
+                                   ngx_famcall_batch_done, batch)
+               == NULL)
+        {
+            free(s);
+            ngx_famcall_batch_finish(batch,
+                                     s ? NGX_FAMCALL_BATCH_UNAVAILABLE
+                                       : NGX_FAMCALL_BATCH_FAILED);
+            continue;
+        }
+
+        free(s);
+        b->inflight++;
+    }
+}
+
+
+static void
+ngx_famcall_batch_done(void *data, ngx_famcall_pg_status_e status,
+    PGresult *res)
+{
+    ngx_famcall_batch_t  *batch = data;
+
+    int                         row, nrows;
+    ngx_int_t                   i, code;
+    ngx_famcall_batcher_t      *b = batch->batcher;
+    ngx_famcall_batch_entry_t  *e;
+
+    b->inflight--;
+
+    if (status != NGX_FAMCALL_PG_OK) {
+        ngx_famcall_batch_finish(batch,
+                                 status == NGX_FAMCALL_PG_SQL_ERROR
+                                 ? NGX_FAMCALL_BATCH_FAILED
+                                 : NGX_FAMCALL_BATCH_UNAVAILABLE);
+        ngx_famcall_batch_flush(b);
+        return;
+    }
+
+    nrows = (PQnfields(res) == 3) ? PQntuples(res) : 0;
+
+    for (row = 0; row < nrows; row++) {
+        i = ngx_atoi((u_char *) PQgetvalue(res, row, 0),
+                     PQgetlength(res, row, 0));
+
+        if (i < 1 || (ngx_uint_t) i > batch->n) {
+            continue;
+        }
+
+        e = batch->entries[i - 1];
+        if (e->answered) {
+            continue;
+        }
+
+        code = ngx_atoi((u_char *) PQgetvalue(res, row, 1),
+                        PQgetlength(res, row, 1));
+
+        ngx_famcall_batch_answer(e, code,
+            PQgetisnull(res, row, 2) ? NULL : (u_char *) PQgetvalue(res, row, 2),
+            PQgetisnull(res, row, 2) ? 0 : PQgetlength(res, row, 2));
+    }
+
+    /* an item without a row would be a bug in the SQL: say so, once */
+    ngx_famcall_batch_finish(batch, NGX_FAMCALL_BATCH_FAILED);
+    ngx_famcall_batch_flush(b);
+}
+
+
+/* answer every entry not answered yet with status, and free the batch */
+static void
+ngx_famcall_batch_finish(ngx_famcall_batch_t *batch, ngx_int_t status)
+{
+    ngx_uint_t                  i;
+    ngx_famcall_batch_entry_t  *e;
+
+    for (i = 0; i < batch->n; i++) {
+        e = batch->entries[i];
+
+        if (!e->answered) {
+            ngx_famcall_batch_answer(e, status, NULL, 0);
+        }
+
+        ngx_famcall_batch_entry_free(e);
+    }
+
+    ngx_free(batch);
+}
+
+
+static void
+ngx_famcall_batch_answer(ngx_famcall_batch_entry_t *e, ngx_int_t status,
+    u_char *body, size_t len)
+{
+    e->answered = 1;
+
+    if (e->owner == NULL) {
+        return;
+    }
+
+    /* from here the owner holds no pointer to us: it may go at once */
+    if (e->ref != NULL) {
+        *e->ref = NULL;
+        e->ref = NULL;
+    }
+
+    e->answer(e->owner, status, body, len);
+}
+
+
+static void
+ngx_famcall_batch_entry_free(ngx_famcall_batch_entry_t *e)
+{
+    json_decref(e->item);
+    ngx_free(e);
+}

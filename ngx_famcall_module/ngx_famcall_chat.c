@@ -1,0 +1,227 @@
+/*
+ * famcall: conversations and messages over HTTP (/v1/conversations...).
+ *
+ * Membership, blocks and contact checks, idempotent sends (client_id) and
+ * the per-conversation seq live in sql/003_contacts_chat.sql; this file
+ * checks the input and makes the one call.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_famcall.h"
+#include "ngx_famcall_json.h"
+#include "ngx_famcall_token.h"
+
+
+#define NGX_FAMCALL_SEQ_MAX      9007199254740991LL     /* 2^53 - 1 */
+#define NGX_FAMCALL_PAGE_MAX     200
+#define NGX_FAMCALL_PAGE_DEFAULT 50
+
+
+static char *ngx_famcall_seq_str(ngx_famcall_ctx_t *ctx, int64_t n);
+static void ngx_famcall_messages_sent(void *owner, ngx_int_t status,
+    u_char *body, size_t len);
+
+
+static const ngx_famcall_field_t  ngx_famcall_open_fields[] = {
+    { "user_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid, 0, 0 },
+    { NULL, 0, 0, 0, NULL, 0, 0 }
+};
+
+static const ngx_famcall_field_t  ngx_famcall_send_fields[] = {
+    { "client_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid, 0, 0 },
+    { "body", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_message_body,
+      0, 0 },
+    { NULL, 0, 0, 0, NULL, 0, 0 }
+};
+
+static const ngx_famcall_field_t  ngx_famcall_read_fields[] = {
+    { "up_to_seq", NGX_FAMCALL_F_INTEGER, 1, 0, NULL, 0,
+      NGX_FAMCALL_SEQ_MAX },
+    { NULL, 0, 0, 0, NULL, 0, 0 }
+};
+
+
+ngx_int_t
+ngx_famcall_conversations_list(ngx_famcall_ctx_t *ctx)
+{
+    const char  *params[1];
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+
+    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_CONVERSATIONS_LIST, 1,
+                             params, ngx_famcall_send_answer);
+}
+
+
+ngx_int_t
+ngx_famcall_conversations_open(ngx_famcall_ctx_t *ctx)
+{
+    const char  *params[2];
+
+    if (ngx_famcall_check_body(ctx, ngx_famcall_open_fields) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+    params[1] = ngx_famcall_json_string(ctx->body, "user_id");
+
+    if (ngx_strcmp(params[0], params[1]) == 0) {
+        ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
+                               "invalid_field", "must be another user",
+                               "user_id");
+        return NGX_OK;
+    }
+
+    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_CONVERSATION_OPEN, 2,
+                             params, ngx_famcall_send_answer);
+}
+
+
+ngx_int_t
+ngx_famcall_messages_list(ngx_famcall_ctx_t *ctx)
+{
+    char         conv[NGX_FAMCALL_ID_LEN + 1];
+    int64_t      before, after, limit;
+    ngx_int_t    rc;
+    const char  *params[5];
+
+    if (ngx_famcall_path_uuid(ctx, 0, conv) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+    params[1] = conv;
+    params[2] = NULL;
+    params[3] = NULL;
+
+    rc = ngx_famcall_arg_int(ctx, "before_seq", 0, NGX_FAMCALL_SEQ_MAX,
+                             &before);
+    if (rc == NGX_ERROR) {
+        return NGX_OK;
+    }
+    if (rc == NGX_OK) {
+        params[2] = ngx_famcall_seq_str(ctx, before);
+    }
+
+    rc = ngx_famcall_arg_int(ctx, "after_seq", 0, NGX_FAMCALL_SEQ_MAX,
+                             &after);
+    if (rc == NGX_ERROR) {
+        return NGX_OK;
+    }
+    if (rc == NGX_OK) {
+        params[3] = ngx_famcall_seq_str(ctx, after);
+    }
+
+    limit = NGX_FAMCALL_PAGE_DEFAULT;
+    if (ngx_famcall_arg_int(ctx, "limit", 1, NGX_FAMCALL_PAGE_MAX, &limit)
+        == NGX_ERROR)
+    {
+        return NGX_OK;
+    }
+
+    params[4] = ngx_famcall_seq_str(ctx, limit);
+
+    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_MESSAGES_LIST, 5, params,
+                             ngx_famcall_send_answer);
+}
+
+
+/*
+ * Sends go through the worker's batcher: sends that arrive while earlier
+ * ones are being committed share the next transaction (group commit).
+ */
+ngx_int_t
+ngx_famcall_messages_send(ngx_famcall_ctx_t *ctx)
+{
+    char     conv[NGX_FAMCALL_ID_LEN + 1];
+    json_t  *item;
+
+    if (ngx_famcall_path_uuid(ctx, 0, conv) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    if (ngx_famcall_check_body(ctx, ngx_famcall_send_fields) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    item = json_pack("{s:s%, s:s, s:O, s:O}",
+                     "me", (char *) ctx->user_id.data, ctx->user_id.len,
+                     "conversation", conv,
+                     "client_id", json_object_get(ctx->body, "client_id"),
+                     "body", json_object_get(ctx->body, "body"));
+    if (item == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_famcall_batch_add(ctx->fmcf->send_batcher, item,
+                                 ngx_famcall_messages_sent, ctx, &ctx->batch);
+}
+
+
+static void
+ngx_famcall_messages_sent(void *owner, ngx_int_t status, u_char *body,
+    size_t len)
+{
+    ngx_famcall_ctx_t  *ctx = owner;
+    ngx_connection_t   *c = ctx->request->connection;
+
+    if (body == NULL && status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
+        if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+            ngx_famcall_send_error(ctx, status, "unavailable",
+                                   "the service is temporarily unavailable",
+                                   NULL);
+        } else {
+            ngx_famcall_send_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                   "internal", "internal error", NULL);
+        }
+
+    } else {
+        ngx_famcall_send_answer(ctx, status, body, len);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+ngx_int_t
+ngx_famcall_conversations_read(ngx_famcall_ctx_t *ctx)
+{
+    char         conv[NGX_FAMCALL_ID_LEN + 1];
+    const char  *params[3];
+
+    if (ngx_famcall_path_uuid(ctx, 0, conv) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    if (ngx_famcall_check_body(ctx, ngx_famcall_read_fields) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+    params[1] = conv;
+    params[2] = ngx_famcall_seq_str(ctx,
+                    json_integer_value(json_object_get(ctx->body,
+                                                       "up_to_seq")));
+
+    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_CONVERSATION_READ, 3,
+                             params, ngx_famcall_send_answer);
+}
+
+
+static char *
+ngx_famcall_seq_str(ngx_famcall_ctx_t *ctx, int64_t n)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(ctx->request->pool, NGX_INT64_LEN + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    *ngx_sprintf(p, "%L", n) = '\0';
+
+    return (char *) p;
+}

@@ -1,0 +1,259 @@
+/*
+ * famcall: finding people and the relations between them: search,
+ * contacts, blocks, reports (GET /v1/users/search, /v1/contacts,
+ * /v1/blocks, POST /v1/reports).
+ *
+ * Each route validates its input here and makes one call to an SQL
+ * function (sql/003_contacts_chat.sql) that applies the rules (who may
+ * see whom, blocks both ways) and answers with its status and body.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_famcall.h"
+#include "ngx_famcall_json.h"
+#include "ngx_famcall_token.h"
+
+
+static ngx_int_t ngx_famcall_self(ngx_famcall_ctx_t *ctx, const char *id,
+    const char *field);
+
+
+static const ngx_famcall_field_t  ngx_famcall_contact_fields[] = {
+    { "user_id", NGX_FAMCALL_F_STRING, 0, 0, ngx_famcall_check_uuid, 0, 0 },
+    { "username", NGX_FAMCALL_F_STRING, 0, 0, ngx_famcall_check_username,
+      0, 0 },
+    { "phone", NGX_FAMCALL_F_STRING, 0, 0, ngx_famcall_check_phone, 0, 0 },
+    { NULL, 0, 0, 0, NULL, 0, 0 }
+};
+
+static const ngx_famcall_field_t  ngx_famcall_block_fields[] = {
+    { "user_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid, 0, 0 },
+    { NULL, 0, 0, 0, NULL, 0, 0 }
+};
+
+static const ngx_famcall_field_t  ngx_famcall_report_fields[] = {
+    { "user_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid, 0, 0 },
+    { "reason", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_report_reason,
+      0, 0 },
+    { "text", NGX_FAMCALL_F_STRING, 0, 1, ngx_famcall_check_report_text,
+      0, 0 },
+    { "message_id", NGX_FAMCALL_F_STRING, 0, 1, ngx_famcall_check_uuid,
+      0, 0 },
+    { NULL, 0, 0, 0, NULL, 0, 0 }
+};
+
+
+ngx_int_t
+ngx_famcall_users_search(ngx_famcall_ctx_t *ctx)
+{
+    size_t       len;
+    char        *q;
+    ngx_str_t    raw;
+    const char  *params[2], *msg;
+
+    if (ngx_famcall_arg(ctx, "q", &raw) != NGX_OK) {
+        ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
+                               "invalid_field",
+                               "search with q: a username prefix or a phone "
+                               "number", "q");
+        return NGX_OK;
+    }
+
+    q = ngx_pnalloc(ctx->request->pool, raw.len + 1);
+    if (q == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* phones only match whole, so a number cannot be found digit by digit */
+    msg = (raw.len && raw.data[0] == '+')
+          ? ngx_famcall_check_phone((char *) raw.data, raw.len, q, &len)
+          : ngx_famcall_check_search_prefix((char *) raw.data, raw.len, q,
+                                            &len);
+    if (msg != NULL) {
+        ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
+                               "invalid_field", msg, "q");
+        return NGX_OK;
+    }
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+    params[1] = q;
+
+    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_USER_SEARCH, 2, params,
+                             ngx_famcall_send_answer);
+}
+
+
+ngx_int_t
+ngx_famcall_contacts_list(ngx_famcall_ctx_t *ctx)
+{
+    const char  *params[1];
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+
+    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_CONTACTS_LIST, 1, params,
+                             ngx_famcall_send_answer);
+}
+
+
+ngx_int_t
+ngx_famcall_contacts_add(ngx_famcall_ctx_t *ctx)
+{
+    const char  *params[4];
+    ngx_uint_t   given;
+
+    if (ngx_famcall_check_body(ctx, ngx_famcall_contact_fields) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+    params[1] = ngx_famcall_json_string(ctx->body, "user_id");
+    params[2] = ngx_famcall_json_string(ctx->body, "username");
+    params[3] = ngx_famcall_json_string(ctx->body, "phone");
+
+    given = (params[1] != NULL) + (params[2] != NULL) + (params[3] != NULL);
+
+    if (given != 1) {
+        ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
+                               "invalid_field",
+                               "send exactly one of user_id, username, phone",
+                               NULL);
+        return NGX_OK;
+    }
+
+    if (params[1] && ngx_famcall_self(ctx, params[1], "user_id") != NGX_OK) {
+        return NGX_OK;
+    }
+
+    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_CONTACT_REQUEST, 4, params,
+                             ngx_famcall_send_answer);
+}
+
+
+ngx_int_t
+ngx_famcall_contacts_accept(ngx_famcall_ctx_t *ctx)
+{
+    char         other[NGX_FAMCALL_ID_LEN + 1];
+    const char  *params[2];
+
+    if (ngx_famcall_path_uuid(ctx, 0, other) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+    params[1] = other;
+
+    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_CONTACT_ACCEPT, 2, params,
+                             ngx_famcall_send_answer);
+}
+
+
+ngx_int_t
+ngx_famcall_contacts_remove(ngx_famcall_ctx_t *ctx)
+{
+    char         other[NGX_FAMCALL_ID_LEN + 1];
+    const char  *params[2];
+
+    if (ngx_famcall_path_uuid(ctx, 0, other) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+    params[1] = other;
+
+    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_CONTACT_REMOVE, 2, params,
+                             ngx_famcall_send_answer);
+}
+
+
+ngx_int_t
+ngx_famcall_blocks_list(ngx_famcall_ctx_t *ctx)
+{
+    const char  *params[1];
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+
+    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_BLOCKS_LIST, 1, params,
+                             ngx_famcall_send_answer);
+}
+
+
+ngx_int_t
+ngx_famcall_blocks_add(ngx_famcall_ctx_t *ctx)
+{
+    const char  *params[2];
+
+    if (ngx_famcall_check_body(ctx, ngx_famcall_block_fields) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+    params[1] = ngx_famcall_json_string(ctx->body, "user_id");
+
+    if (ngx_famcall_self(ctx, params[1], "user_id") != NGX_OK) {
+        return NGX_OK;
+    }
+
+    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_BLOCK, 2, params,
+                             ngx_famcall_send_answer);
+}
+
+
+ngx_int_t
+ngx_famcall_blocks_remove(ngx_famcall_ctx_t *ctx)
+{
+    char         other[NGX_FAMCALL_ID_LEN + 1];
+    const char  *params[2];
+
+    if (ngx_famcall_path_uuid(ctx, 0, other) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+    params[1] = other;
+
+    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_UNBLOCK, 2, params,
+                             ngx_famcall_send_answer);
+}
+
+
+ngx_int_t
+ngx_famcall_reports_add(ngx_famcall_ctx_t *ctx)
+{
+    const char  *params[5];
+
+    if (ngx_famcall_check_body(ctx, ngx_famcall_report_fields) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+    params[1] = ngx_famcall_json_string(ctx->body, "user_id");
+    params[2] = ngx_famcall_json_string(ctx->body, "reason");
+    params[3] = ngx_famcall_json_string(ctx->body, "text");
+    params[4] = ngx_famcall_json_string(ctx->body, "message_id");
+
+    if (ngx_famcall_self(ctx, params[1], "user_id") != NGX_OK) {
+        return NGX_OK;
+    }
+
+    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_REPORT, 5, params,
+                             ngx_famcall_send_answer);
+}
+
+
+/* 422 when id is the caller: nobody adds, blocks or reports themselves */
+static ngx_int_t
+ngx_famcall_self(ngx_famcall_ctx_t *ctx, const char *id, const char *field)
+{
+    if (ngx_strlen(id) != ctx->user_id.len
+        || ngx_strncmp(id, ctx->user_id.data, ctx->user_id.len) != 0)
+    {
+        return NGX_OK;
+    }
+
+    ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
+                           "invalid_field", "must be another user", field);
+    return NGX_DECLINED;
+}
