@@ -171,7 +171,7 @@ subtest 'search: users who blocked the caller are not found' => sub {
     is_deeply(found(search($victim, "${p}blocker")), [], '... not even by exact username');
     is_deeply(found(search($third, $p)), ["${p}blocker", "${p}victim"], 'others still find both');
     # The blocker finding the blocked user is not specified either way.
-    note('blocker searching the blocked user finds: @{[join ",", @{found(search($blocker, $p))}]}');
+    note('blocker searching the blocked user finds: ' . join(',', @{ found(search($blocker, $p)) }));
     $tx = $s->json_req(DELETE => "/v1/blocks/$victim->{user}{id}", undef, $blocker->{access_token});
     is($tx->res->code, 204, 'unblocked');
     is_deeply(found(search($victim, $p)), ["${p}blocker", "${p}third"], 'found again after unblock');
@@ -198,12 +198,21 @@ subtest 'search: phone numbers match exactly, never by prefix' => sub {
     is_deeply(found(search($me, '+141555501011')), [], 'a longer number finds nothing');
     is_deeply(found(search($phoned, $phone_a)), [], 'never the caller, by phone either');
     is_deeply(found(search($me, '14155550101')), [], 'digits without + are a username prefix: nothing');
+
+    my $blocked = $s->signup;
+    is($s->json_req(POST => '/v1/blocks', { user_id => $blocked->{user}{id} }, $phoned->{access_token})
+         ->res->code, 201, 'the phone user blocks someone');
+    is_deeply(found(search($blocked, $phone_a)), [], 'who then does not find them by phone');
+    is_deeply(found(search($me, $phone_a), 'id'), [$phoned->{user}{id}], 'others still do');
+    is($s->json_req(DELETE => "/v1/blocks/$blocked->{user}{id}", undef, $phoned->{access_token})
+         ->res->code, 204, 'unblocked');
+    is_deeply(found(search($blocked, $phone_a), 'id'), [$phoned->{user}{id}], 'found again');
 };
 
 my $enc = sub { Mojo::URL->new('/v1/users/search')->query(q => $_[0])->to_string };
 run_cases($s, [
     { name => 'search without a token', path => $enc->('abc'),
-      status => 401, code => 'unauthorized' },
+      status => 401, code => 'unauthorized', res_headers => { 'WWW-Authenticate' => qr/^Bearer/ } },
     { name => 'search without q', path => '/v1/users/search',
       token => $me->{access_token}, status => 422, code => 'invalid_field', field => 'q' },
     { name => 'search with q empty', path => '/v1/users/search?q=',
@@ -483,7 +492,17 @@ run_cases($s, [
     { name => 'request with bad JSON', method => 'POST', path => '/v1/contacts',
       raw => '{"user_id":', token => $x->{access_token}, status => 400, code => 'invalid_json' },
     { name => 'PUT /v1/contacts', method => 'PUT', path => '/v1/contacts', body => $good,
-      token => $x->{access_token}, status => 405, code => 'method_not_allowed' },
+      token => $x->{access_token}, status => 405, code => 'method_not_allowed',
+      res_headers => { Allow => qr/^(?=.*\bGET\b)(?=.*\bPOST\b)/ } },
+    { name => 'GET /v1/contacts/{id}/accept', path => "/v1/contacts/$me->{user}{id}/accept",
+      token => $x->{access_token}, status => 405, code => 'method_not_allowed',
+      res_headers => { Allow => qr/\bPOST\b/ } },
+    { name => 'GET /v1/contacts/{id}', path => "/v1/contacts/$me->{user}{id}",
+      token => $x->{access_token}, status => 405, code => 'method_not_allowed',
+      res_headers => { Allow => qr/\bDELETE\b/ } },
+    { name => 'POST /v1/users/search', method => 'POST', path => '/v1/users/search?q=ab',
+      body => {}, token => $x->{access_token}, status => 405, code => 'method_not_allowed',
+      res_headers => { Allow => qr/\bGET\b/ } },
 ]);
 
 $s->stop;

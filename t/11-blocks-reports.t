@@ -201,6 +201,12 @@ run_cases($s, [
       token => $z->{access_token}, status => 404, code => 'not_found' },
     { name => 'unblock yourself', method => 'DELETE', path => "/v1/blocks/$z->{user}{id}",
       token => $z->{access_token}, status => 404, code => 'not_found' },
+    { name => 'GET /v1/blocks/{id}', path => "/v1/blocks/$z->{user}{id}",
+      token => $z->{access_token}, status => 405, code => 'method_not_allowed',
+      res_headers => { Allow => qr/\bDELETE\b/ } },
+    { name => 'GET /v1/reports', path => '/v1/reports',
+      token => $z->{access_token}, status => 405, code => 'method_not_allowed',
+      res_headers => { Allow => qr/\bPOST\b/ } },
 ]);
 
 #==========================================================================

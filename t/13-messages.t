@@ -193,6 +193,8 @@ subtest 'both users sending 50 each at once: seq 1..100, no gaps, no duplicates'
     is_deeply(\@db, [ 1 .. 100 ], 'stored: seq 1..100');
     is($s->psql("select last_seq from conversations where id = '$cv'"), 100, 'last_seq 100');
     is_deeply(seqs($x, $cv, 'limit=200'), [ 1 .. 100 ], 'listed in ascending seq');
+    is_deeply(seqs($x, $cv), [ 51 .. 100 ], 'no limit: the newest 50');
+    is_deeply(seqs($x, $cv, 'before_seq=51'), [ 1 .. 50 ], 'the 50 before them');
 };
 
 subtest 'long and multibyte bodies' => sub {
@@ -279,7 +281,8 @@ run_cases($s, [
     { name => 'a JSON array', method => 'POST', path => $path,
       raw => encode_json([ $ok_cid, 'hi' ]), token => $atok, status => 400, code => 'invalid_json' },
     { name => 'send without a token', method => 'POST', path => $path,
-      body => { client_id => $ok_cid, body => 'hi' }, status => 401, code => 'unauthorized' },
+      body => { client_id => $ok_cid, body => 'hi' }, status => 401, code => 'unauthorized',
+      res_headers => { 'WWW-Authenticate' => qr/^Bearer/ } },
     { name => 'send with a bad token', method => 'POST', path => $path,
       body => { client_id => $ok_cid, body => 'hi' }, token => 'x.y.z',
       status => 401, code => 'unauthorized' },
@@ -287,9 +290,10 @@ run_cases($s, [
     { name => 'read without a token', method => 'POST', path => "/v1/conversations/$conv/read",
       body => { up_to_seq => 1 }, status => 401, code => 'unauthorized' },
     { name => 'PUT messages', method => 'PUT', path => $path, body => { client_id => $ok_cid, body => 'hi' },
-      token => $atok, status => 405, code => 'method_not_allowed' },
+      token => $atok, status => 405, code => 'method_not_allowed',
+      res_headers => { Allow => qr/^(?=.*\bGET\b)(?=.*\bPOST\b)/ } },
     { name => 'GET read', path => "/v1/conversations/$conv/read", token => $atok,
-      status => 405, code => 'method_not_allowed' },
+      status => 405, code => 'method_not_allowed', res_headers => { Allow => qr/\bPOST\b/ } },
 ]);
 is(count_in($conv), $before, 'none of the bad sends was stored');
 is($s->psql("select count(*) from messages where client_id = '$ok_cid'"), 0,
@@ -564,6 +568,25 @@ subtest 'a third user cannot tell a conversation of others from a random id' => 
              404, 'not_found');
     is_error($s->send_message($bob, $conv_ac, 'hi'), 404, 'not_found');
     is_error(read_tx($bob, $conv_ac, 1), 404, 'not_found');
+};
+
+subtest 'Cache-Control: no-store on every answer' => sub {
+    my $tok = $ann->{access_token};
+    my @tx = (
+        $s->json_req(GET => '/v1/users/search?q=ab', undef, $tok),
+        $s->json_req(GET => '/v1/contacts', undef, $tok),
+        $s->json_req(GET => '/v1/blocks', undef, $tok),
+        $s->json_req(GET => '/v1/conversations', undef, $tok),
+        $s->json_req(GET => "/v1/conversations/$conv/messages", undef, $tok),
+        $s->send_message($ann, $conv, 'cache?'),
+        read_tx($ann, $conv, 1),
+        $s->json_req(GET => '/v1/conversations/' . new_uuid() . '/messages', undef, $tok),
+        $s->json_req(GET => '/v1/conversations', undef, undef),
+    );
+    for my $tx (@tx) {
+        is($tx->res->headers->cache_control, 'no-store',
+           $tx->req->method . ' ' . $tx->req->url->path . ' (' . $tx->res->code . ')');
+    }
 };
 
 subtest 'members who are no longer contacts cannot send' => sub {

@@ -157,7 +157,7 @@ sub _nginx_env {
     # reports still name its frames after nginx's dlclose() at exit.)
     my %env = (LD_PRELOAD => $lib);
     $env{ASAN_OPTIONS} = defined $asan_log
-        ? "detect_leaks=1:log_path=$asan_log:abort_on_error=0"
+        ? "detect_leaks=1:fast_unwind_on_malloc=0:log_path=$asan_log:abort_on_error=0"
         : "detect_leaks=0:abort_on_error=0";
     $env{LSAN_OPTIONS} = "suppressions=$REPO/t/asan.supp:print_suppressions=0"
         if -e "$REPO/t/asan.supp";
