@@ -143,6 +143,9 @@ ngx_int_t ngx_famcall_arg_int(ngx_famcall_ctx_t *ctx, const char *name,
 ngx_int_t ngx_famcall_query(ngx_famcall_ctx_t *ctx, ngx_famcall_sql_e stmt,
     ngx_uint_t nparams, const char *const *values,
     ngx_famcall_answer_pt answer);
+ngx_int_t ngx_famcall_query_me(ngx_famcall_ctx_t *ctx, ngx_famcall_sql_e stmt);
+ngx_int_t ngx_famcall_query_me_id(ngx_famcall_ctx_t *ctx,
+    ngx_famcall_sql_e stmt);
 void ngx_famcall_send(ngx_famcall_ctx_t *ctx, ngx_uint_t status,
     u_char *body, size_t len);
 void ngx_famcall_send_json(ngx_famcall_ctx_t *ctx, ngx_uint_t status,

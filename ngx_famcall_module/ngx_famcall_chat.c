@@ -47,12 +47,7 @@ static const ngx_famcall_field_t  ngx_famcall_read_fields[] = {
 ngx_int_t
 ngx_famcall_conversations_list(ngx_famcall_ctx_t *ctx)
 {
-    const char  *params[1];
-
-    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
-
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_CONVERSATIONS_LIST, 1,
-                             params, ngx_famcall_send_answer);
+    return ngx_famcall_query_me(ctx, NGX_FAMCALL_SQL_CONVERSATIONS_LIST);
 }
 
 

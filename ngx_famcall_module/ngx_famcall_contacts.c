@@ -89,12 +89,7 @@ ngx_famcall_users_search(ngx_famcall_ctx_t *ctx)
 ngx_int_t
 ngx_famcall_contacts_list(ngx_famcall_ctx_t *ctx)
 {
-    const char  *params[1];
-
-    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
-
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_CONTACTS_LIST, 1, params,
-                             ngx_famcall_send_answer);
+    return ngx_famcall_query_me(ctx, NGX_FAMCALL_SQL_CONTACTS_LIST);
 }
 
 
@@ -135,48 +130,21 @@ ngx_famcall_contacts_add(ngx_famcall_ctx_t *ctx)
 ngx_int_t
 ngx_famcall_contacts_accept(ngx_famcall_ctx_t *ctx)
 {
-    char         other[NGX_FAMCALL_ID_LEN + 1];
-    const char  *params[2];
-
-    if (ngx_famcall_path_uuid(ctx, 0, other) != NGX_OK) {
-        return NGX_OK;
-    }
-
-    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
-    params[1] = other;
-
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_CONTACT_ACCEPT, 2, params,
-                             ngx_famcall_send_answer);
+    return ngx_famcall_query_me_id(ctx, NGX_FAMCALL_SQL_CONTACT_ACCEPT);
 }
 
 
 ngx_int_t
 ngx_famcall_contacts_remove(ngx_famcall_ctx_t *ctx)
 {
-    char         other[NGX_FAMCALL_ID_LEN + 1];
-    const char  *params[2];
-
-    if (ngx_famcall_path_uuid(ctx, 0, other) != NGX_OK) {
-        return NGX_OK;
-    }
-
-    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
-    params[1] = other;
-
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_CONTACT_REMOVE, 2, params,
-                             ngx_famcall_send_answer);
+    return ngx_famcall_query_me_id(ctx, NGX_FAMCALL_SQL_CONTACT_REMOVE);
 }
 
 
 ngx_int_t
 ngx_famcall_blocks_list(ngx_famcall_ctx_t *ctx)
 {
-    const char  *params[1];
-
-    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
-
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_BLOCKS_LIST, 1, params,
-                             ngx_famcall_send_answer);
+    return ngx_famcall_query_me(ctx, NGX_FAMCALL_SQL_BLOCKS_LIST);
 }
 
 
@@ -204,18 +172,7 @@ ngx_famcall_blocks_add(ngx_famcall_ctx_t *ctx)
 ngx_int_t
 ngx_famcall_blocks_remove(ngx_famcall_ctx_t *ctx)
 {
-    char         other[NGX_FAMCALL_ID_LEN + 1];
-    const char  *params[2];
-
-    if (ngx_famcall_path_uuid(ctx, 0, other) != NGX_OK) {
-        return NGX_OK;
-    }
-
-    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
-    params[1] = other;
-
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_UNBLOCK, 2, params,
-                             ngx_famcall_send_answer);
+    return ngx_famcall_query_me_id(ctx, NGX_FAMCALL_SQL_UNBLOCK);
 }
 
 

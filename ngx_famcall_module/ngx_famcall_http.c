@@ -700,6 +700,42 @@ ngx_famcall_query(ngx_famcall_ctx_t *ctx, ngx_famcall_sql_e stmt,
 }
 
 
+/* a route that is one call with the caller's id: lists, /v1/me */
+ngx_int_t
+ngx_famcall_query_me(ngx_famcall_ctx_t *ctx, ngx_famcall_sql_e stmt)
+{
+    const char  *params[1];
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+    if (params[0] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_famcall_query(ctx, stmt, 1, params, ngx_famcall_send_answer);
+}
+
+
+/* a route that is one call with the caller's id and the path's {id} */
+ngx_int_t
+ngx_famcall_query_me_id(ngx_famcall_ctx_t *ctx, ngx_famcall_sql_e stmt)
+{
+    char         id[NGX_FAMCALL_ID_LEN + 1];
+    const char  *params[2];
+
+    if (ngx_famcall_path_uuid(ctx, 0, id) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+    params[1] = id;
+    if (params[0] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_famcall_query(ctx, stmt, 2, params, ngx_famcall_send_answer);
+}
+
+
 static void
 ngx_famcall_query_done(void *data, ngx_famcall_pg_status_e status,
     PGresult *res)

@@ -46,12 +46,7 @@ ngx_famcall_healthz_done(ngx_famcall_ctx_t *ctx, ngx_int_t status,
 ngx_int_t
 ngx_famcall_me_get(ngx_famcall_ctx_t *ctx)
 {
-    const char  *params[1];
-
-    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
-
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_ME, 1, params,
-                             ngx_famcall_send_answer);
+    return ngx_famcall_query_me(ctx, NGX_FAMCALL_SQL_ME);
 }
 
 

@@ -1,0 +1,71 @@
+# Sourced by the bench scripts: a throwaway famcall stack on free loopback
+# ports (PostgreSQL with synchronous_commit on, nginx with the module) plus a
+# plain `return 200` server in the same nginx as the peer to compare with.
+#   bench_start MODULE_SO [EXTRA_HTTP_CONF]
+# sets: data, api (base URL), plain (peer URL), PG* for psql; tears all down
+# at exit unless BENCH_KEEP is set. Env: BENCH_POOL (famcall_db_pool_size, 2),
+# FAMCALL_WORKERS (2).
+
+bench_top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+bench_free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+bench_stop() {
+    [ -s "$data/nginx.pid" ] && kill -QUIT "$(cat "$data/nginx.pid")" 2> /dev/null || true
+    sleep 0.5
+    "$bench_top/scripts/pg.sh" stop "$data/pg" > /dev/null 2>&1 || true
+    [ -n "${BENCH_KEEP:-}" ] || rm -rf "$data"
+}
+
+bench_start() {
+    local module=$1 extra=${2:-} plain_port
+
+    data=$(mktemp -d /tmp/famcall-bench-XXXX)
+    chmod 755 "$data"       # PostgreSQL runs as its own user
+    trap bench_stop EXIT
+
+    export FAMCALL_DATA_DIR=$data
+    export FAMCALL_HTTP_PORT=$(bench_free_port)
+    export FAMCALL_PG_PORT=$(bench_free_port)
+    plain_port=$(bench_free_port)
+    mkdir -p "$data/log" "$data/nginx-tmp"
+
+    "$bench_top/scripts/pg.sh" init "$data/pg" "$FAMCALL_PG_PORT" > /dev/null
+    "$bench_top/scripts/pg.sh" start "$data/pg" "$FAMCALL_PG_PORT" > /dev/null
+    export PGHOST=127.0.0.1 PGPORT=$FAMCALL_PG_PORT PGUSER=famcall PGDATABASE=famcall
+    "$bench_top/scripts/migrate.sh" > /dev/null
+    openssl rand -hex 32 > "$data/jwt.key"
+
+    cat > "$data/extra.conf" <<CONF
+$extra
+server {
+    listen 127.0.0.1:$plain_port;
+    access_log off;
+    location / { return 200 "ok\n"; }
+}
+CONF
+
+    "$bench_top/scripts/render-conf.sh" "$module" \
+        | sed -e 's|access_log .*;|access_log off;|' \
+              -e "s|famcall_db_pool_size [0-9]*;|famcall_db_pool_size ${BENCH_POOL:-2};|" \
+        > "$data/nginx.conf"
+    nginx -p "$data" -c "$data/nginx.conf" -e "$data/log/nginx-error.log" &
+    sleep 1
+
+    api=http://127.0.0.1:$FAMCALL_HTTP_PORT
+    plain=http://127.0.0.1:$plain_port/
+}
+
+# bench_wrk NAME ARGS...: one wrk run, its summary lines, the full output kept
+bench_wrk() {
+    local name=$1; shift
+    echo "== $name"
+    wrk -t"$threads" -c"$conns" -d"$dur" --latency "$@" | tee "$data/$name.txt" \
+        | grep -E 'Requests/sec|Non-2xx|Socket errors| 50%| 99%'
+}
+
+bench_machine() {
+    echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+}
