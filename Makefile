@@ -13,7 +13,7 @@ export FAMCALL_DATA_DIR  ?= $(CURDIR)/var
 export FAMCALL_PG_PORT   ?= 5433
 export FAMCALL_TURN_PORT ?= 3478
 
-.PHONY: all deps build build-asan run test test-unit test-asan bench clean
+.PHONY: all deps build build-asan run node test test-unit test-asan bench clean
 
 all: build
 
@@ -41,6 +41,10 @@ $(MODULE_ASAN): $(BUILD)/nginx-asan/Makefile.stamp $(SOURCES)
 
 run: build
 	scripts/run.sh $(MODULE)
+
+# one more nginx node on the running stack's database (FAMCALL_HTTP_PORT=...)
+node: build
+	scripts/node.sh $(MODULE)
 
 # Pure C pieces (validation, tokens) as TAP programs.
 UNIT_CFLAGS := -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g -Ingx_famcall_module
