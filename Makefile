@@ -13,7 +13,7 @@ export FAMCALL_DATA_DIR  ?= $(CURDIR)/var
 export FAMCALL_PG_PORT   ?= 5433
 export FAMCALL_TURN_PORT ?= 3478
 
-.PHONY: all deps build build-asan run node test test-unit test-asan bench clean
+.PHONY: all deps build build-asan run node test test-unit test-asan fuzz bench clean
 
 all: build
 
@@ -46,15 +46,14 @@ run: build
 node: build
 	scripts/node.sh $(MODULE)
 
-# Pure C pieces (validation, tokens) as TAP programs.
+# Pure C pieces (validation, tokens, WebSocket frames) as TAP programs.
 UNIT_CFLAGS := -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g -Ingx_famcall_module
 UNIT_LIBS   := -ljansson -ljwt -lcrypto
-$(BUILD)/unit/%: t/unit/%.c ngx_famcall_module/ngx_famcall_validate.c \
-                 ngx_famcall_module/ngx_famcall_json.c ngx_famcall_module/ngx_famcall_token.c t/unit/tap.h \
-                 $(wildcard ngx_famcall_module/*.h)
+UNIT_SRCS   := ngx_famcall_module/ngx_famcall_validate.c ngx_famcall_module/ngx_famcall_json.c \
+               ngx_famcall_module/ngx_famcall_token.c ngx_famcall_module/ngx_famcall_ws_frame.c
+$(BUILD)/unit/%: t/unit/%.c $(UNIT_SRCS) t/unit/tap.h $(wildcard ngx_famcall_module/*.h)
 	@mkdir -p $(BUILD)/unit
-	$(CC) $(UNIT_CFLAGS) $(UNIT_CFLAGS_EXTRA) -o $@ $< ngx_famcall_module/ngx_famcall_validate.c \
-	    ngx_famcall_module/ngx_famcall_json.c ngx_famcall_module/ngx_famcall_token.c $(UNIT_LIBS)
+	$(CC) $(UNIT_CFLAGS) $(UNIT_CFLAGS_EXTRA) -o $@ $< $(UNIT_SRCS) $(UNIT_LIBS)
 
 UNIT_TESTS := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/*.c))
 
@@ -69,6 +68,24 @@ test: build test-unit
 test-asan: build-asan
 	$(MAKE) test-unit UNIT_CFLAGS_EXTRA="-fsanitize=address,undefined -fno-omit-frame-pointer" BUILD=$(BUILD)/asan-unit
 	FAMCALL_MODULE=$(MODULE_ASAN) FAMCALL_ASAN=1 prove -r -j2 t/
+
+# libFuzzer on the WebSocket frame reader, FUZZ_SECONDS long, on a copy of
+# the seed corpus (inputs it finds accumulate in build/fuzz/corpus/).
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                -Ingx_famcall_module
+
+$(BUILD)/fuzz/ws_frame_fuzz: t/fuzz/ws_frame_fuzz.c ngx_famcall_module/ngx_famcall_ws_frame.c \
+                             ngx_famcall_module/ngx_famcall_ws_frame.h
+	@mkdir -p $(BUILD)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< ngx_famcall_module/ngx_famcall_ws_frame.c
+
+fuzz: $(BUILD)/fuzz/ws_frame_fuzz
+	mkdir -p $(BUILD)/fuzz/corpus/ws_frame
+	cp t/fuzz/corpus/ws_frame/* $(BUILD)/fuzz/corpus/ws_frame/
+	cd $(BUILD)/fuzz && ./ws_frame_fuzz -max_total_time=$(FUZZ_SECONDS) \
+	    -print_final_stats=1 corpus/ws_frame
 
 bench: build
 	bench/run.sh $(MODULE)

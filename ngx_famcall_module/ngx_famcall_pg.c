@@ -92,6 +92,7 @@ static void ngx_famcall_pg_broken(ngx_famcall_pg_conn_t *pc,
 static void ngx_famcall_pg_close(ngx_famcall_pg_conn_t *pc);
 static void ngx_famcall_pg_unwatch(ngx_connection_t *c);
 static void ngx_famcall_pg_fail_later(ngx_famcall_pg_conn_t *pc);
+static void ngx_famcall_pg_input_check(ngx_famcall_pg_conn_t *pc);
 static ngx_famcall_pg_conn_t *ngx_famcall_pg_pick(ngx_famcall_pg_pool_t *pool);
 static ngx_int_t ngx_famcall_pg_dispatch(ngx_famcall_pg_conn_t *pc,
     ngx_famcall_pg_query_t *q);
@@ -428,6 +429,12 @@ ngx_famcall_pg_read_handler(ngx_event_t *ev)
         && PQstatus(pc->pg) == CONNECTION_BAD)
     {
         ngx_famcall_pg_broken(pc, PQerrorMessage(pc->pg));
+        return;
+    }
+
+    /* libpq: after consuming input, an unfinished flush is retried */
+    if (pc->state == NGX_FAMCALL_PG_READY && pc->c->write->active) {
+        ngx_famcall_pg_write_handler(pc->c->write);
     }
 }
 
@@ -448,7 +455,10 @@ ngx_famcall_pg_write_handler(ngx_event_t *ev)
 
     if (rc == 0 && ngx_famcall_pg_want(pc, 1, 0) != NGX_OK) {
         ngx_famcall_pg_broken(pc, "cannot watch the socket");
+        return;
     }
+
+    ngx_famcall_pg_input_check(pc);
 }
 
 
@@ -638,6 +648,23 @@ ngx_famcall_pg_unwatch(ngx_connection_t *c)
 
 
 /*
+ * libpq reads the socket while it flushes (so that neither side blocks on a
+ * full buffer): results can land in its input buffer outside our read
+ * handler, and then the socket is no longer readable and epoll says nothing.
+ * Have the read handler look at the buffer in this same loop iteration;
+ * without this a connection that got no new queries stalled until the query
+ * timeout (seen as seconds-long tails with two connections per worker).
+ */
+static void
+ngx_famcall_pg_input_check(ngx_famcall_pg_conn_t *pc)
+{
+    if (!ngx_queue_empty(&pc->inflight) && !pc->c->read->posted) {
+        ngx_post_event(pc->c->read, &ngx_posted_events);
+    }
+}
+
+
+/*
  * A send or flush failed half way: the pipeline may hold a command no entry
  * accounts for, so the connection must go, but not under our caller's feet.
  */
@@ -796,7 +823,10 @@ ngx_famcall_pg_dispatch(ngx_famcall_pg_conn_t *pc, ngx_famcall_pg_query_t *q)
 
     if (rc == -1 || (rc == 1 && ngx_famcall_pg_want(pc, 1, 1) != NGX_OK)) {
         ngx_famcall_pg_fail_later(pc);
+        return NGX_OK;
     }
+
+    ngx_famcall_pg_input_check(pc);
 
     return NGX_OK;
 

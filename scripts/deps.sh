@@ -11,7 +11,7 @@ PACKAGES=(
     coturn                                    # TURN relay
     libmojolicious-perl libtest-simple-perl   # t/: Test::More + Test::Mojo
     wrk                                       # bench/
-    libclang-rt-14-dev                        # sanitizer runtimes for test-asan
+    clang libclang-rt-14-dev                  # sanitizers (test-asan) and libFuzzer (fuzz)
 )
 
 missing=()
