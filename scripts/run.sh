@@ -32,7 +32,8 @@ stop_all() {
     done
     "$top/scripts/pg.sh" stop "$data/pg" || true
 }
-trap stop_all INT TERM EXIT
+trap 'stopping=1; stop_all' INT TERM
+trap stop_all EXIT
 
 "$top/scripts/pg.sh" init "$data/pg" "$FAMCALL_PG_PORT"
 "$top/scripts/pg.sh" start "$data/pg" "$FAMCALL_PG_PORT"
@@ -66,5 +67,7 @@ famcall is running (Ctrl-C stops it)
 
 MSG
 
+# Until Ctrl-C (which reaches the services too) or a service ends by itself;
+# either way everything else is stopped on the way out.
 wait -n "${pids[@]}" || true
-echo "a service exited; see $data/log/" >&2
+[ -n "${stopping:-}" ] || echo "a service has stopped (logs: $data/log/)" >&2
