@@ -49,7 +49,6 @@ typedef enum {
     NGX_FAMCALL_SQL_CONVERSATIONS_LIST,
     NGX_FAMCALL_SQL_CONVERSATION_OPEN,
     NGX_FAMCALL_SQL_MESSAGES_LIST,
-    NGX_FAMCALL_SQL_MESSAGE_SEND,
     NGX_FAMCALL_SQL_CONVERSATION_READ,
     NGX_FAMCALL_SQL_MESSAGE_SEND_BATCH,
     NGX_FAMCALL_SQL_COUNT
@@ -146,6 +145,10 @@ ngx_int_t ngx_famcall_query(ngx_famcall_ctx_t *ctx, ngx_famcall_sql_e stmt,
 ngx_int_t ngx_famcall_query_me(ngx_famcall_ctx_t *ctx, ngx_famcall_sql_e stmt);
 ngx_int_t ngx_famcall_query_me_id(ngx_famcall_ctx_t *ctx,
     ngx_famcall_sql_e stmt);
+ngx_int_t ngx_famcall_query_me_user(ngx_famcall_ctx_t *ctx,
+    ngx_famcall_sql_e stmt);
+ngx_int_t ngx_famcall_not_self(ngx_famcall_ctx_t *ctx, const char *id,
+    const char *field);
 void ngx_famcall_send(ngx_famcall_ctx_t *ctx, ngx_uint_t status,
     u_char *body, size_t len);
 void ngx_famcall_send_json(ngx_famcall_ctx_t *ctx, ngx_uint_t status,

@@ -25,11 +25,6 @@ static void ngx_famcall_messages_sent(void *owner, ngx_int_t status,
     u_char *body, size_t len);
 
 
-static const ngx_famcall_field_t  ngx_famcall_open_fields[] = {
-    { "user_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid, 0, 0 },
-    { NULL, 0, 0, 0, NULL, 0, 0 }
-};
-
 static const ngx_famcall_field_t  ngx_famcall_send_fields[] = {
     { "client_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid, 0, 0 },
     { "body", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_message_body,
@@ -54,24 +49,7 @@ ngx_famcall_conversations_list(ngx_famcall_ctx_t *ctx)
 ngx_int_t
 ngx_famcall_conversations_open(ngx_famcall_ctx_t *ctx)
 {
-    const char  *params[2];
-
-    if (ngx_famcall_check_body(ctx, ngx_famcall_open_fields) != NGX_OK) {
-        return NGX_OK;
-    }
-
-    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
-    params[1] = ngx_famcall_json_string(ctx->body, "user_id");
-
-    if (ngx_strcmp(params[0], params[1]) == 0) {
-        ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
-                               "invalid_field", "must be another user",
-                               "user_id");
-        return NGX_OK;
-    }
-
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_CONVERSATION_OPEN, 2,
-                             params, ngx_famcall_send_answer);
+    return ngx_famcall_query_me_user(ctx, NGX_FAMCALL_SQL_CONVERSATION_OPEN);
 }
 
 

@@ -17,20 +17,11 @@
 #include "ngx_famcall_token.h"
 
 
-static ngx_int_t ngx_famcall_self(ngx_famcall_ctx_t *ctx, const char *id,
-    const char *field);
-
-
 static const ngx_famcall_field_t  ngx_famcall_contact_fields[] = {
     { "user_id", NGX_FAMCALL_F_STRING, 0, 0, ngx_famcall_check_uuid, 0, 0 },
     { "username", NGX_FAMCALL_F_STRING, 0, 0, ngx_famcall_check_username,
       0, 0 },
     { "phone", NGX_FAMCALL_F_STRING, 0, 0, ngx_famcall_check_phone, 0, 0 },
-    { NULL, 0, 0, 0, NULL, 0, 0 }
-};
-
-static const ngx_famcall_field_t  ngx_famcall_block_fields[] = {
-    { "user_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid, 0, 0 },
     { NULL, 0, 0, 0, NULL, 0, 0 }
 };
 
@@ -118,7 +109,7 @@ ngx_famcall_contacts_add(ngx_famcall_ctx_t *ctx)
         return NGX_OK;
     }
 
-    if (params[1] && ngx_famcall_self(ctx, params[1], "user_id") != NGX_OK) {
+    if (params[1] && ngx_famcall_not_self(ctx, params[1], "user_id") != NGX_OK) {
         return NGX_OK;
     }
 
@@ -151,21 +142,7 @@ ngx_famcall_blocks_list(ngx_famcall_ctx_t *ctx)
 ngx_int_t
 ngx_famcall_blocks_add(ngx_famcall_ctx_t *ctx)
 {
-    const char  *params[2];
-
-    if (ngx_famcall_check_body(ctx, ngx_famcall_block_fields) != NGX_OK) {
-        return NGX_OK;
-    }
-
-    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
-    params[1] = ngx_famcall_json_string(ctx->body, "user_id");
-
-    if (ngx_famcall_self(ctx, params[1], "user_id") != NGX_OK) {
-        return NGX_OK;
-    }
-
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_BLOCK, 2, params,
-                             ngx_famcall_send_answer);
+    return ngx_famcall_query_me_user(ctx, NGX_FAMCALL_SQL_BLOCK);
 }
 
 
@@ -191,26 +168,10 @@ ngx_famcall_reports_add(ngx_famcall_ctx_t *ctx)
     params[3] = ngx_famcall_json_string(ctx->body, "text");
     params[4] = ngx_famcall_json_string(ctx->body, "message_id");
 
-    if (ngx_famcall_self(ctx, params[1], "user_id") != NGX_OK) {
+    if (ngx_famcall_not_self(ctx, params[1], "user_id") != NGX_OK) {
         return NGX_OK;
     }
 
     return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_REPORT, 5, params,
                              ngx_famcall_send_answer);
-}
-
-
-/* 422 when id is the caller: nobody adds, blocks or reports themselves */
-static ngx_int_t
-ngx_famcall_self(ngx_famcall_ctx_t *ctx, const char *id, const char *field)
-{
-    if (ngx_strlen(id) != ctx->user_id.len
-        || ngx_strncmp(id, ctx->user_id.data, ctx->user_id.len) != 0)
-    {
-        return NGX_OK;
-    }
-
-    ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
-                           "invalid_field", "must be another user", field);
-    return NGX_DECLINED;
 }

@@ -736,6 +736,57 @@ ngx_famcall_query_me_id(ngx_famcall_ctx_t *ctx, ngx_famcall_sql_e stmt)
 }
 
 
+static const ngx_famcall_field_t  ngx_famcall_user_fields[] = {
+    { "user_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid, 0, 0 },
+    { NULL, 0, 0, 0, NULL, 0, 0 }
+};
+
+
+/*
+ * A route that is one call with the caller's id and another user's, given
+ * as {"user_id"} in the body (block someone, open a conversation).
+ */
+ngx_int_t
+ngx_famcall_query_me_user(ngx_famcall_ctx_t *ctx, ngx_famcall_sql_e stmt)
+{
+    const char  *params[2];
+
+    if (ngx_famcall_check_body(ctx, ngx_famcall_user_fields) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+    params[1] = ngx_famcall_json_string(ctx->body, "user_id");
+
+    if (params[0] == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_famcall_not_self(ctx, params[1], "user_id") != NGX_OK) {
+        return NGX_OK;
+    }
+
+    return ngx_famcall_query(ctx, stmt, 2, params, ngx_famcall_send_answer);
+}
+
+
+/* 422 when id is the caller: nobody adds, blocks or reports themselves */
+ngx_int_t
+ngx_famcall_not_self(ngx_famcall_ctx_t *ctx, const char *id,
+    const char *field)
+{
+    if (ngx_strlen(id) != ctx->user_id.len
+        || ngx_strncmp(id, ctx->user_id.data, ctx->user_id.len) != 0)
+    {
+        return NGX_OK;
+    }
+
+    ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
+                           "invalid_field", "must be another user", field);
+    return NGX_DECLINED;
+}
+
+
 static void
 ngx_famcall_query_done(void *data, ngx_famcall_pg_status_e status,
     PGresult *res)

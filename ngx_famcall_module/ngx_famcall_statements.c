@@ -89,10 +89,6 @@ const ngx_famcall_stmt_t  ngx_famcall_statements[] = {
       FAMCALL_FN("famcall_messages_list",
                  "$1::uuid, $2::uuid, $3::bigint, $4::bigint, $5::int"), 5 },
 
-    { "famcall_message_send",
-      FAMCALL_FN("famcall_message_send",
-                 "$1::uuid, $2::uuid, $3::uuid, $4::text"), 4 },
-
     { "famcall_conversation_read",
       FAMCALL_FN("famcall_conversation_read",
                  "$1::uuid, $2::uuid, $3::bigint"), 3 },
@@ -105,3 +101,9 @@ const ngx_famcall_stmt_t  ngx_famcall_statements[] = {
 
 const ngx_uint_t  ngx_famcall_nstatements =
     sizeof(ngx_famcall_statements) / sizeof(ngx_famcall_statements[0]);
+
+
+/* one entry per ngx_famcall_sql_e value, or the build fails */
+typedef char ngx_famcall_statements_match_enum[
+    (sizeof(ngx_famcall_statements) / sizeof(ngx_famcall_statements[0])
+     == NGX_FAMCALL_SQL_COUNT) ? 1 : -1];
