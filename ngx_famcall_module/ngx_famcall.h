@@ -51,8 +51,20 @@ typedef enum {
     NGX_FAMCALL_SQL_MESSAGES_LIST,
     NGX_FAMCALL_SQL_CONVERSATION_READ,
     NGX_FAMCALL_SQL_MESSAGE_SEND_BATCH,
+    NGX_FAMCALL_SQL_LISTEN,
+    NGX_FAMCALL_SQL_MESSAGE_GET,
+    NGX_FAMCALL_SQL_RECEIPT,
+    NGX_FAMCALL_SQL_TYPING,
+    NGX_FAMCALL_SQL_SYNC,
+    NGX_FAMCALL_SQL_PRESENCE,
+    NGX_FAMCALL_SQL_INSTANCE_REGISTER,
+    NGX_FAMCALL_SQL_INSTANCE_SWEEP,
     NGX_FAMCALL_SQL_COUNT
 } ngx_famcall_sql_e;
+
+
+typedef struct ngx_famcall_gw_s  ngx_famcall_gw_t;
+typedef struct ngx_famcall_ws_s  ngx_famcall_ws_t;
 
 
 typedef enum {
@@ -88,9 +100,15 @@ typedef struct {
 
     size_t                     max_body_size;
 
+    size_t                     ws_max_message;
+    size_t                     ws_max_queue;
+    ngx_msec_t                 ws_ping_interval;
+    ngx_msec_t                 ws_idle_timeout;
+
     ngx_flag_t                 api_used;    /* famcall_api appears */
     ngx_famcall_pg_pool_t     *pg;          /* this worker's pool */
     ngx_famcall_batcher_t     *send_batcher; /* group commit of sends */
+    ngx_famcall_gw_t          *gw;          /* this worker's gateway */
 } ngx_http_famcall_main_conf_t;
 
 
@@ -192,6 +210,19 @@ ngx_int_t ngx_famcall_conversations_open(ngx_famcall_ctx_t *ctx);
 ngx_int_t ngx_famcall_messages_list(ngx_famcall_ctx_t *ctx);
 ngx_int_t ngx_famcall_messages_send(ngx_famcall_ctx_t *ctx);
 ngx_int_t ngx_famcall_conversations_read(ngx_famcall_ctx_t *ctx);
+
+ngx_int_t ngx_famcall_ws_open(ngx_famcall_ctx_t *ctx);
+
+/* ngx_famcall_gateway.c: the worker's gateway (registry, bus, events) */
+ngx_int_t ngx_famcall_gw_init(ngx_cycle_t *cycle,
+    ngx_http_famcall_main_conf_t *fmcf);
+void ngx_famcall_gw_exit(ngx_http_famcall_main_conf_t *fmcf);
+ngx_int_t ngx_famcall_gw_user_parse(const char *uuid, u_char *out);
+u_char *ngx_famcall_gw_scratch(ngx_famcall_ws_t *ws);
+ngx_int_t ngx_famcall_gw_open(ngx_famcall_ws_t *ws);
+void ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data,
+    size_t len);
+void ngx_famcall_gw_close(ngx_famcall_ws_t *ws);
 
 /* ngx_famcall_auth.c: shared by otp verify */
 void ngx_famcall_auth_send_tokens(ngx_famcall_ctx_t *ctx, ngx_uint_t status,

@@ -57,6 +57,8 @@ typedef struct {
 static const ngx_famcall_route_t  ngx_famcall_routes[] = {
 
     { NGX_HTTP_GET,   "/healthz",              ngx_famcall_healthz, 0, 0 },
+    /* authenticates itself: the token may come as a subprotocol */
+    { NGX_HTTP_GET,   "/v1/ws",                ngx_famcall_ws_open, 0, 0 },
 
     { NGX_HTTP_POST,  "/v1/auth/signup",       ngx_famcall_auth_signup, 0, 1 },
     { NGX_HTTP_POST,  "/v1/auth/login",        ngx_famcall_auth_login, 0, 1 },

@@ -123,6 +123,21 @@ static ngx_command_t  ngx_famcall_commands[] = {
     { ngx_string("famcall_max_body_size"), FAMCALL_MAIN,
       ngx_conf_set_size_slot, FAMCALL_MCF, famcall_off(max_body_size), NULL },
 
+    { ngx_string("famcall_ws_max_message"), FAMCALL_MAIN,
+      ngx_conf_set_size_slot, FAMCALL_MCF, famcall_off(ws_max_message),
+      NULL },
+
+    { ngx_string("famcall_ws_max_queue"), FAMCALL_MAIN,
+      ngx_conf_set_size_slot, FAMCALL_MCF, famcall_off(ws_max_queue), NULL },
+
+    { ngx_string("famcall_ws_ping_interval"), FAMCALL_MAIN,
+      ngx_conf_set_msec_slot, FAMCALL_MCF, famcall_off(ws_ping_interval),
+      NULL },
+
+    { ngx_string("famcall_ws_idle_timeout"), FAMCALL_MAIN,
+      ngx_conf_set_msec_slot, FAMCALL_MCF, famcall_off(ws_idle_timeout),
+      NULL },
+
     { ngx_string("famcall_api"), NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_famcall_api, 0, 0, NULL },
 
@@ -254,6 +269,10 @@ ngx_famcall_create_main_conf(ngx_conf_t *cf)
     fmcf->otp_ip_max = NGX_CONF_UNSET_UINT;
     fmcf->otp_ip_window = NGX_CONF_UNSET;
     fmcf->max_body_size = NGX_CONF_UNSET_SIZE;
+    fmcf->ws_max_message = NGX_CONF_UNSET_SIZE;
+    fmcf->ws_max_queue = NGX_CONF_UNSET_SIZE;
+    fmcf->ws_ping_interval = NGX_CONF_UNSET_MSEC;
+    fmcf->ws_idle_timeout = NGX_CONF_UNSET_MSEC;
     fmcf->api_used = NGX_CONF_UNSET;
 
     return fmcf;
@@ -283,6 +302,10 @@ ngx_famcall_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(fmcf->otp_ip_window, 60 * 60);
     ngx_conf_init_size_value(fmcf->max_body_size, 64 * 1024);
     ngx_conf_init_value(fmcf->api_used, 0);
+    ngx_conf_init_size_value(fmcf->ws_max_message, 64 * 1024);
+    ngx_conf_init_size_value(fmcf->ws_max_queue, 256 * 1024);
+    ngx_conf_init_msec_value(fmcf->ws_ping_interval, 30000);
+    ngx_conf_init_msec_value(fmcf->ws_idle_timeout, 75000);
 
     if (fmcf->password_tp_name.len == 0) {
         ngx_str_set(&fmcf->password_tp_name, "default");
@@ -316,6 +339,18 @@ ngx_famcall_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"famcall_jwt_ttl\" must be at least 1s and "
                            "\"famcall_refresh_ttl\" at least as long");
+        return NGX_CONF_ERROR;
+    }
+
+    if (fmcf->ws_max_message < 1024 || fmcf->ws_max_queue < 4096
+        || fmcf->ws_ping_interval < 1000
+        || fmcf->ws_idle_timeout <= fmcf->ws_ping_interval)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"famcall_ws_max_message\" must be at least 1k, "
+                           "\"famcall_ws_max_queue\" at least 4k, "
+                           "\"famcall_ws_ping_interval\" at least 1s and "
+                           "\"famcall_ws_idle_timeout\" longer than it");
         return NGX_CONF_ERROR;
     }
 
@@ -398,6 +433,10 @@ ngx_famcall_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_famcall_gw_init(cycle, fmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 
@@ -412,6 +451,10 @@ ngx_famcall_exit_process(ngx_cycle_t *cycle)
     }
 
     fmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_famcall_module);
+
+    if (fmcf != NULL) {
+        ngx_famcall_gw_exit(fmcf);
+    }
 
     if (fmcf != NULL && fmcf->pg != NULL) {
         ngx_famcall_pg_pool_destroy(fmcf->pg);

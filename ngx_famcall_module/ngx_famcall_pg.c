@@ -47,6 +47,7 @@ typedef struct {
     ngx_msec_t                 backoff;
     u_char                    *prepared;     /* one flag per statement */
     unsigned                   failed:1;     /* teardown is posted */
+    unsigned                   listener:1;   /* LISTENs; takes no queries */
 } ngx_famcall_pg_conn_t;
 
 
@@ -58,6 +59,11 @@ struct ngx_famcall_pg_pool_s {
     ngx_famcall_pg_conn_t     *conns;
     ngx_queue_t                waiting;
     ngx_uint_t                 nwaiting;
+
+    ngx_famcall_pg_conn_t     *listener;    /* NULL: nobody listens */
+    ngx_uint_t                 listen_stmt;
+    ngx_famcall_pg_notify_pt   notify;
+    void                      *notify_data;
 };
 
 
@@ -102,6 +108,16 @@ static void ngx_famcall_pg_fail_waiting(ngx_famcall_pg_pool_t *pool);
 static void ngx_famcall_pg_complete(ngx_famcall_pg_query_t *q);
 static void ngx_famcall_pg_timeout_handler(ngx_event_t *ev);
 static void ngx_famcall_pg_query_free(ngx_famcall_pg_query_t *q);
+static ngx_famcall_pg_query_t *ngx_famcall_pg_query_new(
+    ngx_famcall_pg_pool_t *pool, ngx_uint_t stmt, ngx_uint_t nparams,
+    const char *const *values, ngx_famcall_pg_handler_pt handler,
+    void *data);
+static ngx_int_t ngx_famcall_pg_conn_init(ngx_famcall_pg_conn_t *pc,
+    ngx_famcall_pg_pool_t *pool, ngx_cycle_t *cycle);
+static void ngx_famcall_pg_listen_start(ngx_famcall_pg_conn_t *pc);
+static void ngx_famcall_pg_listen_done(void *data,
+    ngx_famcall_pg_status_e status, PGresult *res);
+static void ngx_famcall_pg_conn_destroy(ngx_famcall_pg_conn_t *pc);
 
 
 ngx_famcall_pg_pool_t *
@@ -134,24 +150,99 @@ ngx_famcall_pg_pool_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
 
     for (i = 0; i < size; i++) {
         pc = &pool->conns[i];
-        pc->pool = pool;
-        ngx_queue_init(&pc->inflight);
 
-        pc->prepared = ngx_pcalloc(cycle->pool, ngx_famcall_nstatements);
-        if (pc->prepared == NULL) {
+        if (ngx_famcall_pg_conn_init(pc, pool, cycle) != NGX_OK) {
             return NULL;
         }
-
-        pc->reconnect.handler = ngx_famcall_pg_reconnect_handler;
-        pc->reconnect.data = pc;
-        pc->reconnect.log = pool->log;
-        pc->reconnect.cancelable = 1;
-        pc->backoff = NGX_FAMCALL_PG_BACKOFF_MIN;
 
         ngx_famcall_pg_connect(pc);
     }
 
     return pool;
+}
+
+
+ngx_int_t
+ngx_famcall_pg_listen(ngx_famcall_pg_pool_t *pool, ngx_cycle_t *cycle,
+    ngx_uint_t stmt, ngx_famcall_pg_notify_pt notify, void *data)
+{
+    ngx_famcall_pg_conn_t  *pc;
+
+    pc = ngx_pcalloc(cycle->pool, sizeof(ngx_famcall_pg_conn_t));
+    if (pc == NULL || ngx_famcall_pg_conn_init(pc, pool, cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    pc->listener = 1;
+    pool->listener = pc;
+    pool->listen_stmt = stmt;
+    pool->notify = notify;
+    pool->notify_data = data;
+
+    ngx_famcall_pg_connect(pc);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_famcall_pg_conn_init(ngx_famcall_pg_conn_t *pc,
+    ngx_famcall_pg_pool_t *pool, ngx_cycle_t *cycle)
+{
+    pc->pool = pool;
+    ngx_queue_init(&pc->inflight);
+
+    pc->prepared = ngx_pcalloc(cycle->pool, ngx_famcall_nstatements);
+    if (pc->prepared == NULL) {
+        return NGX_ERROR;
+    }
+
+    pc->reconnect.handler = ngx_famcall_pg_reconnect_handler;
+    pc->reconnect.data = pc;
+    pc->reconnect.log = pool->log;
+    pc->reconnect.cancelable = 1;
+    pc->backoff = NGX_FAMCALL_PG_BACKOFF_MIN;
+
+    return NGX_OK;
+}
+
+
+/* the listener is up: LISTEN again (a new session listens to nothing) */
+static void
+ngx_famcall_pg_listen_start(ngx_famcall_pg_conn_t *pc)
+{
+    ngx_famcall_pg_query_t  *q;
+
+    q = ngx_famcall_pg_query_new(pc->pool, pc->pool->listen_stmt, 0, NULL,
+                                 ngx_famcall_pg_listen_done, pc);
+
+    if (q == NULL || ngx_famcall_pg_dispatch(pc, q) != NGX_OK) {
+        if (q != NULL) {
+            ngx_famcall_pg_query_free(q);
+        }
+        /* the connection is failing: it reconnects and tries again */
+    }
+}
+
+
+static void
+ngx_famcall_pg_listen_done(void *data, ngx_famcall_pg_status_e status,
+    PGresult *res)
+{
+    ngx_famcall_pg_conn_t  *pc = data;
+    ngx_famcall_pg_pool_t  *pool = pc->pool;
+
+    if (status != NGX_FAMCALL_PG_OK) {
+        ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                      "famcall: LISTEN failed, the connection is reset");
+        if (pc->c != NULL && !pc->failed) {
+            ngx_famcall_pg_fail_later(pc);
+        }
+        return;
+    }
+
+    /* subscribed: whatever was sent while nobody listened is missed */
+    pool->notify(pool->notify_data, NULL, 0);
 }
 
 
@@ -162,10 +253,8 @@ ngx_famcall_pg_pool_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
 void
 ngx_famcall_pg_pool_destroy(ngx_famcall_pg_pool_t *pool)
 {
-    ngx_uint_t               i;
-    ngx_queue_t             *qn;
-    ngx_famcall_pg_conn_t   *pc;
-    ngx_famcall_pg_query_t  *q;
+    ngx_uint_t    i;
+    ngx_queue_t  *qn;
 
     while (!ngx_queue_empty(&pool->waiting)) {
         qn = ngx_queue_head(&pool->waiting);
@@ -177,22 +266,34 @@ ngx_famcall_pg_pool_destroy(ngx_famcall_pg_pool_t *pool)
     pool->nwaiting = 0;
 
     for (i = 0; i < pool->size; i++) {
-        pc = &pool->conns[i];
-
-        if (pc->reconnect.timer_set) {
-            ngx_del_timer(&pc->reconnect);
-        }
-
-        while (!ngx_queue_empty(&pc->inflight)) {
-            qn = ngx_queue_head(&pc->inflight);
-            ngx_queue_remove(qn);
-            q = ngx_queue_data(qn, ngx_famcall_pg_query_t, queue);
-            ngx_famcall_pg_query_free(q);
-        }
-
-        pc->ninflight = 0;
-        ngx_famcall_pg_close(pc);
+        ngx_famcall_pg_conn_destroy(&pool->conns[i]);
     }
+
+    if (pool->listener != NULL) {
+        ngx_famcall_pg_conn_destroy(pool->listener);
+    }
+}
+
+
+static void
+ngx_famcall_pg_conn_destroy(ngx_famcall_pg_conn_t *pc)
+{
+    ngx_queue_t             *qn;
+    ngx_famcall_pg_query_t  *q;
+
+    if (pc->reconnect.timer_set) {
+        ngx_del_timer(&pc->reconnect);
+    }
+
+    while (!ngx_queue_empty(&pc->inflight)) {
+        qn = ngx_queue_head(&pc->inflight);
+        ngx_queue_remove(qn);
+        q = ngx_queue_data(qn, ngx_famcall_pg_query_t, queue);
+        ngx_famcall_pg_query_free(q);
+    }
+
+    pc->ninflight = 0;
+    ngx_famcall_pg_close(pc);
 }
 
 
@@ -309,7 +410,12 @@ ngx_famcall_pg_connect_handler(ngx_event_t *ev)
     }
 
     if (pc->state == NGX_FAMCALL_PG_READY) {
-        ngx_famcall_pg_drain_waiting(pc->pool);
+        if (pc->listener) {
+            ngx_famcall_pg_listen_start(pc);
+
+        } else {
+            ngx_famcall_pg_drain_waiting(pc->pool);
+        }
     }
 }
 
@@ -418,8 +524,13 @@ ngx_famcall_pg_read_handler(ngx_event_t *ev)
         return;
     }
 
-    /* LISTEN is not used yet; never let notifications pile up */
+    /* only the listener LISTENs; never let notifications pile up */
     while ((n = PQnotifies(pc->pg)) != NULL) {
+        if (pc->listener && pc->pool->notify != NULL) {
+            pc->pool->notify(pc->pool->notify_data, n->extra,
+                             ngx_strlen(n->extra));
+        }
+
         PQfreemem(n);
     }
 
@@ -681,9 +792,6 @@ ngx_famcall_pg_send(ngx_famcall_pg_pool_t *pool, ngx_uint_t stmt,
     ngx_uint_t nparams, const char *const *values,
     ngx_famcall_pg_handler_pt handler, void *data)
 {
-    size_t                   size, len[NGX_FAMCALL_PG_MAX_PARAMS];
-    u_char                  *p;
-    ngx_uint_t               i;
     ngx_famcall_pg_conn_t   *pc;
     ngx_famcall_pg_query_t  *q;
 
@@ -702,41 +810,10 @@ ngx_famcall_pg_send(ngx_famcall_pg_pool_t *pool, ngx_uint_t stmt,
         return NULL;
     }
 
-    /* one allocation: the query, the value pointers, the values */
-    size = sizeof(ngx_famcall_pg_query_t) + nparams * sizeof(char *);
-    for (i = 0; i < nparams; i++) {
-        len[i] = values[i] ? ngx_strlen(values[i]) + 1 : 0;
-        size += len[i];
-    }
-
-    q = ngx_alloc(size, pool->log);
+    q = ngx_famcall_pg_query_new(pool, stmt, nparams, values, handler, data);
     if (q == NULL) {
         return NULL;
     }
-
-    ngx_memzero(q, sizeof(ngx_famcall_pg_query_t));
-    q->pool = pool;
-    q->handler = handler;
-    q->data = data;
-    q->stmt = stmt;
-    q->nparams = nparams;
-    q->values = (char **) (q + 1);
-
-    p = (u_char *) (q->values + nparams);
-    for (i = 0; i < nparams; i++) {
-        if (values[i] == NULL) {
-            q->values[i] = NULL;
-            continue;
-        }
-
-        q->values[i] = (char *) p;
-        p = ngx_cpymem(p, values[i], len[i]);
-    }
-
-    q->timer.handler = ngx_famcall_pg_timeout_handler;
-    q->timer.data = q;
-    q->timer.log = pool->log;
-    ngx_add_timer(&q->timer, pool->timeout);
 
     pc = ngx_famcall_pg_pick(pool);
 
@@ -958,4 +1035,54 @@ ngx_famcall_pg_query_free(ngx_famcall_pg_query_t *q)
     }
 
     ngx_free(q);
+}
+
+
+static ngx_famcall_pg_query_t *
+ngx_famcall_pg_query_new(ngx_famcall_pg_pool_t *pool, ngx_uint_t stmt,
+    ngx_uint_t nparams, const char *const *values,
+    ngx_famcall_pg_handler_pt handler, void *data)
+{
+    size_t                   size, len[NGX_FAMCALL_PG_MAX_PARAMS];
+    u_char                  *p;
+    ngx_uint_t               i;
+    ngx_famcall_pg_query_t  *q;
+
+    /* one allocation: the query, the value pointers, the values */
+    size = sizeof(ngx_famcall_pg_query_t) + nparams * sizeof(char *);
+    for (i = 0; i < nparams; i++) {
+        len[i] = values[i] ? ngx_strlen(values[i]) + 1 : 0;
+        size += len[i];
+    }
+
+    q = ngx_alloc(size, pool->log);
+    if (q == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(q, sizeof(ngx_famcall_pg_query_t));
+    q->pool = pool;
+    q->handler = handler;
+    q->data = data;
+    q->stmt = stmt;
+    q->nparams = nparams;
+    q->values = (char **) (q + 1);
+
+    p = (u_char *) (q->values + nparams);
+    for (i = 0; i < nparams; i++) {
+        if (values[i] == NULL) {
+            q->values[i] = NULL;
+            continue;
+        }
+
+        q->values[i] = (char *) p;
+        p = ngx_cpymem(p, values[i], len[i]);
+    }
+
+    q->timer.handler = ngx_famcall_pg_timeout_handler;
+    q->timer.data = q;
+    q->timer.log = pool->log;
+    ngx_add_timer(&q->timer, pool->timeout);
+
+    return q;
 }

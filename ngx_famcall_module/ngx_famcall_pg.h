@@ -36,6 +36,14 @@ typedef void (*ngx_famcall_pg_handler_pt)(void *data,
     ngx_famcall_pg_status_e status, PGresult *res);
 
 
+/*
+ * a notification on the listened channel (payload, len), or, with a NULL
+ * payload, "(re)subscribed": notifications sent meanwhile were missed
+ */
+typedef void (*ngx_famcall_pg_notify_pt)(void *data, const char *payload,
+    size_t len);
+
+
 typedef struct {
     const char   *name;
     const char   *sql;
@@ -46,6 +54,14 @@ typedef struct {
 ngx_famcall_pg_pool_t *ngx_famcall_pg_pool_create(ngx_cycle_t *cycle,
     ngx_str_t *conninfo, ngx_uint_t size, ngx_msec_t timeout);
 void ngx_famcall_pg_pool_destroy(ngx_famcall_pg_pool_t *pool);
+
+/*
+ * One more connection, outside the query rotation, runs statement stmt
+ * (a LISTEN) whenever it (re)connects and passes what it hears to notify.
+ */
+ngx_int_t ngx_famcall_pg_listen(ngx_famcall_pg_pool_t *pool,
+    ngx_cycle_t *cycle, ngx_uint_t stmt, ngx_famcall_pg_notify_pt notify,
+    void *data);
 
 /*
  * Queue statement stmt (an index into ngx_famcall_statements) with text

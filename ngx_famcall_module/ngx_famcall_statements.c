@@ -96,6 +96,33 @@ const ngx_famcall_stmt_t  ngx_famcall_statements[] = {
     /* group commit: one row (i, status, body) per item of the array */
     { "famcall_message_send_batch",
       "SELECT i, status, body FROM famcall_message_send_batch($1::jsonb)", 1 },
+
+    /* the realtime gateway (sql/008_realtime.sql) */
+    { "famcall_listen", "LISTEN famcall", 0 },
+
+    { "famcall_message_get", FAMCALL_FN("famcall_message_get", "$1::uuid"),
+      1 },
+
+    { "famcall_receipt",
+      FAMCALL_FN("famcall_receipt",
+                 "$1::uuid, $2::uuid, $3::text, $4::bigint, $5::text"), 5 },
+
+    { "famcall_typing",
+      FAMCALL_FN("famcall_typing", "$1::uuid, $2::uuid, $3::text, $4::text"),
+      4 },
+
+    { "famcall_sync", FAMCALL_FN("famcall_sync", "$1::uuid, $2::text, $3::int"),
+      3 },
+
+    { "famcall_presence",
+      FAMCALL_FN("famcall_presence", "$1::uuid, $2::uuid, $3::boolean"), 3 },
+
+    { "famcall_instance_register",
+      FAMCALL_FN("famcall_instance_register", "$1::uuid, $2::text, $3::int"),
+      3 },
+
+    { "famcall_instance_sweep",
+      FAMCALL_FN("famcall_instance_sweep", "$1::uuid"), 1 },
 };
 
 
