@@ -11,6 +11,7 @@ PACKAGES=(
     coturn                                    # TURN relay
     libmojolicious-perl libtest-simple-perl   # t/: Test::More + Test::Mojo
     wrk                                       # bench/
+    iproute2 procps                           # t/: ss (which worker holds a socket), ps
     clang libclang-rt-14-dev                  # sanitizers (test-asan) and libFuzzer (fuzz)
 )
 

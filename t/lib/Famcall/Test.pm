@@ -204,6 +204,14 @@ sub new {
     }, $class;
     do { $self->{pg_port} = _free_port() } while $self->{pg_port} == $self->{http_port};
 
+    # node_of => $stack: one more nginx node on that stack's database, with
+    # its key (as `make node` does); its PostgreSQL is not ours to stop.
+    if (my $main = $opts{node_of}) {
+        $self->{pg_port} = $main->pg_port;
+        $self->{pg_dir}  = "$main->{data}/pg";
+        $self->{jwt_key} = $main->jwt_key;
+    }
+
     $self->{nginx_wanted} = $opts{nginx} // 1;
     if ($self->{nginx_wanted} && !-e $self->{module}) {
         die "famcall module not found at $self->{module}: run `make build` "
@@ -222,7 +230,8 @@ sub new {
     make_path("$data/log", "$data/nginx-tmp");
     chmod 01777, "$data/log";
 
-    $self->_start_pg;
+    $self->{pg_dir} //= "$data/pg";
+    $self->_start_pg unless $opts{node_of};
     $self->_start_nginx if $self->{nginx_wanted};
     return $self;
 }
@@ -239,7 +248,7 @@ sub url { my ($self, $path) = @_; return $self->base_url . ($path // '/') }
 sub pg_env {
     my ($self) = @_;
     return {
-        PGHOST => "$self->{data}/pg", PGPORT => $self->{pg_port},
+        PGHOST => $self->{pg_dir}, PGPORT => $self->{pg_port},
         PGUSER => 'famcall', PGDATABASE => 'famcall',
         PGPASSWORD => undef, PGSERVICE => undef, PGOPTIONS => undef,
     };
@@ -301,10 +310,12 @@ sub _start_nginx {
     my $data = $self->{data};
 
     # 32 random bytes as 64 hex characters, no newline: the key is the text.
-    open my $rnd, '<:raw', '/dev/urandom' or die "urandom: $!";
-    read $rnd, my $bytes, 32;
-    close $rnd;
-    $self->{jwt_key} = unpack 'H*', $bytes;
+    unless ($self->{jwt_key}) {
+        open my $rnd, '<:raw', '/dev/urandom' or die "urandom: $!";
+        read $rnd, my $bytes, 32;
+        close $rnd;
+        $self->{jwt_key} = unpack 'H*', $bytes;
+    }
     _spew("$data/jwt.key", $self->{jwt_key}, 0644);
 
     $self->_write_extra_conf;

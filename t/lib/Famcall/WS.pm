@@ -121,6 +121,14 @@ sub wait_closed {
     return $self->{closed};
 }
 
+# the pid of the nginx worker holding the server side of this socket
+sub server_pid {
+    my ($self, $server_port) = @_;
+    my $port = $self->{tx}->local_port;
+    my $out = `ss -Htnp state established '( sport = :$server_port and dport = :$port )' 2>/dev/null`;
+    return $out =~ /pid=(\d+)/ ? $1 : undef;
+}
+
 sub close {
     my ($self, $code) = @_;
     return if $self->{closed};
