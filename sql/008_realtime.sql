@@ -46,14 +46,25 @@ create function famcall_notify_events(arr jsonb) returns void
 language plpgsql
 set search_path = pg_catalog, public, pg_temp
 as $$
+begin
+    perform famcall_notify_texts(array(select e::text
+                                         from jsonb_array_elements(arr) e));
+end
+$$;
+
+-- The same for events already rendered as text (the send batch's).
+create function famcall_notify_texts(evs text[]) returns void
+language plpgsql
+set search_path = pg_catalog, public, pg_temp
+as $$
 declare
     ev    jsonb;
     txt   text;
     buf   text := '';
 begin
-    for ev in select jsonb_array_elements(arr) loop
-        txt := ev::text;
+    foreach txt in array coalesce(evs, '{}') loop
         if octet_length(txt) > 7900 then
+            ev := txt::jsonb;
             if ev->>'t' = 'message:new' then
                 txt := jsonb_build_object('t', 'message:ref', 'u', ev->'u',
                     'x', ev->'x', 'd', jsonb_build_object('id',
@@ -89,7 +100,7 @@ as $$
 declare
     got     int[];
     r       record;
-    events  jsonb := '[]';
+    events  text[] := '{}';
 begin
     perform 1
        from conversations c
@@ -216,20 +227,21 @@ begin
         body := r.answer;
         return next;
 
+        -- (a text[] grows in place; a jsonb array would be copied per item)
         if r.code = 201 then
             events := events || jsonb_build_object('t', 'message:new',
                 'u', jsonb_build_array(r.me, r.peer), 'x', r.src,
-                'd', r.answer);
+                'd', r.answer)::text;
         end if;
     end loop;
 
-    if jsonb_array_length(events) > 0 then
-        perform famcall_notify_events(events);
+    if cardinality(events) > 0 then
+        perform famcall_notify_texts(events);
     end if;
 end
 $$;
 
--- The worker's fetch of a message announced by reference: (me, id).
+-- A worker fetches a message that was announced by reference (too big).
 create function famcall_message_get(id uuid)
 returns table (status int, body jsonb)
 language sql stable

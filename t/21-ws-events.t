@@ -67,6 +67,17 @@ subtest 'message:send, message:new to every other device' => sub {
        'stored once');
 };
 
+subtest 'a message too big for a notification still arrives' => sub {
+    my $body = "€" x 4000;      # 12,000 bytes: sent by reference, fetched
+    my $ack = $a1->request('message:send',
+        { conversation_id => $conv, client_id => new_uuid(), body => $body });
+    is($ack->{type}, 'ack', 'acked');
+    my $ev = $b1->expect('message:new');
+    is($ev && $ev->{data}{id}, $ack->{data}{id}, 'delivered');
+    is($ev && $ev->{data}{body}, $body, 'whole');
+    $a2->expect('message:new');
+};
+
 subtest 'a send over HTTP reaches the sockets' => sub {
     my $m = sent($b, $conv, 'hello over http');
     for my $ws ([$a1, 'a1'], [$a2, 'a2'], [$b1, "b1 (the sender's socket: HTTP is another device)"]) {
