@@ -71,7 +71,7 @@ subtest 'a message too big for a notification still arrives' => sub {
     my $body = "€" x 4000;      # 12,000 bytes: sent by reference, fetched
     my $ack = $a1->request('message:send',
         { conversation_id => $conv, client_id => new_uuid(), body => $body });
-    is($ack->{type}, 'ack', 'acked');
+    is($ack->{type}, 'ack', 'acked') or diag explain $ack;
     my $ev = $b1->expect('message:new');
     is($ev && $ev->{data}{id}, $ack->{data}{id}, 'delivered');
     is($ev && $ev->{data}{body}, $body, 'whole');

@@ -38,7 +38,8 @@ sub open {
         if (!$tx->is_websocket) { $refused = $tx; return }
         $tx->max_websocket_size(1 << 20);
         $self->{tx} = $tx;
-        $tx->on(message => sub {
+        # text: the raw UTF-8 bytes (message would decode them first)
+        $tx->on(text => sub {
             my (undef, $msg) = @_;
             my $ev = eval { decode_json($msg) } // { type => '(not json)', raw => $msg };
             push @{ $self->{frames} }, $ev;
@@ -69,12 +70,13 @@ sub send {
     my %ev = (type => $type);
     $ev{data} = $data if defined $data;
     $ev{ref} = $ref if defined $ref;
-    $self->{tx}->send(encode_json(\%ev));
+    $self->{tx}->send({ text => encode_json(\%ev) });    # bytes, as they are
 }
 
+# send_raw($bytes): one text frame of exactly these bytes
 sub send_raw {
-    my ($self, $text) = @_;
-    $self->{tx}->send($text);
+    my ($self, $bytes) = @_;
+    $self->{tx}->send({ text => $bytes });
 }
 
 # request($type, $data) -> the ack or error frame answering it
