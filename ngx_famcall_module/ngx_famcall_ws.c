@@ -561,7 +561,7 @@ ngx_famcall_ws_read_handler(ngx_event_t *ev)
         return;
     }
 
-    if (ws->close_received && ws->close_sent && ws->out == NULL) {
+    if (ws->closing && ws->out == NULL) {
         ngx_famcall_ws_finalize(ws);
         return;
     }
@@ -595,10 +595,12 @@ ngx_famcall_ws_feed(ngx_famcall_ws_t *ws, u_char *in, size_t len)
         }
 
         if (rc == NGX_FAMCALL_WS_ERROR) {
+            /* failing the connection: close frame, then TCP (RFC 6455 7.1.7) */
             ngx_famcall_ws_close(ws, f.close_code,
                                  f.close_code == NGX_FAMCALL_WS_CLOSE_TOO_BIG
                                  ? "message too big" : "protocol error");
             ws->close_received = 1;     /* read nothing more */
+            ws->closing = 1;
             break;
         }
 
@@ -615,6 +617,7 @@ ngx_famcall_ws_feed(ngx_famcall_ws_t *ws, u_char *in, size_t len)
             ngx_famcall_ws_close(ws, NGX_FAMCALL_WS_CLOSE_DATA,
                                  "binary messages are not accepted");
             ws->close_received = 1;
+            ws->closing = 1;
             break;
         }
 
@@ -646,7 +649,8 @@ ngx_famcall_ws_control(ngx_famcall_ws_t *ws, ngx_famcall_ws_frame_t *f)
         ws->close_received = 1;
 
         if (ws->close_sent) {
-            return;     /* our close answered: done */
+            ws->closing = 1;    /* our close answered: done */
+            return;
         }
 
         code = ngx_famcall_ws_close_check(f->payload, f->len);
