@@ -46,11 +46,12 @@ run: build
 node: build
 	scripts/node.sh $(MODULE)
 
-# Pure C pieces (validation, tokens, WebSocket frames) as TAP programs.
+# Pure C pieces (validation, tokens, WebSocket frames and events) as TAP programs.
 UNIT_CFLAGS := -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g -Ingx_famcall_module
 UNIT_LIBS   := -ljansson -ljwt -lcrypto
 UNIT_SRCS   := ngx_famcall_module/ngx_famcall_validate.c ngx_famcall_module/ngx_famcall_json.c \
-               ngx_famcall_module/ngx_famcall_token.c ngx_famcall_module/ngx_famcall_ws_frame.c
+               ngx_famcall_module/ngx_famcall_token.c ngx_famcall_module/ngx_famcall_ws_frame.c \
+               ngx_famcall_module/ngx_famcall_event.c
 $(BUILD)/unit/%: t/unit/%.c $(UNIT_SRCS) t/unit/tap.h $(wildcard ngx_famcall_module/*.h)
 	@mkdir -p $(BUILD)/unit
 	$(CC) $(UNIT_CFLAGS) $(UNIT_CFLAGS_EXTRA) -o $@ $< $(UNIT_SRCS) $(UNIT_LIBS)
@@ -69,8 +70,9 @@ test-asan: build-asan
 	$(MAKE) test-unit UNIT_CFLAGS_EXTRA="-fsanitize=address,undefined -fno-omit-frame-pointer" BUILD=$(BUILD)/asan-unit
 	FAMCALL_MODULE=$(MODULE_ASAN) FAMCALL_ASAN=1 prove -r -j2 t/
 
-# libFuzzer on the WebSocket frame reader, FUZZ_SECONDS long, on a copy of
-# the seed corpus (inputs it finds accumulate in build/fuzz/corpus/).
+# libFuzzer on the WebSocket frame reader and on the client event decoder,
+# FUZZ_SECONDS long each, on copies of the seed corpora (inputs they find
+# accumulate in build/fuzz/corpus/).
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
@@ -81,15 +83,31 @@ $(BUILD)/fuzz/ws_frame_fuzz: t/fuzz/ws_frame_fuzz.c ngx_famcall_module/ngx_famca
 	@mkdir -p $(BUILD)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< ngx_famcall_module/ngx_famcall_ws_frame.c
 
-fuzz: $(BUILD)/fuzz/ws_frame_fuzz
-	mkdir -p $(BUILD)/fuzz/corpus/ws_frame
+EVENT_FUZZ_SRCS := ngx_famcall_module/ngx_famcall_event.c ngx_famcall_module/ngx_famcall_json.c \
+                   ngx_famcall_module/ngx_famcall_validate.c
+$(BUILD)/fuzz/event_fuzz: t/fuzz/event_fuzz.c $(EVENT_FUZZ_SRCS) ngx_famcall_module/ngx_famcall_event.h \
+                          ngx_famcall_module/ngx_famcall_json.h ngx_famcall_module/ngx_famcall_validate.h
+	@mkdir -p $(BUILD)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(EVENT_FUZZ_SRCS) -ljansson
+
+fuzz: $(BUILD)/fuzz/ws_frame_fuzz $(BUILD)/fuzz/event_fuzz
+	mkdir -p $(BUILD)/fuzz/corpus/ws_frame $(BUILD)/fuzz/corpus/event
 	cp t/fuzz/corpus/ws_frame/* $(BUILD)/fuzz/corpus/ws_frame/
+	cp t/fuzz/corpus/event/* $(BUILD)/fuzz/corpus/event/
 	cd $(BUILD)/fuzz && ./ws_frame_fuzz -max_total_time=$(FUZZ_SECONDS) \
 	    -print_final_stats=1 corpus/ws_frame
+	cd $(BUILD)/fuzz && ./event_fuzz -max_total_time=$(FUZZ_SECONDS) \
+	    -print_final_stats=1 -max_len=8192 -dict=$(CURDIR)/t/fuzz/event.dict corpus/event
 
 bench: build
 	bench/run.sh $(MODULE)
 	bench/chat.sh $(MODULE)
+
+# WebSocket gateway: sockets held and their memory, chat on one and two nodes
+# (bench/ws/run.sh; WS_* variables for shorter runs)
+.PHONY: bench-ws
+bench-ws: build
+	bench/ws/run.sh $(MODULE)
 
 clean:
 	rm -rf $(BUILD)

@@ -114,6 +114,14 @@ ngx_famcall_ws_open(ngx_famcall_ctx_t *ctx)
         return NGX_OK;
     }
 
+    /* $famcall_user_id in the access log line of the handshake */
+    ctx->user_id.data = ngx_pnalloc(r->pool, NGX_FAMCALL_ID_LEN);
+    if (ctx->user_id.data != NULL) {
+        ctx->user_id.len = NGX_FAMCALL_ID_LEN;
+        ngx_memcpy(ctx->user_id.data, claims.sub, NGX_FAMCALL_ID_LEN);
+        ctx->auth_checked = 1;
+    }
+
     ws = ngx_calloc(sizeof(ngx_famcall_ws_t), r->connection->log);
     if (ws == NULL) {
         return NGX_ERROR;
