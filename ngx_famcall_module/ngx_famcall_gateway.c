@@ -632,6 +632,13 @@ ngx_famcall_gw_answer(ngx_famcall_gw_op_t *op, ngx_int_t status,
     }
 
     if (status >= 200 && status < 300) {
+
+        /* an event without a ref asked for no ack (errors still go) */
+        if (op->ref[0] != '"') {
+            ngx_famcall_gw_op_free(op);
+            return;
+        }
+
         if (body == NULL || len == 0) {
             body = (u_char *) "{}";
             len = 2;

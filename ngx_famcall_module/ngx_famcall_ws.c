@@ -644,9 +644,11 @@ ngx_famcall_ws_control(ngx_famcall_ws_t *ws, ngx_famcall_ws_frame_t *f)
     switch (f->opcode) {
 
     case NGX_FAMCALL_WS_OP_PING:
+        /* counted like data: a client that pings and never reads is
+         * dropped like any other that stops reading */
         if (!ws->close_sent) {
             (void) ngx_famcall_ws_queue(ws, NGX_FAMCALL_WS_OP_PONG,
-                                        f->payload, f->len, 1);
+                                        f->payload, f->len, 0);
         }
         return;
 
@@ -756,11 +758,23 @@ ngx_famcall_ws_queue(ngx_famcall_ws_t *ws, int opcode, const u_char *data,
     ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
 
     if (!force && ws->queued + len > fmcf->ws_max_queue) {
-        ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                      "famcall: client stopped reading, %uz bytes queued: "
-                      "dropping the WebSocket", ws->queued);
-        ngx_famcall_ws_fail(ws);
-        return NGX_ERROR;
+
+        /* frames queued this turn may not have met the socket yet */
+        if (ws->taken_over && c->write->ready
+            && ngx_famcall_ws_flush(ws) == NGX_ERROR)
+        {
+            ngx_famcall_ws_fail(ws);
+            return NGX_ERROR;
+        }
+
+        /* one frame alone is always taken (a big sync page) */
+        if (ws->out != NULL && ws->queued + len > fmcf->ws_max_queue) {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "famcall: client stopped reading, %uz bytes "
+                          "queued: dropping the WebSocket", ws->queued);
+            ngx_famcall_ws_fail(ws);
+            return NGX_ERROR;
+        }
     }
 
     ch = ngx_alloc(sizeof(ngx_famcall_ws_chunk_t) + NGX_FAMCALL_WS_HEADER_MAX
