@@ -1,0 +1,309 @@
+/*
+ * libFuzzer harness: the client event decoder (ngx_famcall_event.c, with
+ * ngx_famcall_json.c and ngx_famcall_validate.c under it).
+ *
+ * Input: one WebSocket text message, decoded as is.  Every result must keep
+ * the decoder's promises (ngx_famcall_event.h, docs/websocket.md):
+ *
+ *   decoded: a known type, named by the event's "type"; data an object in
+ *            the root; ref none (absent or null) or the event's own string
+ *            of 1 to 64 bytes; every field of the type as its table says,
+ *            re-checked here independently; and the event written back out
+ *            decodes to the same event (normalising is idempotent).
+ *   refused: a known error code and a message; a field exactly for
+ *            missing_field / invalid_field, and one of the type's; the ref
+ *            when the event has a good one and was read at all.
+ *
+ * The event and the error are filled with garbage before decoding, and the
+ * event is freed either way (LeakSanitizer reports what is not).
+ */
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ngx_famcall_event.h"
+
+
+#define check(cond)  do { if (!(cond)) { __builtin_trap(); } } while (0)
+
+#define SEQ_MAX  9007199254740991LL     /* 2^53 - 1 */
+
+
+static int
+is_uuid(json_t *v)
+{
+    size_t       i;
+    const char  *s;
+
+    if (!json_is_string(v) || json_string_length(v) != 36) {
+        return 0;
+    }
+
+    s = json_string_value(v);
+
+    for (i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-') {
+                return 0;
+            }
+
+        } else if (strchr("0123456789abcdef", s[i]) == NULL || s[i] == '\0') {
+            return 0;     /* lowercase: the decoder normalises */
+        }
+    }
+
+    return 1;
+}
+
+
+/* a message body: some non-space, at most 4000 code points */
+static int
+is_body(json_t *v)
+{
+    size_t       i, len, n, blank;
+    const char  *s;
+
+    if (!json_is_string(v)) {
+        return 0;
+    }
+
+    s = json_string_value(v);
+    len = json_string_length(v);
+    n = 0;
+    blank = 1;
+
+    for (i = 0; i < len; i++) {
+        if (((unsigned char) s[i] & 0xc0) != 0x80) {
+            n++;
+        }
+
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') {
+            blank = 0;
+        }
+    }
+
+    return !blank && n <= 4000;
+}
+
+
+static int
+is_int(json_t *v, long long min, long long max)
+{
+    return json_is_integer(v) && json_integer_value(v) >= min
+           && json_integer_value(v) <= max;
+}
+
+
+static int
+is_state(json_t *v)
+{
+    return json_is_string(v)
+           && (strcmp(json_string_value(v), "start") == 0
+               || strcmp(json_string_value(v), "stop") == 0);
+}
+
+
+static int
+is_cursor(json_t *v)
+{
+    size_t  len;
+
+    if (!json_is_string(v)) {
+        return 0;
+    }
+
+    len = json_string_length(v);
+
+    return len >= 1 && len <= 2048
+           && strspn(json_string_value(v), "0123456789abcdef:,~-") == len;
+}
+
+
+/* the data of a decoded event, field by field */
+static void
+check_data(ngx_famcall_event_type_e type, json_t *d)
+{
+    json_t  *v;
+
+    switch (type) {
+
+    case NGX_FAMCALL_EV_MESSAGE_SEND:
+        check(is_uuid(json_object_get(d, "conversation_id")));
+        check(is_uuid(json_object_get(d, "client_id")));
+        check(is_body(json_object_get(d, "body")));
+        break;
+
+    case NGX_FAMCALL_EV_MESSAGE_DELIVERED:
+    case NGX_FAMCALL_EV_MESSAGE_READ:
+        check(is_uuid(json_object_get(d, "conversation_id")));
+        v = json_object_get(d, "up_to_seq");
+        check(is_int(v, 0, SEQ_MAX));
+        check(ngx_famcall_event_int(d, "up_to_seq", -1)
+              == json_integer_value(v));
+        break;
+
+    case NGX_FAMCALL_EV_TYPING:
+        check(is_uuid(json_object_get(d, "conversation_id")));
+        check(is_state(json_object_get(d, "state")));
+        break;
+
+    case NGX_FAMCALL_EV_SYNC:
+        v = json_object_get(d, "since");
+        check(v == NULL || json_is_null(v) || is_cursor(v));
+        v = json_object_get(d, "limit");
+        check(v == NULL || json_is_null(v) || is_int(v, 1, 500));
+        check(ngx_famcall_event_int(d, "limit", -1)
+              == (json_is_integer(v) ? json_integer_value(v) : -1));
+        break;
+
+    case NGX_FAMCALL_EV_AUTH:
+        v = json_object_get(d, "access_token");
+        check(json_is_string(v) && json_string_length(v) >= 1
+              && json_string_length(v) <= 4096);
+        break;
+
+    default:
+        check(0);
+    }
+}
+
+
+/* a field that may be reported for an event of this type */
+static int
+is_field_of(ngx_famcall_event_type_e type, const char *field)
+{
+    static const char  *fields[NGX_FAMCALL_EV_COUNT][4] = {
+        { "conversation_id", "client_id", "body", NULL },
+        { "conversation_id", "up_to_seq", NULL, NULL },
+        { "conversation_id", "up_to_seq", NULL, NULL },
+        { "conversation_id", "state", NULL, NULL },
+        { "since", "limit", NULL, NULL },
+        { "access_token", NULL, NULL, NULL }
+    };
+
+    int  i;
+
+    for (i = 0; i < 4 && fields[type][i]; i++) {
+        if (strcmp(fields[type][i], field) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the ref an event carries, when it is a good one */
+static const char *
+good_ref(json_t *root)
+{
+    json_t  *ref;
+
+    ref = json_object_get(root, "ref");
+
+    if (json_is_string(ref) && json_string_length(ref) >= 1
+        && json_string_length(ref) <= NGX_FAMCALL_EVENT_REF_MAX)
+    {
+        return json_string_value(ref);
+    }
+
+    return NULL;
+}
+
+
+static void
+decode(const char *buf, size_t len, ngx_famcall_event_t *ev,
+    ngx_famcall_verror_t *err, int *rc)
+{
+    memset(ev, 0xa5, sizeof(ngx_famcall_event_t));
+    memset(err, 0xa5, sizeof(ngx_famcall_verror_t));
+
+    *rc = ngx_famcall_event_decode(buf, len, ev, err);
+
+    check(*rc == 0 || *rc == -1);
+
+    /* the ref, decoded or not: none, or the event's own good one */
+    if (ev->ref != NULL) {
+        check(ev->root != NULL);
+        check(ev->ref == good_ref(ev->root));
+        check(strlen(ev->ref) >= 1
+              && strlen(ev->ref) <= NGX_FAMCALL_EVENT_REF_MAX);
+    }
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int                    rc, rc2;
+    char                  *out;
+    json_t                *ref;
+    ngx_famcall_event_t    ev, ev2;
+    ngx_famcall_verror_t   err, err2;
+
+    decode((const char *) data, size, &ev, &err, &rc);
+
+    if (rc == 0) {
+        check(ev.type < NGX_FAMCALL_EV_COUNT);
+        check(*ngx_famcall_event_name(ev.type) != '\0');
+        check(json_is_object(ev.root));
+        check(json_is_object(ev.data));
+        check(ev.data == json_object_get(ev.root, "data"));
+        check(strcmp(json_string_value(json_object_get(ev.root, "type")),
+                     ngx_famcall_event_name(ev.type)) == 0);
+
+        ref = json_object_get(ev.root, "ref");
+        check(ev.ref != NULL || ref == NULL || json_is_null(ref));
+
+        check_data(ev.type, ev.data);
+
+        /* written back out, it decodes to the same event */
+        out = json_dumps(ev.root, JSON_COMPACT);
+        check(out != NULL);
+
+        decode(out, strlen(out), &ev2, &err2, &rc2);
+        check(rc2 == 0);
+        check(ev2.type == ev.type);
+        check(json_equal(ev2.data, ev.data));
+        check((ev.ref == NULL && ev2.ref == NULL)
+              || (ev.ref && ev2.ref && strcmp(ev.ref, ev2.ref) == 0));
+
+        ngx_famcall_event_free(&ev2);
+        free(out);
+
+    } else {
+        check(err.code != NULL && err.message != NULL);
+
+        if (strcmp(err.code, "invalid_json") == 0) {
+            check(ev.root == NULL && ev.ref == NULL && err.field == NULL);
+
+        } else if (strcmp(err.code, "bad_event") == 0
+                   || strcmp(err.code, "unknown_type") == 0
+                   || strcmp(err.code, "internal") == 0)
+        {
+            check(err.field == NULL);
+
+        } else if (strcmp(err.code, "missing_field") == 0
+                   || strcmp(err.code, "invalid_field") == 0)
+        {
+            check(err.field != NULL);
+            check(ev.type < NGX_FAMCALL_EV_COUNT);
+            check(is_field_of(ev.type, err.field));
+
+        } else {
+            check(0);    /* an unknown error code */
+        }
+
+        /* an event that was read is answered with its good ref */
+        if (ev.root != NULL) {
+            check(json_is_object(ev.root));
+            check(ev.ref == good_ref(ev.root));
+        }
+    }
+
+    ngx_famcall_event_free(&ev);
+    check(ev.root == NULL && ev.data == NULL && ev.ref == NULL);
+
+    return 0;
+}
