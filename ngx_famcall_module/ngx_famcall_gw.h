@@ -1,0 +1,94 @@
+/*
+ * famcall: the gateway's own types, shared by its files:
+ *
+ *   ngx_famcall_gateway.c      a worker's gateway: start, exit, sockets
+ *                              opening and closing, the instance row
+ *   ngx_famcall_gw_registry.c  user id -> sockets here, and presence
+ *   ngx_famcall_gw_bus.c       LISTEN: events from any worker of any node
+ *                              to the sockets here
+ *   ngx_famcall_gw_events.c    what clients send, each turned into one
+ *                              database call and answered under its ref
+ */
+
+#ifndef _NGX_FAMCALL_GW_H_INCLUDED_
+#define _NGX_FAMCALL_GW_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_http.h>
+
+#include "ngx_famcall.h"
+#include "ngx_famcall_ws.h"
+#include "ngx_famcall_token.h"
+
+
+#define NGX_FAMCALL_GW_BUCKETS_MIN    1024
+#define NGX_FAMCALL_GW_MAX_OPS        32
+#define NGX_FAMCALL_GW_HEARTBEAT      60000
+#define NGX_FAMCALL_GW_TYPING_BURST   5
+#define NGX_FAMCALL_GW_SRC_LEN        (NGX_FAMCALL_ID_LEN + 1 + NGX_INT64_LEN)
+
+
+struct ngx_famcall_gw_s {
+    ngx_http_famcall_main_conf_t  *fmcf;
+    ngx_log_t                     *log;
+    char                           instance[NGX_FAMCALL_ID_LEN + 1];
+    uint64_t                       next_id;
+    u_char                        *scratch;      /* ws_max_message bytes */
+
+    ngx_queue_t                   *buckets;
+    ngx_uint_t                     nbuckets;     /* a power of 2 */
+    ngx_uint_t                     nusers;
+
+    ngx_event_t                    heartbeat;
+    unsigned                       subscribed:1; /* the bus was up before */
+    unsigned                       swept:1;      /* exit sweep sent */
+    unsigned                       exiting:1;    /* in exit_process */
+};
+
+
+struct ngx_famcall_gw_user_s {
+    ngx_queue_t                    bucket;
+    u_char                         id[16];
+    ngx_queue_t                    sockets;
+    ngx_uint_t                     nsockets;
+    ngx_famcall_gw_t              *gw;
+    ngx_famcall_pg_query_t        *query;        /* presence change */
+    unsigned                       online:1;     /* as the database has it */
+    unsigned                       asked:1;      /* what query asks for */
+};
+
+
+/* a database call a socket waits for */
+typedef struct {
+    ngx_queue_t                    link;         /* in ws->ops */
+    ngx_famcall_ws_t              *ws;
+    ngx_famcall_pg_query_t        *query;
+    ngx_famcall_batch_entry_t     *entry;
+    size_t                         reflen;
+    u_char                         ref[1];       /* JSON: "..." or null */
+} ngx_famcall_gw_op_t;
+
+
+/* ngx_famcall_gateway.c */
+void ngx_famcall_gw_src(ngx_famcall_ws_t *ws, char *out);
+void ngx_famcall_gw_ignore(void *data, ngx_famcall_pg_status_e status,
+    PGresult *res);
+
+/* ngx_famcall_gw_registry.c */
+ngx_famcall_gw_user_t *ngx_famcall_gw_user_find(ngx_famcall_gw_t *gw,
+    const u_char *id);
+ngx_int_t ngx_famcall_gw_user_add(ngx_famcall_gw_t *gw, ngx_famcall_ws_t *ws);
+void ngx_famcall_gw_user_remove(ngx_famcall_ws_t *ws);
+void ngx_famcall_gw_user_format(const u_char *id, char *out);
+
+/* ngx_famcall_gw_bus.c */
+void ngx_famcall_gw_notify(void *data, const char *payload, size_t len);
+
+/* ngx_famcall_gw_events.c */
+void ngx_famcall_gw_ops_detach(ngx_famcall_ws_t *ws);
+
+
+#endif /* _NGX_FAMCALL_GW_H_INCLUDED_ */

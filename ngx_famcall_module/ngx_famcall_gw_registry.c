@@ -1,0 +1,264 @@
+/*
+ * famcall: which sockets of which user live in this worker, and presence.
+ * A user's first socket here writes a presence row (online), their last
+ * one deletes it (offline); sql/008 announces the change to contacts when
+ * it is the first or last row anywhere.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_http.h>
+
+#include "ngx_famcall_gw.h"
+
+
+static void ngx_famcall_gw_grow(ngx_famcall_gw_t *gw);
+static void ngx_famcall_gw_presence(ngx_famcall_gw_user_t *u);
+static void ngx_famcall_gw_presence_done(void *data,
+    ngx_famcall_pg_status_e status, PGresult *res);
+static void ngx_famcall_gw_user_free_maybe(ngx_famcall_gw_user_t *u);
+
+
+ngx_famcall_gw_user_t *
+ngx_famcall_gw_user_find(ngx_famcall_gw_t *gw, const u_char *id)
+{
+    uint64_t                h;
+    ngx_queue_t            *q, *b;
+    ngx_famcall_gw_user_t  *u;
+
+    if (gw->buckets == NULL) {
+        return NULL;
+    }
+
+    /* user ids are random UUIDs: their first bytes are the hash (bytes 6
+     * and 8 hold the version and variant, high in this word) */
+    ngx_memcpy(&h, id, sizeof(h));
+    b = &gw->buckets[h & (gw->nbuckets - 1)];
+
+    for (q = ngx_queue_head(b); q != ngx_queue_sentinel(b);
+         q = ngx_queue_next(q))
+    {
+        u = ngx_queue_data(q, ngx_famcall_gw_user_t, bucket);
+
+        if (ngx_memcmp(u->id, id, 16) == 0) {
+            return u;
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_int_t
+ngx_famcall_gw_user_add(ngx_famcall_gw_t *gw, ngx_famcall_ws_t *ws)
+{
+    uint64_t                h;
+    ngx_famcall_gw_user_t  *u;
+
+    u = ngx_famcall_gw_user_find(gw, ws->user);
+
+    if (u == NULL) {
+        u = ngx_calloc(sizeof(ngx_famcall_gw_user_t), gw->log);
+        if (u == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(u->id, ws->user, 16);
+        ngx_queue_init(&u->sockets);
+        u->gw = gw;
+
+        ngx_memcpy(&h, u->id, sizeof(h));
+        ngx_queue_insert_tail(&gw->buckets[h & (gw->nbuckets - 1)],
+                              &u->bucket);
+
+        if (++gw->nusers > 2 * gw->nbuckets) {
+            ngx_famcall_gw_grow(gw);
+        }
+    }
+
+    ngx_queue_insert_tail(&u->sockets, &ws->gw_link);
+    u->nsockets++;
+    ws->gw_user = u;
+
+    ngx_famcall_gw_presence(u);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_famcall_gw_user_remove(ngx_famcall_ws_t *ws)
+{
+    ngx_famcall_gw_user_t  *u = ws->gw_user;
+
+    ngx_queue_remove(&ws->gw_link);
+    u->nsockets--;
+    ws->gw_user = NULL;
+
+    ngx_famcall_gw_presence(u);
+    ngx_famcall_gw_user_free_maybe(u);
+}
+
+
+static void
+ngx_famcall_gw_grow(ngx_famcall_gw_t *gw)
+{
+    uint64_t                h;
+    ngx_uint_t              i, n;
+    ngx_queue_t            *nb, *q;
+    ngx_famcall_gw_user_t  *u;
+
+    n = gw->nbuckets * 2;
+
+    nb = ngx_alloc(n * sizeof(ngx_queue_t), gw->log);
+    if (nb == NULL) {
+        return;     /* longer chains, still correct */
+    }
+
+    for (i = 0; i < n; i++) {
+        ngx_queue_init(&nb[i]);
+    }
+
+    for (i = 0; i < gw->nbuckets; i++) {
+        while (!ngx_queue_empty(&gw->buckets[i])) {
+            q = ngx_queue_head(&gw->buckets[i]);
+            ngx_queue_remove(q);
+
+            u = ngx_queue_data(q, ngx_famcall_gw_user_t, bucket);
+            ngx_memcpy(&h, u->id, sizeof(h));
+            ngx_queue_insert_tail(&nb[h & (n - 1)], q);
+        }
+    }
+
+    ngx_free(gw->buckets);
+    gw->buckets = nb;
+    gw->nbuckets = n;
+}
+
+
+/*
+ * Tell the database what this worker knows: online while the user has a
+ * socket here.  One query at a time per user, so an open and a close in
+ * quick succession reach the database in their order.
+ */
+static void
+ngx_famcall_gw_presence(ngx_famcall_gw_user_t *u)
+{
+    char               user[NGX_FAMCALL_ID_LEN + 1];
+    ngx_uint_t         want;
+    const char        *params[3];
+    ngx_famcall_gw_t  *gw = u->gw;
+
+    want = (u->nsockets > 0);
+
+    if (u->query != NULL || want == u->online || gw->exiting
+        || ngx_exiting || ngx_quit)
+    {
+        return;
+    }
+
+    ngx_famcall_gw_user_format(u->id, user);
+
+    params[0] = gw->instance;
+    params[1] = user;
+    params[2] = want ? "true" : "false";
+
+    u->asked = want;
+    u->query = ngx_famcall_pg_send(gw->fmcf->pg, NGX_FAMCALL_SQL_PRESENCE, 3,
+                                   params, ngx_famcall_gw_presence_done, u);
+}
+
+
+static void
+ngx_famcall_gw_presence_done(void *data, ngx_famcall_pg_status_e status,
+    PGresult *res)
+{
+    ngx_famcall_gw_user_t  *u = data;
+
+    u->query = NULL;
+
+    if (status == NGX_FAMCALL_PG_OK) {
+        u->online = u->asked;
+        ngx_famcall_gw_presence(u);     /* things changed meanwhile? */
+    }
+
+    /* else: the next open or close here tries again */
+
+    ngx_famcall_gw_user_free_maybe(u);
+}
+
+
+static void
+ngx_famcall_gw_user_free_maybe(ngx_famcall_gw_user_t *u)
+{
+    ngx_famcall_gw_t  *gw = u->gw;
+
+    if (u->nsockets > 0 || u->query != NULL || gw->exiting) {
+        return;     /* (at exit, ngx_famcall_gw_exit frees them all) */
+    }
+
+    /* online in the database but going away: the exit sweep clears it */
+    if (u->online && !(ngx_exiting || ngx_quit)) {
+        return;
+    }
+
+    ngx_queue_remove(&u->bucket);
+    gw->nusers--;
+    ngx_free(u);
+}
+
+
+ngx_int_t
+ngx_famcall_gw_user_parse(const char *uuid, u_char *out)
+{
+    ngx_int_t  hi, lo;
+    ngx_uint_t i, n;
+
+    if (ngx_strlen(uuid) != NGX_FAMCALL_ID_LEN) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0, n = 0; i < NGX_FAMCALL_ID_LEN; /* void */) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (uuid[i] != '-') {
+                return NGX_ERROR;
+            }
+            i++;
+            continue;
+        }
+
+        hi = ngx_hextoi((u_char *) &uuid[i], 1);
+        lo = ngx_hextoi((u_char *) &uuid[i + 1], 1);
+
+        if (hi == NGX_ERROR || lo == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        out[n++] = (u_char) (hi * 16 + lo);
+        i += 2;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_famcall_gw_user_format(const u_char *id, char *out)
+{
+    ngx_uint_t  i;
+    u_char     *p = (u_char *) out;
+
+    static const u_char  hex[] = "0123456789abcdef";
+
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            *p++ = '-';
+        }
+
+        *p++ = hex[id[i] >> 4];
+        *p++ = hex[id[i] & 0xf];
+    }
+
+    *p = '\0';
+}
