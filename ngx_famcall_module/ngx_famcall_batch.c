@@ -34,6 +34,7 @@ struct ngx_famcall_batcher_s {
 
 struct ngx_famcall_batch_entry_s {
     ngx_queue_t                  queue;
+    ngx_famcall_batcher_t       *batcher;
     ngx_famcall_batch_state_e    state;
     json_t                      *item;
     ngx_famcall_batch_answer_pt  answer;
@@ -98,6 +99,7 @@ ngx_famcall_batch_add(ngx_famcall_batcher_t *b, json_t *item,
 
     ngx_memzero(e, sizeof(ngx_famcall_batch_entry_t));
     e->state = NGX_FAMCALL_BATCH_PENDING;
+    e->batcher = b;
     e->item = item;
     e->answer = answer;
     e->owner = owner;
@@ -122,6 +124,7 @@ ngx_famcall_batch_detach(ngx_famcall_batch_entry_t *e)
     if (e->state == NGX_FAMCALL_BATCH_PENDING) {
         /* never sent: the batcher forgets it */
         ngx_queue_remove(&e->queue);
+        e->batcher->npending--;
         ngx_famcall_batch_entry_free(e);
     }
 }

@@ -179,6 +179,35 @@ subtest 'bad events are answered, the socket stays' => sub {
     is($c1->request('sync', {})->{type}, 'ack', 'and answer');
 };
 
+subtest 'a socket that goes while its sends wait for the database' => sub {
+    # The conversation row is held by another transaction, so the first
+    # batches wait at the database and the other sends queue behind them;
+    # the socket closes meanwhile. Its queued sends are forgotten, the ones
+    # at the database still commit, and the worker carries on.
+    my $pid = fork // die;
+    if (!$pid) {
+        $s->psql("begin; select 1 from conversations where id = '$conv' for update; "
+               . "select pg_sleep(1); commit");
+        exit 0;
+    }
+    my $deadline = time + 5;
+    sleep 0.05 until $s->psql("select count(*) from pg_stat_activity where query like '%pg_sleep(1)%' and state = 'active' and pid <> pg_backend_pid()") > 0 || time > $deadline;
+    my $x = ws($a);
+    my @cids = map { new_uuid() } 1 .. 8;
+    $x->send('message:send', { conversation_id => $conv, client_id => $_, body => 'going' }, "g$_")
+        for @cids;
+    Mojo::IOLoop->one_tick_for(0.2);
+    $x->close;
+    waitpid $pid, 0;
+    my $ack = $a1->request('message:send',
+        { conversation_id => $conv, client_id => new_uuid(), body => 'still here' });
+    is($ack && $ack->{type}, 'ack', 'the worker still answers');
+    my $stored = $s->psql("select count(*) from messages where body = 'going'");
+    cmp_ok($stored, '<=', 8, "what reached the database is stored ($stored of 8)");
+    $b1->frames->@* = ();
+    $a2->frames->@* = ();
+};
+
 subtest 'sync: pages, cursors, nothing skipped or repeated' => sub {
     my $all = $s->json_req(GET => "/v1/conversations/$conv/messages?limit=200", undef,
                            $b->{access_token});
