@@ -1,9 +1,15 @@
 /*
  * famcall: the bus.  Every event is a NOTIFY famcall from the transaction
- * that stored it (sql/008_realtime.sql): {"e": [{"t", "u", "x", "d"}]}.
- * The worker's LISTEN connection passes each notification here; each event
- * is rendered once and written to the sockets of its users (u) that live in
- * this worker, except its source socket (x).
+ * that stored it (sql/008_realtime.sql), one event per line:
+ *
+ *     <type> <user id>,<user id>,... <source socket or -> <data as JSON>
+ *
+ * The worker's LISTEN connection passes each notification here.  Every
+ * worker of every node reads every notification, so routing parses no
+ * JSON: the users are looked up in this worker's registry, and for those
+ * who have sockets here the frame {"type": <type>, "data": <data>} is put
+ * together once from the line's text and written to each of their sockets
+ * but the source.
  */
 
 #include <ngx_config.h>
@@ -14,18 +20,34 @@
 #include "ngx_famcall_gw.h"
 
 
+typedef struct {
+    ngx_str_t                      type;
+    ngx_str_t                      users;        /* ids, comma-separated */
+    ngx_str_t                      src;          /* empty: none */
+    ngx_str_t                      data;         /* JSON text */
+} ngx_famcall_gw_line_t;
+
+
 /* a message announced by reference, waiting to be fetched */
 typedef struct {
     ngx_famcall_gw_t              *gw;
-    json_t                        *ev;
+    ngx_famcall_gw_line_t          line;         /* users, src: copies */
 } ngx_famcall_gw_fetch_t;
 
 
-static void ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw, json_t *ev);
+static ngx_int_t ngx_famcall_gw_line_parse(u_char *p, u_char *last,
+    ngx_famcall_gw_line_t *line);
+static void ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw,
+    ngx_famcall_gw_line_t *line);
+static ngx_uint_t ngx_famcall_gw_any_here(ngx_famcall_gw_t *gw,
+    ngx_str_t *users);
+static void ngx_famcall_gw_fetch(ngx_famcall_gw_t *gw,
+    ngx_famcall_gw_line_t *line);
 static void ngx_famcall_gw_fetch_done(void *data,
     ngx_famcall_pg_status_e status, PGresult *res);
+static void ngx_famcall_gw_resync_all(ngx_famcall_gw_t *gw);
 static ngx_int_t ngx_famcall_gw_is_src(ngx_famcall_gw_t *gw,
-    ngx_famcall_ws_t *ws, const char *src);
+    ngx_famcall_ws_t *ws, ngx_str_t *src);
 
 
 void
@@ -33,13 +55,8 @@ ngx_famcall_gw_notify(void *data, const char *payload, size_t len)
 {
     ngx_famcall_gw_t  *gw = data;
 
-    size_t                  i;
-    json_t                 *doc, *events, *ev;
-    ngx_queue_t            *q, *s;
-    ngx_uint_t              b;
-    ngx_famcall_gw_user_t  *u;
-
-    static const char  resync[] = "{\"type\":\"resync\",\"data\":{}}";
+    u_char                 *p, *last, *eol;
+    ngx_famcall_gw_line_t   line;
 
     if (payload == NULL) {
         /* (re)subscribed: after an outage every socket may have missed
@@ -47,146 +64,206 @@ ngx_famcall_gw_notify(void *data, const char *payload, size_t len)
         if (gw->subscribed) {
             ngx_log_error(NGX_LOG_WARN, gw->log, 0,
                           "famcall: the event bus is back; sockets resync");
-
-            for (b = 0; b < gw->nbuckets; b++) {
-                for (q = ngx_queue_head(&gw->buckets[b]);
-                     q != ngx_queue_sentinel(&gw->buckets[b]);
-                     q = ngx_queue_next(q))
-                {
-                    u = ngx_queue_data(q, ngx_famcall_gw_user_t, bucket);
-
-                    for (s = ngx_queue_head(&u->sockets);
-                         s != ngx_queue_sentinel(&u->sockets);
-                         s = ngx_queue_next(s))
-                    {
-                        (void) ngx_famcall_ws_send_text(
-                            ngx_queue_data(s, ngx_famcall_ws_t, gw_link),
-                            (u_char *) resync, sizeof(resync) - 1);
-                    }
-                }
-            }
+            ngx_famcall_gw_resync_all(gw);
         }
 
         gw->subscribed = 1;
         return;
     }
 
-    doc = json_loadb(payload, len, 0, NULL);
-    events = json_object_get(doc, "e");
+    p = (u_char *) payload;
+    last = p + len;
 
-    if (!json_is_array(events)) {
-        ngx_log_error(NGX_LOG_ERR, gw->log, 0,
-                      "famcall: unreadable notification ignored");
-        json_decref(doc);
-        return;
+    while (p < last) {
+        eol = ngx_strlchr(p, last, '\n');
+        if (eol == NULL) {
+            eol = last;
+        }
+
+        if (ngx_famcall_gw_line_parse(p, eol, &line) == NGX_OK) {
+            ngx_famcall_gw_deliver(gw, &line);
+
+        } else {
+            ngx_log_error(NGX_LOG_ERR, gw->log, 0,
+                          "famcall: unreadable event ignored: \"%*s\"",
+                          ngx_min(eol - p, 60), p);
+        }
+
+        p = eol + 1;
     }
-
-    json_array_foreach(events, i, ev) {
-        ngx_famcall_gw_deliver(gw, ev);
-    }
-
-    json_decref(doc);
 }
 
 
-/* one event {"t", "u", "x", "d"} to the local sockets of its users */
-static void
-ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw, json_t *ev)
+/* "<type> <users> <src> <data>" */
+static ngx_int_t
+ngx_famcall_gw_line_parse(u_char *p, u_char *last, ngx_famcall_gw_line_t *line)
 {
-    char                    *text;
-    size_t                   i, tlen;
-    u_char                   id[16];
-    json_t                  *users, *uid, *frame;
-    const char              *type, *src, *msgid;
-    ngx_queue_t             *q;
-    ngx_famcall_ws_t        *ws;
-    const char              *params[1];
-    ngx_famcall_gw_user_t   *u;
-    ngx_famcall_gw_fetch_t  *f;
+    u_char     *sp;
+    ngx_str_t  *field[3];
+    ngx_uint_t  i;
 
-    type = ngx_famcall_json_string(ev, "t");
-    src = ngx_famcall_json_string(ev, "x");
-    users = json_object_get(ev, "u");
+    field[0] = &line->type;
+    field[1] = &line->users;
+    field[2] = &line->src;
 
-    if (type == NULL || !json_is_array(users)) {
-        return;
-    }
-
-    /* anyone here at all? */
-    json_array_foreach(users, i, uid) {
-        if (json_is_string(uid)
-            && ngx_famcall_gw_user_parse(json_string_value(uid), id) == NGX_OK
-            && ngx_famcall_gw_user_find(gw, id) != NULL)
-        {
-            break;
-        }
-    }
-
-    if (i == json_array_size(users)) {
-        return;
-    }
-
-    if (ngx_strcmp(type, "message:ref") == 0) {
-        /* too big for a notification: fetch it, then deliver */
-        msgid = ngx_famcall_json_string(json_object_get(ev, "d"), "id");
-
-        f = ngx_alloc(sizeof(ngx_famcall_gw_fetch_t), gw->log);
-        if (msgid == NULL || f == NULL) {
-            ngx_free(f);
-            return;
+    for (i = 0; i < 3; i++) {
+        sp = ngx_strlchr(p, last, ' ');
+        if (sp == NULL || sp == p) {
+            return NGX_ERROR;
         }
 
-        f->gw = gw;
-        f->ev = json_incref(ev);
-        params[0] = msgid;
+        field[i]->data = p;
+        field[i]->len = sp - p;
+        p = sp + 1;
+    }
 
-        if (ngx_famcall_pg_send(gw->fmcf->pg, NGX_FAMCALL_SQL_MESSAGE_GET, 1,
-                                params, ngx_famcall_gw_fetch_done, f)
-            == NULL)
-        {
-            json_decref(f->ev);
-            ngx_free(f);
-        }
+    if (line->src.len == 1 && line->src.data[0] == '-') {
+        line->src.len = 0;
+    }
 
+    line->data.data = p;
+    line->data.len = last - p;
+
+    return line->data.len ? NGX_OK : NGX_ERROR;
+}
+
+
+static void
+ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
+{
+    u_char                 *frame, *p, *u, *end;
+    u_char                  id[16];
+    char                    uid[NGX_FAMCALL_ID_LEN + 1];
+    size_t                  len;
+    ngx_queue_t            *q;
+    ngx_famcall_ws_t       *ws;
+    ngx_famcall_gw_user_t  *user;
+
+    if (!ngx_famcall_gw_any_here(gw, &line->users)) {
         return;
     }
 
-    frame = json_pack("{s:s, s:O?}", "type", type,
-                      "data", json_object_get(ev, "d"));
-    text = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
-    json_decref(frame);
-
-    if (text == NULL) {
+    if (line->type.len == sizeof("message:ref") - 1
+        && ngx_strncmp(line->type.data, "message:ref", line->type.len) == 0)
+    {
+        ngx_famcall_gw_fetch(gw, line);
         return;
     }
 
-    tlen = ngx_strlen(text);
+    len = sizeof("{\"type\":\"\",\"data\":}") - 1 + line->type.len
+          + line->data.len;
 
-    json_array_foreach(users, i, uid) {
-        if (!json_is_string(uid)
-            || ngx_famcall_gw_user_parse(json_string_value(uid), id) != NGX_OK)
-        {
+    frame = ngx_alloc(len, gw->log);
+    if (frame == NULL) {
+        return;
+    }
+
+    p = ngx_cpymem(frame, "{\"type\":\"", sizeof("{\"type\":\"") - 1);
+    p = ngx_cpymem(p, line->type.data, line->type.len);
+    p = ngx_cpymem(p, "\",\"data\":", sizeof("\",\"data\":") - 1);
+    p = ngx_cpymem(p, line->data.data, line->data.len);
+    *p++ = '}';
+
+    u = line->users.data;
+    end = u + line->users.len;
+
+    while (u + NGX_FAMCALL_ID_LEN <= end) {
+        ngx_memcpy(uid, u, NGX_FAMCALL_ID_LEN);
+        uid[NGX_FAMCALL_ID_LEN] = '\0';
+        u += NGX_FAMCALL_ID_LEN + 1;
+
+        if (ngx_famcall_gw_user_parse(uid, id) != NGX_OK) {
             continue;
         }
 
-        u = ngx_famcall_gw_user_find(gw, id);
-        if (u == NULL) {
+        user = ngx_famcall_gw_user_find(gw, id);
+        if (user == NULL) {
             continue;
         }
 
-        for (q = ngx_queue_head(&u->sockets);
-             q != ngx_queue_sentinel(&u->sockets);
+        for (q = ngx_queue_head(&user->sockets);
+             q != ngx_queue_sentinel(&user->sockets);
              q = ngx_queue_next(q))
         {
             ws = ngx_queue_data(q, ngx_famcall_ws_t, gw_link);
 
-            if (src == NULL || ngx_famcall_gw_is_src(gw, ws, src) != NGX_OK) {
-                (void) ngx_famcall_ws_send_text(ws, (u_char *) text, tlen);
+            if (ngx_famcall_gw_is_src(gw, ws, &line->src) != NGX_OK) {
+                (void) ngx_famcall_ws_send_text(ws, frame, p - frame);
             }
         }
     }
 
-    free(text);
+    ngx_free(frame);
+}
+
+
+static ngx_uint_t
+ngx_famcall_gw_any_here(ngx_famcall_gw_t *gw, ngx_str_t *users)
+{
+    u_char  *u, *end;
+    u_char   id[16];
+    char     uid[NGX_FAMCALL_ID_LEN + 1];
+
+    u = users->data;
+    end = u + users->len;
+
+    while (u + NGX_FAMCALL_ID_LEN <= end) {
+        ngx_memcpy(uid, u, NGX_FAMCALL_ID_LEN);
+        uid[NGX_FAMCALL_ID_LEN] = '\0';
+        u += NGX_FAMCALL_ID_LEN + 1;
+
+        if (ngx_famcall_gw_user_parse(uid, id) == NGX_OK
+            && ngx_famcall_gw_user_find(gw, id) != NULL)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* too big for a notification: fetch it, then deliver as message:new */
+static void
+ngx_famcall_gw_fetch(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
+{
+    u_char                  *p;
+    json_t                  *d;
+    const char              *params[1];
+    ngx_famcall_gw_fetch_t  *f;
+
+    d = json_loadb((char *) line->data.data, line->data.len, 0, NULL);
+    params[0] = ngx_famcall_json_string(d, "id");
+
+    f = ngx_alloc(sizeof(ngx_famcall_gw_fetch_t) + line->users.len
+                  + line->src.len, gw->log);
+
+    if (params[0] == NULL || f == NULL) {
+        ngx_free(f);
+        json_decref(d);
+        return;
+    }
+
+    f->gw = gw;
+    p = (u_char *) (f + 1);
+
+    ngx_str_set(&f->line.type, "message:new");
+    f->line.users.data = p;
+    f->line.users.len = line->users.len;
+    p = ngx_cpymem(p, line->users.data, line->users.len);
+    f->line.src.data = p;
+    f->line.src.len = line->src.len;
+    ngx_memcpy(p, line->src.data, line->src.len);
+    ngx_str_null(&f->line.data);
+
+    if (ngx_famcall_pg_send(gw->fmcf->pg, NGX_FAMCALL_SQL_MESSAGE_GET, 1,
+                            params, ngx_famcall_gw_fetch_done, f)
+        == NULL)
+    {
+        ngx_free(f);
+    }
+
+    json_decref(d);
 }
 
 
@@ -196,41 +273,64 @@ ngx_famcall_gw_fetch_done(void *data, ngx_famcall_pg_status_e status,
 {
     ngx_famcall_gw_fetch_t  *f = data;
 
-    json_t  *msg;
-
     if (status == NGX_FAMCALL_PG_OK && PQntuples(res) == 1
         && PQnfields(res) == 2 && !PQgetisnull(res, 0, 1)
         && f->gw->buckets != NULL)
     {
-        msg = json_loadb(PQgetvalue(res, 0, 1), PQgetlength(res, 0, 1), 0,
-                         NULL);
-
-        if (msg != NULL) {
-            json_object_set_new(f->ev, "t", json_string("message:new"));
-            json_object_set_new(f->ev, "d", msg);
-            ngx_famcall_gw_deliver(f->gw, f->ev);
-        }
+        f->line.data.data = (u_char *) PQgetvalue(res, 0, 1);
+        f->line.data.len = PQgetlength(res, 0, 1);
+        ngx_famcall_gw_deliver(f->gw, &f->line);
     }
 
-    json_decref(f->ev);
     ngx_free(f);
 }
 
 
+static void
+ngx_famcall_gw_resync_all(ngx_famcall_gw_t *gw)
+{
+    ngx_uint_t              b;
+    ngx_queue_t            *q, *s;
+    ngx_famcall_gw_user_t  *u;
+
+    static const char  resync[] = "{\"type\":\"resync\",\"data\":{}}";
+
+    for (b = 0; b < gw->nbuckets; b++) {
+        for (q = ngx_queue_head(&gw->buckets[b]);
+             q != ngx_queue_sentinel(&gw->buckets[b]);
+             q = ngx_queue_next(q))
+        {
+            u = ngx_queue_data(q, ngx_famcall_gw_user_t, bucket);
+
+            for (s = ngx_queue_head(&u->sockets);
+                 s != ngx_queue_sentinel(&u->sockets);
+                 s = ngx_queue_next(s))
+            {
+                (void) ngx_famcall_ws_send_text(
+                    ngx_queue_data(s, ngx_famcall_ws_t, gw_link),
+                    (u_char *) resync, sizeof(resync) - 1);
+            }
+        }
+    }
+}
+
+
+/* src is "<worker instance>.<socket id>": is it ws? */
 static ngx_int_t
 ngx_famcall_gw_is_src(ngx_famcall_gw_t *gw, ngx_famcall_ws_t *ws,
-    const char *src)
+    ngx_str_t *src)
 {
     ngx_int_t  id;
 
-    if (ngx_strncmp(src, gw->instance, NGX_FAMCALL_ID_LEN) != 0
-        || src[NGX_FAMCALL_ID_LEN] != '.')
+    if (src->len <= NGX_FAMCALL_ID_LEN + 1
+        || src->data[NGX_FAMCALL_ID_LEN] != '.'
+        || ngx_strncmp(src->data, gw->instance, NGX_FAMCALL_ID_LEN) != 0)
     {
         return NGX_DECLINED;
     }
 
-    src += NGX_FAMCALL_ID_LEN + 1;
-    id = ngx_atoi((u_char *) src, ngx_strlen(src));
+    id = ngx_atoi(src->data + NGX_FAMCALL_ID_LEN + 1,
+                  src->len - NGX_FAMCALL_ID_LEN - 1);
 
     return (id != NGX_ERROR && (uint64_t) id == ws->id) ? NGX_OK
                                                          : NGX_DECLINED;
