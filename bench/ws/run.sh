@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# famcall WebSocket gateway benchmark (docs/benchmarks.md, "WebSocket gateway"),
+# with bench/ws/wsload on a throwaway stack (bench/lib.sh):
+#   chat   WS_RATE message:send per second for WS_SECONDS over WS_PAIRS
+#          conversations, both sides on one node: sent, acked (committed),
+#          delivered per second, send -> message:new latency p50/p99;
+#   nodes  the same with side a on node 1 and side b on a second nginx node
+#          (scripts/node.sh: same database and key, another port);
+#   hold   WS_CONNS sockets held by WS_PROCS wsload processes (one process
+#          stays under the 20,000 open files a process gets here), the
+#          nginx workers' memory (Pss) before, once all are connected and
+#          after WS_HOLD idle seconds, per socket; kernel socket memory
+#          (sockstat, slab) apart.
+# Chat runs on WS_CHAT_WORKERS nginx workers; hold reloads nginx with
+# WS_WORKERS workers of worker_connections 20000 (fresh workers, so the
+# baseline is theirs).
+# Usage: bench/ws/run.sh MODULE_SO       (make bench-ws)
+# Env (defaults): WS_PARTS ("chat nodes hold"), WS_CONNS (100000), WS_PROCS (6),
+#   WS_WORKERS (8), WS_HOLD (90: longer than the 75 s idle timeout, so only
+#   answered pings keep the sockets), WS_CONNECT_RATE (5000 per second in
+#   all), WS_RATE (10000), WS_SECONDS (30), WS_PAIRS (1000),
+#   WS_CHAT_PROCS (1), WS_CHAT_WORKERS (2), WS_DRAIN (10: seconds a chat
+#   waits for missing acks and deliveries), WS_WARMUP (0: seconds of sends
+#   left out of the latency figures), BENCH_POOL (2).
+# Quick: WS_CONNS=2000 WS_RATE=1000 WS_SECONDS=5 WS_HOLD=5 bench/ws/run.sh ...
+set -euo pipefail
+
+. "$(dirname "$0")/../lib.sh"
+
+module=${1:?usage: bench/ws/run.sh MODULE_SO}
+parts=${WS_PARTS:-chat nodes hold}
+conns=${WS_CONNS:-100000}
+procs=${WS_PROCS:-6}
+workers=${WS_WORKERS:-8}
+hold=${WS_HOLD:-90}
+crate=${WS_CONNECT_RATE:-5000}
+rate=${WS_RATE:-10000}
+secs=${WS_SECONDS:-30}
+npairs=${WS_PAIRS:-1000}
+cprocs=${WS_CHAT_PROCS:-1}
+drain=${WS_DRAIN:-10}
+warmup=${WS_WARMUP:-0}
+[ "$procs" -le "$conns" ] || procs=$conns
+per=$(( (conns + procs - 1) / procs ))
+procs=$(( (conns + per - 1) / per ))    # none left with nothing to open
+[ "$per" -le 19000 ] || { echo "$per sockets per wsload process: raise WS_PROCS" >&2; exit 1; }
+
+export FAMCALL_WORKERS=${WS_CHAT_WORKERS:-2}
+bench_start "$module"
+
+# our processes, stopped by pid at exit before the stack goes
+ws_pids=() node_pid=
+ws_stop() {
+    local p
+    for p in "${ws_pids[@]}"; do kill "$p" 2> /dev/null || true; done
+    [ -n "$node_pid" ] && { kill "$node_pid" 2> /dev/null; wait "$node_pid" 2> /dev/null; } || true
+    bench_stop
+}
+trap ws_stop EXIT
+
+wsload=$data/wsload
+cc -O2 -std=c99 -Wall -Wextra -o "$wsload" "$bench_top"/bench/ws/{wsload,wsconn,wsstats}.c \
+    -ljwt -ljansson -lcrypto
+
+# users: enough pairs for the held sockets and the chat
+total_pairs=$(( (conns + 1) / 2 > npairs ? (conns + 1) / 2 : npairs ))
+psql -X -q -At -F ' ' -v ON_ERROR_STOP=1 -v pairs="$total_pairs" \
+    -f "$bench_top/bench/ws/setup.sql" > "$data/pairs.txt"
+awk '{ print $1, $2; print $3, $4 }' "$data/pairs.txt" > "$data/users.txt"
+
+# a token as wsload makes them must pass the server's check
+code=$(curl -s -o /dev/null -w '%{http_code}' "$api/v1/me" -H "Authorization: Bearer $(
+       "$wsload" token --users "$data/users.txt" --secret "$data/jwt.key")")
+[ "$code" = 200 ] || { echo "GET /v1/me with a wsload token: $code" >&2; exit 1; }
+
+port1=$FAMCALL_HTTP_PORT
+bench_machine
+echo "$total_pairs pairs of users set up; wsload: $(nproc) cores shared with nginx and PostgreSQL"
+
+# wait until wsload (pid $1) printed its "# phase=" line in $2
+ws_wait_phase() {
+    while ! grep -q '^# phase=' "$2" 2> /dev/null; do
+        kill -0 "$1" 2> /dev/null || { echo "wsload $1 ended early:" >&2; cat "$2" "$2.err" >&2; exit 1; }
+        sleep 0.2
+    done
+}
+
+# wsload processes' summaries merged, plus their complaints
+ws_collect() {
+    local name=$1; shift
+    "$wsload" merge "$@" > "$data/$name.sum"
+    cat "$@" | sed 's/^/    /' | grep '^    # phase' || true
+    for f in "$@"; do [ -s "$f.err" ] && sed 's/^/    stderr: /' "$f.err" | head -5; done
+    true
+}
+
+# what nginx logged at error level or above since ws_log_mark: in node 1's
+# log from the mark on, and in any other log given
+ws_log_mark() { log_mark=$(stat -c %s "$data/log/nginx-error.log" 2> /dev/null || echo 0); }
+ws_nginx_errors() {
+    local n
+    { tail -c +$((log_mark + 1)) "$data/log/nginx-error.log"; cat "$@" /dev/null; } 2> /dev/null \
+        | grep -E '\[(alert|crit|emerg|error)\]' > "$data/errors.txt" || true
+    n=$(wc -l < "$data/errors.txt")
+    echo "nginx error log: $n lines at error level or above"
+    [ "$n" = 0 ] || tail -3 "$data/errors.txt" | sed 's/^/    /'
+}
+
+# chat NAME PORT_A PORT_B SRC_OCTET: WS_CHAT_PROCS processes start sending together
+ws_chat() {
+    local name=$1 pa=$2 pb=$3 oct=$4 p files=() before after pp
+    pp=$(( npairs / cprocs ))
+    before=$(psql -X -At -c 'select count(*) from messages')
+    ws_pids=()
+    for ((p = 0; p < cprocs; p++)); do
+        "$wsload" chat --pairs "$data/pairs.txt" --secret "$data/jwt.key" \
+            --port-a "$pa" --port-b "$pb" --offset $((p * pp)) --count "$pp" \
+            --rate "$(python3 -c "print($rate / $cprocs)")" --seconds "$secs" \
+            --src "127.$((oct + p)).0.1" --nsrc 4 --wait-go --drain "$drain" --warmup "$warmup" \
+            > "$data/$name-$p.out" 2> "$data/$name-$p.out.err" &
+        ws_pids+=($!)
+        files+=("$data/$name-$p.out")
+    done
+    for ((p = 0; p < cprocs; p++)); do ws_wait_phase "${ws_pids[$p]}" "${files[$p]}"; done
+    kill -USR1 "${ws_pids[@]}"
+    wait "${ws_pids[@]}" || true
+    ws_pids=()
+    after=$(psql -X -At -c 'select count(*) from messages')
+    ws_collect "$name" "${files[@]}"
+    awk -F= -v rows="$((after - before))" '
+        { v[$1] = $2 }
+        END {
+            printf "  sent %d, acked %d, errors %d, delivered %d (not acked %d, not delivered %d, foreign %d, echoed %d, skipped %d)\n",
+                v["sent"], v["acked"], v["errors"], v["delivered"], v["not_acked"], v["not_delivered"], v["foreign"], v["echoed"], v["skipped"]
+            printf "  during the run: acked (committed) %.0f/s, delivered %.0f/s; rows in messages after it: %d\n",
+                v["acked_per_s"], v["delivered_per_s"], rows
+            if (v["warmup_ms"] > 0)
+                printf "  latencies of the messages sent after the first %.1f s:\n", v["warmup_ms"] / 1000
+            printf "  send -> message:new  p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+                v["lat_p50_ms"], v["lat_p90_ms"], v["lat_p99_ms"], v["lat_max_ms"]
+            printf "  send -> ack          p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+                v["ack_p50_ms"], v["ack_p99_ms"], v["ack_max_ms"]
+            n = split(v["timeline"], t, ",")
+            printf "  by second of sending, mean/max latency in ms:"
+            for (i = 1; i <= n; i++) {
+                split(t[i], x, ":")
+                printf "%s %d/%d", (i - 1) % 10 ? "" : "\n   ", x[1] ? x[2] / x[1] / 1000 : 0, x[3] / 1000
+            }
+            printf "\n"
+            printf "  generator: behind schedule at most %.1f ms, CPU %.1f s; sockets %d of %d\n",
+                v["behind_max_us"] / 1000, v["cpu_ms"] / 1000, v["connected"], v["wanted"]
+        }' "$data/$name.sum"
+    psql -X -At -c "select '  seq check: ' || count(*) || ' conversations, ' ||
+        sum(case when m.n = c.last_seq and m.mx = c.last_seq then 1 else 0 end) ||
+        ' with seq exactly 1..last_seq'
+        from conversations c
+        join (select conversation_id, count(*) n, max(seq) mx from messages
+              group by conversation_id) m on m.conversation_id = c.id"
+}
+
+for part in $parts; do ws_log_mark; case $part in
+chat)
+    echo "== chat, one node: $rate msg/s for ${secs}s over $npairs conversations," \
+         "$FAMCALL_WORKERS workers, $cprocs wsload process(es)"
+    ws_chat chat "$port1" "$port1" 60
+    ws_nginx_errors
+    ;;
+nodes)
+    port2=$(bench_free_port)
+    FAMCALL_DATA_DIR=$data FAMCALL_HTTP_PORT=$port2 \
+        "$bench_top/scripts/node.sh" "$module" > "$data/node2.out" 2>&1 &
+    node_pid=$!
+    for _ in $(seq 100); do
+        curl -sf -o /dev/null "http://127.0.0.1:$port2/healthz" && break
+        sleep 0.1
+    done
+    curl -sf -o /dev/null "http://127.0.0.1:$port2/healthz" ||
+        { echo "node 2 did not start:" >&2; cat "$data/node2.out" >&2; exit 1; }
+    echo "== chat, two nodes: side a on :$port1, side b on :$port2 (same database)"
+    ws_chat nodes "$port1" "$port2" 80
+    kill "$node_pid"; wait "$node_pid" 2> /dev/null || true
+    node_pid=
+    ws_nginx_errors "$data/node-$port2/log/nginx-error.log"
+    ;;
+hold)
+    # fresh workers sized for the sockets: a reload, then wait until only
+    # the new workers are left
+    master=$(cat "$data/nginx.pid")
+    old=$(pgrep -P "$master" | sort)
+    sed -i -e "s|^worker_processes .*;|worker_processes $workers;|" \
+           -e "s|worker_connections [0-9]*;|worker_connections 20000;|" "$data/nginx.conf"
+    nginx -p "$data" -c "$data/nginx.conf" -e "$data/log/nginx-error.log" -s reload
+    for _ in $(seq 300); do
+        now=$(pgrep -P "$master" | sort)
+        [ "$(echo "$now" | wc -l)" = "$workers" ] && [ -z "$(comm -12 <(echo "$old") <(echo "$now"))" ] && break
+        sleep 0.1
+    done
+    # each new worker registers its gateway instance once its database
+    # connections are up (sql/008): then it is ready
+    pids=$(pgrep -P "$master" | paste -sd,)
+    for _ in $(seq 300); do
+        [ "$(psql -X -At -c "select count(*) from gateway_instances where pid in ($pids)")" = "$workers" ] && break
+        sleep 0.1
+    done
+
+    # memory: nginx workers' Pss and Rss (kB), kernel TCP buffer pages, slab (kB)
+    ws_mem() {
+        local p pss=0 rss=0
+        for p in $(pgrep -P "$master"); do
+            read -r a b < <(awk '/^Pss:/ {p = $2} /^Rss:/ {r = $2} END {print p, r}' "/proc/$p/smaps_rollup")
+            pss=$((pss + a)); rss=$((rss + b))
+        done
+        echo "$pss $rss $(awk '/^TCP:/ {print $NF}' /proc/net/sockstat) $(awk '/^Slab:/ {print $2}' /proc/meminfo)"
+    }
+
+    echo "== hold: $conns sockets, $procs wsload processes, $workers nginx workers" \
+         "(worker_connections 20000), opened at $crate/s, idle ${hold}s"
+    read -r pss0 rss0 tcp0 slab0 < <(ws_mem)
+    files=() ws_pids=()
+    for ((p = 0; p < procs; p++)); do
+        n=$(( conns - p * per < per ? conns - p * per : per ))
+        "$wsload" hold --users "$data/users.txt" --secret "$data/jwt.key" --port "$port1" \
+            --offset $((p * per)) --count "$n" --src "127.$((20 + p)).0.1" --nsrc 4 \
+            --connect-rate "$(python3 -c "print($crate / $procs)")" \
+            > "$data/hold-$p.out" 2> "$data/hold-$p.out.err" &
+        ws_pids+=($!)
+        files+=("$data/hold-$p.out")
+    done
+    for ((p = 0; p < procs; p++)); do ws_wait_phase "${ws_pids[$p]}" "${files[$p]}"; done
+    read -r pss1 rss1 tcp1 slab1 < <(ws_mem)
+    sleep "$hold"   # the measured condition: idle sockets, pings answered
+    read -r pss2 rss2 tcp2 slab2 < <(ws_mem)
+    kill -TERM "${ws_pids[@]}"
+    wait "${ws_pids[@]}" || true
+    ws_pids=()
+    ws_collect hold "${files[@]}"
+    held=$(awk -F= '$1 == "connected" {print $2}' "$data/hold.sum")
+    awk -F= '{ v[$1] = $2 }
+        END {
+            printf "  connected %d of %d in %.1f s; refused %d, failed %d; during the hold: dropped %d, closed by the server %d (4000 idle: %d); pings answered %d; clean closes %d\n",
+                v["connected"], v["wanted"], v["connect_ms"] / 1000, v["refused"], v["connect_failed"] + v["bad_handshake"],
+                v["dropped"], v["server_closed"], v["close_4000"], v["pings"], v["closed_clean"]
+        }' "$data/hold.sum"
+    python3 - "$held" "$pss0" "$rss0" "$tcp0" "$slab0" "$pss1" "$rss1" "$tcp1" "$slab1" \
+              "$pss2" "$rss2" "$tcp2" "$slab2" "$hold" <<'PY'
+import sys
+n, *v, hold = sys.argv[1:]
+n = int(n) or 1
+pss0, rss0, tcp0, slab0, pss1, rss1, tcp1, slab1, pss2, rss2, tcp2, slab2 = map(int, v)
+print("  nginx workers before: Pss %.1f MiB, Rss %.1f MiB" % (pss0 / 1024, rss0 / 1024))
+for label, pss, rss in (("all connected", pss1, rss1), ("after %ss idle" % hold, pss2, rss2)):
+    print("  %-20s Pss %.1f MiB (+%.0f B per socket), Rss +%.0f B per socket"
+          % (label + ":", pss / 1024, (pss - pss0) * 1024 / n, (rss - rss0) * 1024 / n))
+print("  kernel, both ends of each connection on this machine: TCP buffers %+d pages;"
+      " slab %+.0f MiB (%.0f B per connection)"
+      % (tcp2 - tcp0, (slab2 - slab0) / 1024, (slab2 - slab0) * 1024 / n))
+PY
+    ws_nginx_errors
+    ;;
+*)
+    echo "unknown part $part (chat, nodes, hold)" >&2; exit 1
+    ;;
+esac; done

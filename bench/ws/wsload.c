@@ -1,0 +1,881 @@
+/*
+ * wsload: load generator for famcall's WebSocket gateway.
+ *
+ *   wsload hold --users FILE --secret KEYFILE --port P [--count N] ...
+ *       open N authenticated sockets (one per user line "user_id [sid]"),
+ *       wait for every server hello, print "# phase=held", then hold them
+ *       (answering pings) for --seconds, or until SIGTERM/SIGINT; close
+ *       them with the close handshake and print the summary.
+ *
+ *   wsload chat --pairs FILE --secret KEYFILE --port-a P [--port-b Q]
+ *       --rate R --seconds T ...
+ *       one socket per side of each pair line "a sid_a b sid_b conv"
+ *       (side a on port-a, side b on port-b), then R message:send per
+ *       second in total for T seconds, round robin over the pairs and
+ *       alternating the sending side; the other side's message:new carries
+ *       the send time (CLOCK_MONOTONIC ns, the message body), so the
+ *       latency is send -> delivered; --warmup S leaves messages sent in
+ *       the first S seconds out of the latency histograms (they are still
+ *       counted, and the per-second timeline shows them). Then waits (at
+ *       most --drain seconds) for every ack and delivery, and prints the
+ *       summary.
+ *
+ *   wsload merge FILE...   one summary for several processes' summaries.
+ *
+ *   wsload token --users FILE --secret KEYFILE [--offset K]
+ *       print the access token wsload would use for that user (a script
+ *       checks it with GET /v1/me before a run).
+ *
+ * Common: --offset K (first line of the file used), --count N, --src
+ * A.B.C.D and --nsrc K (source addresses, round robin; distinct per
+ * process), --host (server address, 127.0.0.1), --path (/v1/ws),
+ * --connect-rate R (5000/s), --inflight M (200 handshakes at once: the
+ * listen backlog is finite), --ttl S (token lifetime, 7200), --wait-go
+ * (after connecting print "# phase=ready" and wait for SIGUSR1, so several
+ * processes start sending together).
+ *
+ * Output: key=value lines on stdout (wsstats.c); progress lines start
+ * with '#'. Exit status 0 when every wanted socket was connected (and, in
+ * chat, every message acked and delivered), 1 otherwise.
+ */
+
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+
+#include <jansson.h>
+#include <jwt.h>
+#include <openssl/rand.h>
+
+#include "wsload.h"
+
+
+#define ID_LEN  36
+
+typedef struct {
+    char  id[ID_LEN + 1];
+    char  sid[ID_LEN + 1];
+} user_t;
+
+/* options */
+static const char  *o_users, *o_pairs, *o_secret, *o_path = "/v1/ws";
+static uint32_t     o_host = 0x7f000001, o_src = 0x7f010001, o_nsrc = 16;
+static uint16_t     o_port_a, o_port_b;
+static long         o_offset, o_count = -1, o_ttl = 7200;
+static double       o_seconds, o_rate = 1000, o_connect_rate = 5000,
+                    o_drain = 10, o_warmup;
+static long         o_inflight = 200;
+static int          o_wait_go;
+
+static unsigned char  *key;
+static size_t          keylen;
+
+/* sockets: conns[i] is users[i]'s (chat: pair i/2, side i%2) */
+static user_t   *users;
+static char    (*convs)[ID_LEN + 1];
+static conn_t   *conns;
+static uint32_t  nconns, opened, pending, live;
+static uint64_t  t_connect0;
+
+/* chat: per message (index = ref) its send time and whether it was answered */
+static uint64_t  *sent_at, nmsgs, nsent, answered, t_send0, t_send_end,
+                  t_measure;      /* sends from here on enter the histograms */
+static uint8_t   *acked_flag;
+
+static int       sigfd = -1, stop_sig, go_sig;
+
+
+uint64_t
+now_ns(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+
+void
+die(const char *fmt, ...)
+{
+    va_list  ap;
+
+    va_start(ap, fmt);
+    fputs("wsload: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
+}
+
+
+/* the key exactly as nginx reads famcall_jwt_secret_file: the file's bytes
+ * without trailing CR/LF */
+static void
+read_secret(const char *path)
+{
+    FILE  *f = fopen(path, "r");
+
+    if (f == NULL) {
+        die("%s: %s", path, strerror(errno));
+    }
+    key = malloc(4097);
+    keylen = fread(key, 1, 4096, f);
+    fclose(f);
+    while (keylen && (key[keylen - 1] == '\n' || key[keylen - 1] == '\r')) {
+        keylen--;
+    }
+    if (keylen < 32) {
+        die("%s: a key of at least 32 bytes", path);
+    }
+}
+
+
+/* the access token the server would issue at login (ngx_famcall_token.c):
+ * HS256, iss famcall, sub the user, sid the session, iat, exp */
+static char *
+mint(const user_t *u)
+{
+    jwt_t  *jwt;
+    char   *s;
+    long    now = (long) time(NULL);
+
+    if (jwt_new(&jwt) != 0
+        || jwt_add_grant(jwt, "iss", "famcall") != 0
+        || jwt_add_grant(jwt, "sub", u->id) != 0
+        || (u->sid[0] && jwt_add_grant(jwt, "sid", u->sid) != 0)
+        || jwt_add_grant_int(jwt, "iat", now) != 0
+        || jwt_add_grant_int(jwt, "exp", now + o_ttl) != 0
+        || jwt_set_alg(jwt, JWT_ALG_HS256, key, (int) keylen) != 0
+        || (s = jwt_encode_str(jwt)) == NULL)
+    {
+        die("cannot make a token");
+    }
+    jwt_free(jwt);
+    return s;
+}
+
+
+/* lines of whitespace-separated UUIDs, "user [sid]" or "a sid_a b sid_b
+ * conversation"; lines offset .. offset+count-1 are used */
+static long
+load(const char *path, int pairs)
+{
+    FILE    *f = fopen(path, "r");
+    char    *line = NULL, *tok[5], *t, *save;
+    size_t   cap = 0, have = 0;
+    long     lineno = 0, n = 0, i, nf;
+
+    if (f == NULL) {
+        die("%s: %s", path, strerror(errno));
+    }
+
+    while ((o_count < 0 || n < o_count) && getline(&line, &cap, f) > 0) {
+        if (lineno++ < o_offset) {
+            continue;
+        }
+        nf = 0;
+        for (t = strtok_r(line, " \t\r\n", &save); t && nf < 5;
+             t = strtok_r(NULL, " \t\r\n", &save))
+        {
+            if (strlen(t) != ID_LEN) {
+                die("%s:%ld: not a UUID: %s", path, lineno, t);
+            }
+            tok[nf++] = t;
+        }
+        if (nf == 0) {
+            continue;
+        }
+        if (pairs && nf != 5) {
+            die("%s:%ld: want \"a sid_a b sid_b conversation\"", path, lineno);
+        }
+
+        if ((size_t) n >= have) {
+            have = have ? 2 * have : 1024;
+            users = realloc(users, have * 2 * sizeof(user_t));
+            convs = realloc(convs, have * sizeof(*convs));
+            if (users == NULL || convs == NULL) {
+                die("out of memory");
+            }
+        }
+        if (pairs) {
+            for (i = 0; i < 2; i++) {
+                user_t  *u = &users[2 * n + i];
+
+                memcpy(u->id, tok[2 * i], ID_LEN + 1);
+                memcpy(u->sid, tok[2 * i + 1], ID_LEN + 1);
+            }
+            memcpy(convs[n], tok[4], ID_LEN + 1);
+        } else {
+            memcpy(users[n].id, tok[0], ID_LEN + 1);
+            if (nf > 1) {
+                memcpy(users[n].sid, tok[1], ID_LEN + 1);
+            } else {
+                users[n].sid[0] = '\0';
+            }
+        }
+        n++;
+    }
+    free(line);
+    fclose(f);
+
+    if (!pairs) {
+        free(convs);
+        convs = NULL;       /* also tells the connector: one port */
+    }
+    if (o_count >= 0 && n < o_count) {
+        die("%s: only %ld usable lines from line %ld", path, n, o_offset + 1);
+    }
+    return n;
+}
+
+
+/* ---- the event loop ---- */
+
+static void
+on_signal(void)
+{
+    struct signalfd_siginfo  si;
+
+    while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGUSR1) {
+            go_sig = 1;
+        } else {
+            stop_sig = 1;
+        }
+    }
+}
+
+
+/*
+ * Serve events until done() holds, the deadline (0: none) passes, or (when
+ * stoppable) SIGTERM/SIGINT came. tick() runs before every wait and returns
+ * the ns until it wants to run again (-1: only when events come).
+ */
+static void
+run(int (*done)(void), int64_t (*tick)(uint64_t), uint64_t deadline,
+    int stoppable)
+{
+    struct epoll_event  ev[512];
+    uint64_t            now;
+    int64_t             wait;
+    int                 n, i, ms;
+
+    for (;;) {
+        now = now_ns();
+        wait = tick ? tick(now) : -1;
+        if (done() || (stoppable && stop_sig)
+            || (deadline && now >= deadline))
+        {
+            return;
+        }
+        if (deadline && (wait < 0 || (uint64_t) wait > deadline - now)) {
+            wait = (int64_t) (deadline - now);
+        }
+        ms = wait < 0 ? -1 : (int) ((wait + 999999) / 1000000);
+
+        n = epoll_wait(ws_epfd, ev, 512, ms);
+        if (n < 0 && errno != EINTR) {
+            die("epoll_wait: %s", strerror(errno));
+        }
+        for (i = 0; i < n; i++) {
+            if (ev[i].data.ptr == NULL) {
+                on_signal();
+            } else {
+                ws_event(ev[i].data.ptr, ev[i].events);
+            }
+        }
+    }
+}
+
+
+/* ---- connecting ---- */
+
+static int
+connected_all(void)
+{
+    return opened == nconns && pending == 0;
+}
+
+
+/* open sockets at o_connect_rate, at most o_inflight unanswered at once */
+static int64_t
+tick_connect(uint64_t now)
+{
+    uint64_t  allowed;
+    conn_t   *c;
+    char     *tok;
+
+    allowed = (uint64_t) ((double) (now - t_connect0) * o_connect_rate / 1e9) + 1;
+
+    while (opened < nconns && opened < allowed && pending < o_inflight) {
+        c = &conns[opened];
+        c->user = opened;
+        tok = mint(&users[opened]);
+        if (ws_open(c, o_src + opened % o_nsrc, o_host,
+                    convs && (opened & 1) ? o_port_b : o_port_a,
+                    o_path, tok) < 0)
+        {
+            if (st.connect_failed++ < 3) {
+                fprintf(stderr, "wsload: socket %u: %s\n", opened,
+                        strerror(errno));
+            }
+        } else {
+            pending++;
+            live++;
+        }
+        free(tok);
+        opened++;
+    }
+
+    if (opened == nconns || pending >= o_inflight) {
+        return -1;
+    }
+    return (int64_t) (t_connect0 + (uint64_t) (opened * 1e9 / o_connect_rate))
+           - (int64_t) now;
+}
+
+
+static void
+gone(conn_t *c)
+{
+    live--;
+    if (!c->hello) {
+        pending--;
+    }
+}
+
+
+/* a hello settles a pending socket; its user_id must be the token's */
+static void
+hello(conn_t *c, json_t *data)
+{
+    const char  *uid = json_string_value(json_object_get(data, "user_id"));
+
+    if (c->hello) {
+        st.events_other++;
+        return;
+    }
+    c->hello = 1;
+    pending--;
+    st.connected++;
+    if (uid == NULL || strcmp(uid, users[c->user].id) != 0) {
+        st.hello_mismatch++;
+    }
+}
+
+
+static void
+server_error(json_t *j)
+{
+    json_t  *e = json_object_get(j, "error");
+
+    if (st.errors++ < 5) {
+        fprintf(stderr, "wsload: error %s: %s\n",
+                json_string_value(json_object_get(e, "code")),
+                json_string_value(json_object_get(e, "message")));
+    }
+}
+
+
+static void
+common_event(conn_t *c, const char *type, json_t *j)
+{
+    if (strcmp(type, "hello") == 0) {
+        hello(c, json_object_get(j, "data"));
+    } else if (strcmp(type, "presence") == 0) {
+        st.presence++;
+    } else if (strcmp(type, "error") == 0) {
+        server_error(j);
+    } else {
+        st.events_other++;
+    }
+}
+
+
+static json_t *
+parse(const unsigned char *p, size_t n, const char **type)
+{
+    json_t  *j = json_loadb((const char *) p, n, 0, NULL);
+
+    *type = json_string_value(json_object_get(j, "type"));
+    if (*type == NULL) {
+        st.events_other++;
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+
+/* ---- hold ---- */
+
+static void
+hold_text(conn_t *c, const unsigned char *p, size_t n)
+{
+    const char  *type;
+    json_t      *j = parse(p, n, &type);
+
+    if (j) {
+        common_event(c, type, j);
+        json_decref(j);
+    }
+}
+
+
+/* ---- chat ---- */
+
+static uint64_t
+chat_msgs(void)
+{
+    return (uint64_t) (o_rate * o_seconds + 0.5);
+}
+
+
+static int
+sent_all(void)
+{
+    return nsent == nmsgs;
+}
+
+
+static int
+drained(void)
+{
+    return answered == st.sent
+           && st.delivered + st.foreign + st.echoed >= st.acked;
+}
+
+
+/* a fresh version 4 UUID (the message's client_id) */
+static void
+uuid4(char out[ID_LEN + 1])
+{
+    unsigned char  r[16];
+
+    if (RAND_bytes(r, sizeof(r)) != 1) {
+        die("RAND_bytes failed");
+    }
+    r[6] = (r[6] & 0x0f) | 0x40;
+    r[8] = (r[8] & 0x3f) | 0x80;
+    snprintf(out, ID_LEN + 1,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+             "%02x%02x%02x%02x%02x%02x",
+             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+             r[10], r[11], r[12], r[13], r[14], r[15]);
+}
+
+
+/* send every message due by now: message k is due at t0 + k/rate, from
+ * pair k % npairs, side a on even rounds and side b on odd ones */
+static int64_t
+tick_send(uint64_t now)
+{
+    uint64_t  due, k, npairs = nconns / 2, sched, t;
+    char      cid[ID_LEN + 1], buf[512];
+    conn_t   *c;
+    int       n;
+
+    due = now >= t_send_end ? nmsgs
+          : (uint64_t) ((double) (now - t_send0) * o_rate / 1e9) + 1;
+    if (due > nmsgs) {
+        due = nmsgs;
+    }
+
+    for (; nsent < due; nsent++) {
+        k = nsent;
+        c = &conns[2 * (k % npairs) + ((k / npairs) & 1)];
+
+        sched = t_send0 + (uint64_t) ((double) k * 1e9 / o_rate);
+        if (now > sched && (now - sched) / 1000 > st.behind_max_us) {
+            st.behind_max_us = (now - sched) / 1000;
+        }
+
+        if (c->state != ST_OPEN || !c->hello) {
+            st.skipped++;
+            continue;
+        }
+
+        uuid4(cid);
+        t = now_ns();
+        n = snprintf(buf, sizeof(buf),
+                     "{\"type\":\"message:send\",\"ref\":\"%llu\",\"data\":"
+                     "{\"conversation_id\":\"%s\",\"client_id\":\"%s\","
+                     "\"body\":\"%llu\"}}",
+                     (unsigned long long) k, convs[k % npairs], cid,
+                     (unsigned long long) t);
+        sent_at[k] = t;
+        if (ws_send_text(c, buf, (size_t) n) == 0) {
+            st.sent++;
+        } else {
+            st.skipped++;
+        }
+    }
+
+    if (nsent == nmsgs) {
+        return -1;
+    }
+    return (int64_t) (t_send0 + (uint64_t) ((double) nsent * 1e9 / o_rate))
+           - (int64_t) now;
+}
+
+
+/* an ack or an error for the message whose ref is given: 0 and its index
+ * the first time that message is answered, -1 otherwise */
+static int
+answer(json_t *j, uint64_t *kp)
+{
+    const char  *ref = json_string_value(json_object_get(j, "ref"));
+    char        *end;
+    uint64_t     k;
+
+    if (ref == NULL) {
+        return -1;
+    }
+    k = strtoull(ref, &end, 10);
+    if (*end || k >= nsent || sent_at[k] == 0 || acked_flag[k]) {
+        return -1;
+    }
+    acked_flag[k] = 1;
+    answered++;
+    *kp = k;
+    return 0;
+}
+
+
+static void
+chat_text(conn_t *c, const unsigned char *p, size_t n)
+{
+    const char  *type, *body, *sender, *conv;
+    json_t      *j = parse(p, n, &type), *d;
+    uint64_t     now = now_ns(), ts, k;
+    const user_t *peer;
+
+    if (j == NULL) {
+        return;
+    }
+
+    if (strcmp(type, "message:new") == 0) {
+        d = json_object_get(j, "data");
+        body = json_string_value(json_object_get(d, "body"));
+        sender = json_string_value(json_object_get(d, "sender_id"));
+        conv = json_string_value(json_object_get(d, "conversation_id"));
+        peer = &users[c->user ^ 1];
+        ts = body ? strtoull(body, NULL, 10) : 0;
+
+        if (sender && strcmp(sender, users[c->user].id) == 0) {
+            st.echoed++;            /* back to the socket that sent it */
+        } else if (sender == NULL || strcmp(sender, peer->id) != 0
+                   || conv == NULL || strcmp(conv, convs[c->user / 2]) != 0
+                   || ts == 0 || ts > now)
+        {
+            st.foreign++;
+        } else {
+            st.delivered++;
+            if (now <= t_send_end) {
+                st.delivered_window++;
+            }
+            if (ts >= t_measure) {
+                hist_add(&st.lat, (now - ts) / 1000);
+            }
+            if (ts >= t_send0) {
+                timeline_add(&st, (ts - t_send0) / 1000000000u, (now - ts) / 1000);
+            }
+        }
+
+    } else if (strcmp(type, "ack") == 0) {
+        if (answer(j, &k) == 0) {
+            st.acked++;
+            if (now <= t_send_end) {
+                st.acked_window++;
+            }
+            if (sent_at[k] >= t_measure) {
+                hist_add(&st.ack, (now - sent_at[k]) / 1000);
+            }
+        } else {
+            st.events_other++;
+        }
+
+    } else if (strcmp(type, "error") == 0) {
+        answer(j, &k);
+        server_error(j);
+
+    } else {
+        common_event(c, type, j);
+    }
+
+    json_decref(j);
+}
+
+
+/* ---- closing ---- */
+
+static int
+all_gone(void)
+{
+    return live == 0;
+}
+
+
+static int
+never(void)
+{
+    return 0;
+}
+
+
+static int
+go_given(void)
+{
+    return go_sig;
+}
+
+
+/* the close handshake on every socket, bounded: what is left after 10 s
+ * is dropped and counted as close_timeout */
+static void
+close_all(void)
+{
+    uint32_t  i;
+
+    for (i = 0; i < nconns; i++) {
+        ws_close(&conns[i]);
+    }
+    run(all_gone, NULL, now_ns() + 10000000000ull, 0);
+    for (i = 0; i < nconns; i++) {
+        if (conns[i].state != ST_FREE) {
+            st.close_timeout++;
+            ws_drop(&conns[i]);
+        }
+    }
+}
+
+
+/* ---- main ---- */
+
+static uint32_t
+ipv4(const char *s)
+{
+    struct in_addr  a;
+
+    if (inet_pton(AF_INET, s, &a) != 1) {
+        die("not an IPv4 address: %s", s);
+    }
+    return ntohl(a.s_addr);
+}
+
+
+static void
+usage(void)
+{
+    fputs("usage: wsload hold|chat [options] | wsload merge FILE...\n"
+          "  (see the comment at the top of bench/ws/wsload.c)\n", stderr);
+    exit(2);
+}
+
+
+static void
+setup(void)
+{
+    struct rlimit       rl;
+    struct epoll_event  ev;
+    sigset_t            mask;
+
+    /* the soft limit up to the hard one: each socket is a file */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if ((rlim_t) nconns + 32 > rl.rlim_cur) {
+        die("%u sockets need more than this process's %llu files: "
+            "use more processes", nconns, (unsigned long long) rl.rlim_cur);
+    }
+
+    ws_epfd = epoll_create1(EPOLL_CLOEXEC);
+
+    /* signals as events: SIGUSR1 starts sending, SIGTERM/SIGINT stop */
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGUSR1);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    ev.events = EPOLLIN;
+    ev.data.ptr = NULL;
+    epoll_ctl(ws_epfd, EPOLL_CTL_ADD, sigfd, &ev);
+
+    conns = calloc(nconns, sizeof(conn_t));
+    if (ws_epfd < 0 || sigfd < 0 || conns == NULL) {
+        die("setup: %s", strerror(errno));
+    }
+}
+
+
+/* connect everything (bounded by 300 s), then tell the driving script */
+static void
+connect_phase(void)
+{
+    t_connect0 = now_ns();
+    run(connected_all, tick_connect, t_connect0 + 300000000000ull, 1);
+    st.connect_ms = (now_ns() - t_connect0) / 1000000;
+    printf("# phase=%s connected=%llu wanted=%u seconds=%.1f\n",
+           o_wait_go ? "ready" : (convs ? "connected" : "held"),
+           (unsigned long long) st.connected,
+           nconns, st.connect_ms / 1000.0);
+    fflush(stdout);
+}
+
+
+int
+main(int argc, char **argv)
+{
+    enum { O_USERS = 1, O_PAIRS, O_SECRET, O_HOST, O_PORT, O_PORT_A, O_PORT_B,
+           O_PATH, O_SRC, O_NSRC, O_OFFSET, O_COUNT, O_SECONDS, O_RATE,
+           O_CRATE, O_INFLIGHT, O_DRAIN, O_TTL, O_GO, O_WARMUP };
+    static const struct option  opts[] = {
+        { "users", 1, 0, O_USERS }, { "pairs", 1, 0, O_PAIRS },
+        { "secret", 1, 0, O_SECRET }, { "host", 1, 0, O_HOST },
+        { "port", 1, 0, O_PORT }, { "port-a", 1, 0, O_PORT_A },
+        { "port-b", 1, 0, O_PORT_B }, { "path", 1, 0, O_PATH },
+        { "src", 1, 0, O_SRC }, { "nsrc", 1, 0, O_NSRC },
+        { "offset", 1, 0, O_OFFSET }, { "count", 1, 0, O_COUNT },
+        { "seconds", 1, 0, O_SECONDS }, { "rate", 1, 0, O_RATE },
+        { "connect-rate", 1, 0, O_CRATE }, { "inflight", 1, 0, O_INFLIGHT },
+        { "drain", 1, 0, O_DRAIN }, { "ttl", 1, 0, O_TTL },
+        { "wait-go", 0, 0, O_GO }, { "warmup", 1, 0, O_WARMUP },
+        { 0, 0, 0, 0 }
+    };
+    const char    *mode;
+    int            o, chat;
+    struct rusage  ru;
+    long         n;
+
+    if (argc < 2) {
+        usage();
+    }
+    mode = argv[1];
+    if (strcmp(mode, "merge") == 0) {
+        return stats_merge(argc - 2, argv + 2);
+    }
+    chat = strcmp(mode, "chat") == 0;
+    if (strcmp(mode, "token") == 0) {
+        o_port_a = 1;       /* not used */
+    } else if (!chat && strcmp(mode, "hold") != 0) {
+        usage();
+    }
+
+    optind = 2;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case O_USERS:    o_users = optarg; break;
+        case O_PAIRS:    o_pairs = optarg; break;
+        case O_SECRET:   o_secret = optarg; break;
+        case O_HOST:     o_host = ipv4(optarg); break;
+        case O_PORT:     o_port_a = o_port_b = (uint16_t) atoi(optarg); break;
+        case O_PORT_A:   o_port_a = (uint16_t) atoi(optarg); break;
+        case O_PORT_B:   o_port_b = (uint16_t) atoi(optarg); break;
+        case O_PATH:     o_path = optarg; break;
+        case O_SRC:      o_src = ipv4(optarg); break;
+        case O_NSRC:     o_nsrc = (uint32_t) atol(optarg); break;
+        case O_OFFSET:   o_offset = atol(optarg); break;
+        case O_COUNT:    o_count = atol(optarg); break;
+        case O_SECONDS:  o_seconds = atof(optarg); break;
+        case O_RATE:     o_rate = atof(optarg); break;
+        case O_CRATE:    o_connect_rate = atof(optarg); break;
+        case O_INFLIGHT: o_inflight = atol(optarg); break;
+        case O_DRAIN:    o_drain = atof(optarg); break;
+        case O_TTL:      o_ttl = atol(optarg); break;
+        case O_GO:       o_wait_go = 1; break;
+        case O_WARMUP:   o_warmup = atof(optarg); break;
+        default:         usage();
+        }
+    }
+
+    if (!o_secret || !o_port_a || o_nsrc == 0 || o_inflight < 1
+        || o_rate <= 0 || o_connect_rate <= 0
+        || (chat ? !o_pairs : !o_users)
+        || (o_host >> 24) != 127 || (o_src >> 24) != 127
+        || ((o_src + o_nsrc - 1) >> 24) != 127)
+    {
+        /* loopback only: this is a local benchmark tool */
+        usage();
+    }
+    if (!o_port_b) {
+        o_port_b = o_port_a;
+    }
+
+    read_secret(o_secret);
+    n = load(chat ? o_pairs : o_users, chat);
+    if (strcmp(mode, "token") == 0) {
+        char  *tok = mint(&users[0]);
+
+        puts(tok);
+        free(tok);
+        return 0;
+    }
+    nconns = (uint32_t) (chat ? 2 * n : n);
+    if (nconns == 0) {
+        die("no users");
+    }
+    st.wanted = nconns;
+    setup();
+
+    ws_handlers.text = chat ? chat_text : hold_text;
+    ws_handlers.gone = gone;
+
+    connect_phase();
+
+    if (o_wait_go && !stop_sig) {
+        run(go_given, NULL, 0, 1);
+    }
+
+    if (!chat) {
+        /* hold: idle sockets, pings answered, until the time is up */
+        if (!stop_sig) {
+            run(never, NULL, o_seconds > 0
+                ? now_ns() + (uint64_t) (o_seconds * 1e9) : 0, 1);
+        }
+
+    } else if (!stop_sig) {
+        nmsgs = chat_msgs();
+        sent_at = calloc(nmsgs + 1, sizeof(*sent_at));
+        acked_flag = calloc(nmsgs + 1, 1);
+        if (sent_at == NULL || acked_flag == NULL) {
+            die("out of memory");
+        }
+        t_send0 = now_ns();
+        t_send_end = t_send0 + (uint64_t) (o_seconds * 1e9);
+        t_measure = t_send0 + (uint64_t) (o_warmup * 1e9);
+        st.warmup_ms = (uint64_t) (o_warmup * 1000);
+        run(sent_all, tick_send, 0, 1);
+        st.send_ms = (now_ns() - t_send0) / 1000000;
+        run(drained, NULL, now_ns() + (uint64_t) (o_drain * 1e9), 1);
+        st.not_acked = st.sent - answered;
+        st.not_delivered = st.acked > st.delivered
+                           ? st.acked - st.delivered : 0;
+    }
+
+    close_all();
+
+    /* the generator shares the machine with the server: say what it took */
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        st.cpu_ms = (uint64_t) (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000
+                    + (uint64_t) (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+    }
+    stats_print(&st, mode, stdout);
+
+    return st.connected == st.wanted && st.not_acked == 0
+           && st.not_delivered == 0 && st.errors == 0 ? 0 : 1;
+}
