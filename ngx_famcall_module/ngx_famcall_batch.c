@@ -10,6 +10,7 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
+#include <ngx_event.h>
 
 #include "ngx_famcall_batch.h"
 
@@ -28,6 +29,7 @@ struct ngx_famcall_batcher_s {
     ngx_uint_t                   inflight;
     ngx_queue_t                  pending;
     ngx_uint_t                   npending;
+    ngx_event_t                  flush;       /* posted: end of this turn */
     ngx_log_t                   *log;
 };
 
@@ -52,6 +54,7 @@ typedef struct {
 
 
 static void ngx_famcall_batch_flush(ngx_famcall_batcher_t *b);
+static void ngx_famcall_batch_flush_handler(ngx_event_t *ev);
 static void ngx_famcall_batch_done(void *data, ngx_famcall_pg_status_e status,
     PGresult *res);
 static void ngx_famcall_batch_finish(ngx_famcall_batch_t *batch,
@@ -79,6 +82,10 @@ ngx_famcall_batcher_create(ngx_pool_t *pool, ngx_famcall_pg_pool_t *pg,
     b->max_items = max_items;
     b->log = log;
     ngx_queue_init(&b->pending);
+
+    b->flush.handler = ngx_famcall_batch_flush_handler;
+    b->flush.data = b;
+    b->flush.log = log;
 
     return b;
 }
@@ -109,9 +116,23 @@ ngx_famcall_batch_add(ngx_famcall_batcher_t *b, json_t *item,
     ngx_queue_insert_tail(&b->pending, &e->queue);
     b->npending++;
 
-    ngx_famcall_batch_flush(b);
+    /*
+     * Not at once: at the end of this event-loop turn, so that the sends
+     * read from many sockets in one turn leave together.  Nothing waits on
+     * a timer; a turn is as long as the work already in hand.
+     */
+    if (!b->flush.posted) {
+        ngx_post_event(&b->flush, &ngx_posted_events);
+    }
 
     return NGX_OK;
+}
+
+
+static void
+ngx_famcall_batch_flush_handler(ngx_event_t *ev)
+{
+    ngx_famcall_batch_flush(ev->data);
 }
 
 
