@@ -45,6 +45,8 @@ typedef struct {
 
 static ngx_int_t ngx_famcall_ws_check_request(ngx_http_request_t *r,
     ngx_famcall_ws_offer_t *offer, const char **message);
+static ngx_uint_t ngx_famcall_ws_next_item(u_char **p, u_char *last,
+    ngx_str_t *item);
 static ngx_int_t ngx_famcall_ws_has_token(ngx_table_elt_t *h,
     const char *token);
 static void ngx_famcall_ws_protocols(ngx_str_t *value,
@@ -273,29 +275,43 @@ ngx_famcall_ws_check_request(ngx_http_request_t *r,
 }
 
 
+/*
+ * The next item of a comma-separated header value from *p (spaces and
+ * tabs around items skipped) into item; 0 when there is none left.
+ */
+static ngx_uint_t
+ngx_famcall_ws_next_item(u_char **p, u_char *last, ngx_str_t *item)
+{
+    u_char  *q = *p;
+
+    while (q < last && (*q == ' ' || *q == '\t' || *q == ',')) {
+        q++;
+    }
+
+    item->data = q;
+
+    while (q < last && *q != ',' && *q != ' ' && *q != '\t') {
+        q++;
+    }
+
+    item->len = q - item->data;
+    *p = q;
+
+    return item->len != 0;
+}
+
+
 /* a comma-separated header value holds token (case-insensitive) */
 static ngx_int_t
 ngx_famcall_ws_has_token(ngx_table_elt_t *h, const char *token)
 {
-    u_char  *p, *last, *start;
-    size_t   len = ngx_strlen(token);
+    u_char     *p = h->value.data;
+    size_t      len = ngx_strlen(token);
+    ngx_str_t   item;
 
-    p = h->value.data;
-    last = p + h->value.len;
-
-    while (p < last) {
-        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
-            p++;
-        }
-
-        start = p;
-
-        while (p < last && *p != ',' && *p != ' ' && *p != '\t') {
-            p++;
-        }
-
-        if ((size_t) (p - start) == len
-            && ngx_strncasecmp(start, (u_char *) token, len) == 0)
+    while (ngx_famcall_ws_next_item(&p, h->value.data + h->value.len, &item)) {
+        if (item.len == len
+            && ngx_strncasecmp(item.data, (u_char *) token, len) == 0)
         {
             return NGX_OK;
         }
@@ -308,27 +324,13 @@ ngx_famcall_ws_has_token(ngx_table_elt_t *h, const char *token)
 static void
 ngx_famcall_ws_protocols(ngx_str_t *value, ngx_famcall_ws_offer_t *offer)
 {
-    u_char  *p, *last, *start;
-    size_t   len, plen = sizeof(NGX_FAMCALL_WS_TOKEN_PREFIX) - 1;
+    u_char     *p = value->data, *start;
+    size_t      len, plen = sizeof(NGX_FAMCALL_WS_TOKEN_PREFIX) - 1;
+    ngx_str_t   item;
 
-    p = value->data;
-    last = p + value->len;
-
-    while (p < last) {
-        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
-            p++;
-        }
-
-        start = p;
-
-        while (p < last && *p != ',' && *p != ' ' && *p != '\t') {
-            p++;
-        }
-
-        len = p - start;
-        if (len == 0) {
-            continue;
-        }
+    while (ngx_famcall_ws_next_item(&p, value->data + value->len, &item)) {
+        start = item.data;
+        len = item.len;
 
         offer->offered = 1;
 
