@@ -208,6 +208,45 @@ subtest 'a socket that goes while its sends wait for the database' => sub {
     $a2->frames->@* = ();
 };
 
+subtest 'a long-lived socket does not grow its worker' => sub {
+    # Everything a message allocates (the event, its op, its frames, the
+    # batch) is freed once it is answered: 10,000 sends and 2,000 syncs
+    # through one socket, in waves under the per-socket limit of calls in
+    # flight, leave the worker's resident memory where it was after a
+    # warm-up (allocator caches filled).
+    my ($e, $f) = ($s->signup, $s->signup);    # their own conversation
+    $s->befriend($e, $f);
+    my $conv = $s->open_conversation($e, $f)->{id};
+    my $x = ws($e);
+    my $pid = $x->server_pid($port);
+    my $wave = sub {
+        my ($n) = @_;
+        my @refs = map { 'w' . $_ . '-' . rand() } 1 .. $n;
+        $x->send('message:send', { conversation_id => $conv, client_id => new_uuid(),
+                                   body => 'x' x 200 }, $_) for @refs[0 .. $n - 3];
+        $x->send('sync', { limit => 5 }, $_) for @refs[$n - 2 .. $n - 1];
+        my %want = map { $_ => 1 } @refs;
+        while (%want) {
+            my $f = $x->wait_for(sub { exists $want{ $_[0]{ref} // '' } }, 10) or last;
+            delete $want{ $f->{ref} };
+        }
+        return !%want;
+    };
+    my $rss = sub {
+        open my $fh, '<', "/proc/$pid/status" or return 0;
+        return (map { /^VmRSS:\s*(\d+)/ ? $1 : () } <$fh>)[0] // 0;
+    };
+    my $ok = 1;
+    $ok &&= $wave->(30) for 1 .. 100;            # warm-up: 2,800 sends
+    my $before = $rss->();
+    $ok &&= $wave->(30) for 1 .. 360;            # 10,080 sends, 720 syncs
+    my $after = $rss->();
+    ok($ok, 'every send and sync answered');
+    cmp_ok($after - $before, '<', 2048,
+           "worker RSS after 10,000 more messages: $before kB -> $after kB");
+    $x->close;
+};
+
 subtest 'sync: pages, cursors, nothing skipped or repeated' => sub {
     my $all = $s->json_req(GET => "/v1/conversations/$conv/messages?limit=200", undef,
                            $b->{access_token});
