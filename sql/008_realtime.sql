@@ -96,7 +96,13 @@ create or replace function famcall_message_send_batch(items jsonb)
 returns table (i int, status int, body jsonb)
 language plpgsql
 set search_path = pg_catalog, public, pg_temp
+-- the plans are kept, not made anew for each batch's values
 set plan_cache_mode = force_generic_plan
+-- Every table here is reached by key. A plan is kept for the connection's
+-- life, and one made while messages was small (a new database, analyzed)
+-- scanned all of messages for each client_id long after it had grown:
+-- 1,200 sends/s instead of 7,500 in the benchmark.
+set enable_seqscan = off
 as $$
 declare
     got     int[];
