@@ -317,9 +317,13 @@ create trigger conversation_members_announce
           or new.last_delivered_seq > old.last_delivered_seq)
     execute function famcall_member_announce();
 
--- The delivered pointer, as famcall_conversation_read moves the read one.
-create function famcall_conversation_delivered(me uuid, conversation uuid,
-                                               up_to_seq bigint)
+-- A member's read or delivered pointer, moved forward to up_to_seq (never
+-- past the conversation's last seq, never back), with read_at / delivered_at
+-- set on the other side's messages it passes. Reading delivers too. One
+-- function for both, and for POST .../read (famcall_conversation_read, from
+-- 003, now calls it) and the socket's receipts.
+create function famcall_pointer_move(me uuid, conversation uuid,
+                                     up_to_seq bigint, is_read boolean)
 returns table (status int, body jsonb)
 language plpgsql rows 1
 set search_path = pg_catalog, public, pg_temp
@@ -335,10 +339,12 @@ begin
         return;
     end if;
 
-    select cm.last_delivered_seq, c.last_seq into cur, last
+    select case when is_read then cm.last_read_seq
+                else cm.last_delivered_seq end, c.last_seq
+      into cur, last
       from conversation_members cm
       join conversations c on c.id = cm.conversation_id
-     where cm.conversation_id = famcall_conversation_delivered.conversation
+     where cm.conversation_id = famcall_pointer_move.conversation
        and cm.user_id = me;
     if not found then
         return query select 404, famcall_err('not_found',
@@ -348,28 +354,45 @@ begin
 
     ptr := least(up_to_seq, last);
     if ptr > cur then
-        select cm.last_delivered_seq into cur
+        -- again under the row lock: a concurrent move may have gone further
+        select case when is_read then cm.last_read_seq
+                    else cm.last_delivered_seq end
+          into cur
           from conversation_members cm
-         where cm.conversation_id = famcall_conversation_delivered.conversation
+         where cm.conversation_id = famcall_pointer_move.conversation
            and cm.user_id = me
            for no key update;
         if ptr > cur then
             update conversation_members cm
-               set last_delivered_seq = ptr
-             where cm.conversation_id = famcall_conversation_delivered.conversation
+               set last_read_seq = case when is_read then ptr
+                                        else cm.last_read_seq end,
+                   last_delivered_seq = greatest(cm.last_delivered_seq, ptr)
+             where cm.conversation_id = famcall_pointer_move.conversation
                and cm.user_id = me;
 
+            -- everything up to cur was marked when the pointer got there
             update messages m
-               set delivered_at = now()
-             where m.conversation_id = famcall_conversation_delivered.conversation
+               set read_at = case when is_read then now() else m.read_at end,
+                   delivered_at = coalesce(m.delivered_at, now())
+             where m.conversation_id = famcall_pointer_move.conversation
                and m.seq > cur and m.seq <= ptr
                and m.sender_id <> me
-               and m.delivered_at is null;
+               and (case when is_read then m.read_at
+                         else m.delivered_at end) is null;
         end if;
     end if;
 
     return query select 204, null::jsonb;
 end
+$$;
+
+create or replace function famcall_conversation_read(me uuid,
+    conversation uuid, up_to_seq bigint)
+returns table (status int, body jsonb)
+language sql rows 1
+set search_path = pg_catalog, public, pg_temp
+as $$
+    select * from famcall_pointer_move(me, conversation, up_to_seq, true)
 $$;
 
 -- A receipt from a socket: kind is 'delivered' or 'read'; src is the socket.
@@ -381,13 +404,8 @@ set search_path = pg_catalog, public, pg_temp
 as $$
 begin
     perform set_config('famcall.src', coalesce(src, ''), true);
-    if kind = 'read' then
-        return query select * from famcall_conversation_read(me, conversation,
-                                                             up_to_seq);
-    else
-        return query select * from famcall_conversation_delivered(me,
-            conversation, up_to_seq);
-    end if;
+    return query select * from famcall_pointer_move(me, conversation,
+                                                    up_to_seq, kind = 'read');
 end
 $$;
 
