@@ -149,6 +149,7 @@ ngx_famcall_ctx_t *ngx_famcall_ctx_get(ngx_http_request_t *r);
 ngx_int_t ngx_famcall_api_handler(ngx_http_request_t *r);
 ngx_int_t ngx_famcall_error_page_handler(ngx_http_request_t *r);
 ngx_int_t ngx_famcall_authenticate(ngx_famcall_ctx_t *ctx);
+ngx_int_t ngx_famcall_bearer_token(ngx_http_request_t *r, ngx_str_t *token);
 ngx_int_t ngx_famcall_check_body(ngx_famcall_ctx_t *ctx,
     const ngx_famcall_field_t *fields);
 ngx_int_t ngx_famcall_path_uuid(ngx_famcall_ctx_t *ctx, ngx_uint_t i,

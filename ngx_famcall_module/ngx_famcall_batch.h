@@ -1,10 +1,10 @@
 /*
- * famcall: group commit.  Calls of one kind (sending a message) that arrive
- * while the database is busy with earlier ones are sent together, as one
- * statement and one transaction, when a slot frees up.  Nothing waits on a
- * timer: at low load each call goes alone and at once; under load the
- * batches grow by themselves, and one commit (one fsync, later one NOTIFY)
- * carries many calls.
+ * famcall: group commit.  Calls of one kind (sending a message) made in
+ * one event-loop turn, or while the database is busy with earlier ones,
+ * are sent together, as one statement and one transaction, at the end of
+ * the turn or when a slot frees up.  Nothing waits on a timer: at low load
+ * each call goes alone; under load the batches grow by themselves, and one
+ * commit (one fsync, one NOTIFY) carries many calls.
  *
  * The statement takes one parameter, a JSON array of the items, and
  * returns one row (i int, status int, body jsonb) per item, i counting
@@ -42,9 +42,9 @@ ngx_famcall_batcher_t *ngx_famcall_batcher_create(ngx_pool_t *pool,
 /*
  * Queue item (a JSON object; the batcher takes the reference) for owner.
  * *ref holds the entry (for ngx_famcall_batch_detach) until the batcher
- * clears it, right before calling answer.  The answer may come before
- * this returns (the database is down).  NGX_ERROR: out of memory, nothing
- * queued, no answer will come.
+ * clears it, right before calling answer.  The answer never comes before
+ * this returns: the batch leaves at the end of the event-loop turn.
+ * NGX_ERROR: out of memory, nothing queued, no answer will come.
  */
 ngx_int_t ngx_famcall_batch_add(ngx_famcall_batcher_t *b, json_t *item,
     ngx_famcall_batch_answer_pt answer, void *owner,

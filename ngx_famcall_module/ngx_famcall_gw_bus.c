@@ -39,8 +39,6 @@ static ngx_int_t ngx_famcall_gw_line_parse(u_char *p, u_char *last,
     ngx_famcall_gw_line_t *line);
 static void ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw,
     ngx_famcall_gw_line_t *line);
-static ngx_uint_t ngx_famcall_gw_any_here(ngx_famcall_gw_t *gw,
-    ngx_str_t *users);
 static void ngx_famcall_gw_fetch(ngx_famcall_gw_t *gw,
     ngx_famcall_gw_line_t *line);
 static void ngx_famcall_gw_fetch_done(void *data,
@@ -128,10 +126,15 @@ ngx_famcall_gw_line_parse(u_char *p, u_char *last, ngx_famcall_gw_line_t *line)
 }
 
 
+/*
+ * One pass over the line's users; the frame is put together when the first
+ * of them turns out to have sockets here (most lines concern no user of
+ * this worker).
+ */
 static void
 ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
 {
-    u_char                 *frame, *p, *u, *end;
+    u_char                 *frame, *p, *u, *end, *comma;
     u_char                  id[16];
     char                    uid[NGX_FAMCALL_ID_LEN + 1];
     size_t                  len;
@@ -139,38 +142,23 @@ ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
     ngx_famcall_ws_t       *ws;
     ngx_famcall_gw_user_t  *user;
 
-    if (!ngx_famcall_gw_any_here(gw, &line->users)) {
-        return;
-    }
-
-    if (line->type.len == sizeof("message:ref") - 1
-        && ngx_strncmp(line->type.data, "message:ref", line->type.len) == 0)
-    {
-        ngx_famcall_gw_fetch(gw, line);
-        return;
-    }
-
-    len = sizeof("{\"type\":\"\",\"data\":}") - 1 + line->type.len
-          + line->data.len;
-
-    frame = ngx_alloc(len, gw->log);
-    if (frame == NULL) {
-        return;
-    }
-
-    p = ngx_cpymem(frame, "{\"type\":\"", sizeof("{\"type\":\"") - 1);
-    p = ngx_cpymem(p, line->type.data, line->type.len);
-    p = ngx_cpymem(p, "\",\"data\":", sizeof("\",\"data\":") - 1);
-    p = ngx_cpymem(p, line->data.data, line->data.len);
-    *p++ = '}';
-
+    frame = NULL;
+    p = NULL;
     u = line->users.data;
     end = u + line->users.len;
 
-    while (u + NGX_FAMCALL_ID_LEN <= end) {
+    for ( /* void */ ; u < end; u = comma + 1) {
+        comma = ngx_strlchr(u, end, ',');
+        if (comma == NULL) {
+            comma = end;
+        }
+
+        if (comma - u != NGX_FAMCALL_ID_LEN) {
+            continue;
+        }
+
         ngx_memcpy(uid, u, NGX_FAMCALL_ID_LEN);
         uid[NGX_FAMCALL_ID_LEN] = '\0';
-        u += NGX_FAMCALL_ID_LEN + 1;
 
         if (ngx_famcall_gw_user_parse(uid, id) != NGX_OK) {
             continue;
@@ -179,6 +167,31 @@ ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
         user = ngx_famcall_gw_user_find(gw, id);
         if (user == NULL) {
             continue;
+        }
+
+        if (frame == NULL) {
+            if (line->type.len == sizeof("message:ref") - 1
+                && ngx_strncmp(line->type.data, "message:ref",
+                               line->type.len) == 0)
+            {
+                ngx_famcall_gw_fetch(gw, line);
+                return;
+            }
+
+            len = sizeof("{\"type\":\"\",\"data\":}") - 1 + line->type.len
+                  + line->data.len;
+
+            frame = ngx_alloc(len, gw->log);
+            if (frame == NULL) {
+                return;
+            }
+
+            p = ngx_cpymem(frame, "{\"type\":\"",
+                           sizeof("{\"type\":\"") - 1);
+            p = ngx_cpymem(p, line->type.data, line->type.len);
+            p = ngx_cpymem(p, "\",\"data\":", sizeof("\",\"data\":") - 1);
+            p = ngx_cpymem(p, line->data.data, line->data.len);
+            *p++ = '}';
         }
 
         for (q = ngx_queue_head(&user->sockets);
@@ -194,32 +207,6 @@ ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
     }
 
     ngx_free(frame);
-}
-
-
-static ngx_uint_t
-ngx_famcall_gw_any_here(ngx_famcall_gw_t *gw, ngx_str_t *users)
-{
-    u_char  *u, *end;
-    u_char   id[16];
-    char     uid[NGX_FAMCALL_ID_LEN + 1];
-
-    u = users->data;
-    end = u + users->len;
-
-    while (u + NGX_FAMCALL_ID_LEN <= end) {
-        ngx_memcpy(uid, u, NGX_FAMCALL_ID_LEN);
-        uid[NGX_FAMCALL_ID_LEN] = '\0';
-        u += NGX_FAMCALL_ID_LEN + 1;
-
-        if (ngx_famcall_gw_user_parse(uid, id) == NGX_OK
-            && ngx_famcall_gw_user_find(gw, id) != NULL)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
 }
 
 

@@ -16,7 +16,7 @@
 
 
 static void ngx_famcall_gw_send_message(ngx_famcall_ws_t *ws,
-    ngx_famcall_gw_op_t *op, json_t *data);
+    ngx_famcall_gw_op_t *op, json_t *data, const char *user, const char *src);
 static void ngx_famcall_gw_query(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
     ngx_famcall_sql_e stmt, ngx_uint_t n, const char *const *params);
 static void ngx_famcall_gw_auth(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
@@ -85,7 +85,7 @@ ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data, size_t len)
     switch (ev.type) {
 
     case NGX_FAMCALL_EV_MESSAGE_SEND:
-        ngx_famcall_gw_send_message(ws, op, d);
+        ngx_famcall_gw_send_message(ws, op, d, user, src);
         break;
 
     case NGX_FAMCALL_EV_MESSAGE_DELIVERED:
@@ -157,15 +157,10 @@ ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data, size_t len)
 
 static void
 ngx_famcall_gw_send_message(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
-    json_t *data)
+    json_t *data, const char *user, const char *src)
 {
-    char                           user[NGX_FAMCALL_ID_LEN + 1];
-    char                           src[NGX_FAMCALL_GW_SRC_LEN + 1];
     json_t                        *item;
     ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
-
-    ngx_famcall_gw_user_format(ws->user, user);
-    ngx_famcall_gw_src(ws, src);
 
     item = json_pack("{s:s, s:O, s:O, s:O, s:s}",
                      "me", user,
@@ -179,7 +174,6 @@ ngx_famcall_gw_send_message(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
         return;
     }
 
-    /* the answer may come at once (the database is down) */
     if (ngx_famcall_batch_add(fmcf->send_batcher, item,
                               ngx_famcall_gw_batch_done, op, &op->entry)
         != NGX_OK)

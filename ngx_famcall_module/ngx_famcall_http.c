@@ -507,12 +507,36 @@ ngx_famcall_run(ngx_famcall_ctx_t *ctx)
 }
 
 
+/* the token of "Authorization: Bearer <token>", not empty */
+ngx_int_t
+ngx_famcall_bearer_token(ngx_http_request_t *r, ngx_str_t *token)
+{
+    ngx_table_elt_t  *h = r->headers_in.authorization;
+
+    if (h == NULL || h->value.len <= sizeof("Bearer ") - 1
+        || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ",
+                           sizeof("Bearer ") - 1) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    token->data = h->value.data + sizeof("Bearer ") - 1;
+    token->len = h->value.len - (sizeof("Bearer ") - 1);
+
+    while (token->len && *token->data == ' ') {
+        token->data++;
+        token->len--;
+    }
+
+    return token->len ? NGX_OK : NGX_DECLINED;
+}
+
+
 ngx_int_t
 ngx_famcall_authenticate(ngx_famcall_ctx_t *ctx)
 {
     u_char                    *p;
     ngx_str_t                  token;
-    ngx_table_elt_t           *h;
     ngx_http_request_t        *r = ctx->request;
     ngx_famcall_jwt_claims_t   claims;
 
@@ -522,20 +546,8 @@ ngx_famcall_authenticate(ngx_famcall_ctx_t *ctx)
 
     ctx->auth_checked = 1;
 
-    h = r->headers_in.authorization;
-    if (h == NULL || h->value.len <= sizeof("Bearer ") - 1
-        || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ",
-                           sizeof("Bearer ") - 1) != 0)
-    {
+    if (ngx_famcall_bearer_token(r, &token) != NGX_OK) {
         return NGX_DECLINED;
-    }
-
-    token.data = h->value.data + sizeof("Bearer ") - 1;
-    token.len = h->value.len - (sizeof("Bearer ") - 1);
-
-    while (token.len && *token.data == ' ') {
-        token.data++;
-        token.len--;
     }
 
     if (ngx_famcall_jwt_verify(ctx->fmcf->jwt_secret.data,

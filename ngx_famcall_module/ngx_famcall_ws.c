@@ -51,8 +51,6 @@ static ngx_int_t ngx_famcall_ws_has_token(ngx_table_elt_t *h,
     const char *token);
 static void ngx_famcall_ws_protocols(ngx_str_t *value,
     ngx_famcall_ws_offer_t *offer);
-static ngx_int_t ngx_famcall_ws_bearer(ngx_http_request_t *r,
-    ngx_str_t *token);
 static ngx_int_t ngx_famcall_ws_queue_response(ngx_famcall_ws_t *ws,
     ngx_str_t *key, ngx_uint_t protocol);
 static void ngx_famcall_ws_takeover(ngx_event_t *ev);
@@ -101,7 +99,7 @@ ngx_famcall_ws_open(ngx_famcall_ctx_t *ctx)
         return NGX_OK;
     }
 
-    if (offer.token.len == 0 && ngx_famcall_ws_bearer(r, &token) == NGX_OK) {
+    if (offer.token.len == 0 && ngx_famcall_bearer_token(r, &token) == NGX_OK) {
         offer.token = token;
     }
 
@@ -347,30 +345,6 @@ ngx_famcall_ws_protocols(ngx_str_t *value, ngx_famcall_ws_offer_t *offer)
             offer->token.len = len - plen;
         }
     }
-}
-
-
-static ngx_int_t
-ngx_famcall_ws_bearer(ngx_http_request_t *r, ngx_str_t *token)
-{
-    ngx_table_elt_t  *h = r->headers_in.authorization;
-
-    if (h == NULL || h->value.len <= sizeof("Bearer ") - 1
-        || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ",
-                           sizeof("Bearer ") - 1) != 0)
-    {
-        return NGX_DECLINED;
-    }
-
-    token->data = h->value.data + sizeof("Bearer ") - 1;
-    token->len = h->value.len - (sizeof("Bearer ") - 1);
-
-    while (token->len && *token->data == ' ') {
-        token->data++;
-        token->len--;
-    }
-
-    return token->len ? NGX_OK : NGX_DECLINED;
 }
 
 

@@ -78,6 +78,30 @@ subtest 'a message too big for a notification still arrives' => sub {
     $a2->expect('message:new');
 };
 
+subtest 'unreadable notifications are dropped, the bus goes on' => sub {
+    # Lines the workers cannot route (not the gateway's format, a bad user
+    # id, a reference to no message) are logged and skipped; the next real
+    # event still arrives. A line that names b1's user with a bad id next to
+    # it must reach b1 once.
+    my $bid = $b->{user}{id};
+    $s->psql(qq{select pg_notify('famcall', 'nonsense'),
+                       pg_notify('famcall', 'typing'),
+                       pg_notify('famcall', 'typing x,y - {}'),
+                       pg_notify('famcall', 'message:ref $bid - {"id": "${\ new_uuid()}"}'),
+                       pg_notify('famcall', 'typing not-a-uuid,$bid - {"x": 1}')});
+    my $ev = $b1->expect('typing');
+    is_deeply($ev && $ev->{data}, { x => 1 }, 'the good line is delivered');
+    ok($b1->none('typing', 0.3), 'once');
+    ok($b1->none('message:new', 0.2), 'a reference to no message delivers nothing');
+    my $m = sent($a, $conv, 'after the noise');
+    $ev = $b1->expect('message:new');
+    is($ev && $ev->{data}{id}, $m->{id}, 'and real events still arrive');
+    $a1->expect('message:new');
+    $a2->expect('message:new');
+    my $log = do { local (@ARGV, $/) = ("$s->{data}/log/nginx-error.log"); <> };
+    like($log, qr/unreadable event ignored: "nonsense"/, 'the bad lines are logged');
+};
+
 subtest 'a send over HTTP reaches the sockets' => sub {
     my $m = sent($b, $conv, 'hello over http');
     for my $ws ([$a1, 'a1'], [$a2, 'a2'], [$b1, "b1 (the sender's socket: HTTP is another device)"]) {
