@@ -77,8 +77,27 @@ CONF
 bench_wrk() {
     local name=$1; shift
     echo "== $name"
+    bench_cpu_mark
     wrk -t"$threads" -c"$conns" -d"$dur" --latency "$@" | tee "$data/$name.txt" \
         | grep -E 'Requests/sec|Non-2xx|Socket errors| 50%| 99%'
+    bench_cpu_report
+}
+
+# The machine's CPU between bench_cpu_mark and bench_cpu_report, from
+# /proc/stat: busy, idle and steal (time the hypervisor gave to others while
+# we were runnable). This VM's host is shared: runs with steal above a few
+# percent measure the neighbours too, and their tails are longer.
+bench_cpu_mark() { bench_cpu0=$(head -1 /proc/stat); }
+bench_cpu_report() {
+    printf '%s\n%s\n' "$bench_cpu0" "$(head -1 /proc/stat)" | awk '
+        { for (i = 2; i <= 9; i++) v[NR, i] = $i }
+        END {
+            for (i = 2; i <= 9; i++) { d[i] = v[2, i] - v[1, i]; t += d[i] }
+            if (t <= 0) exit
+            printf "  cpu: busy %.0f%%, idle %.0f%%, steal %.0f%% of both cores\n",
+                100 * (d[2] + d[3] + d[4] + d[7] + d[8]) / t,
+                100 * (d[5] + d[6]) / t, 100 * d[9] / t
+        }'
 }
 
 bench_machine() {

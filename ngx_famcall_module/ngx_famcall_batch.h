@@ -7,7 +7,7 @@
  * commit (one fsync, one NOTIFY) carries many calls.
  *
  * The statement takes one parameter, a JSON array of the items, and
- * returns one row (i int, status int, body jsonb) per item, i counting
+ * returns one row (i int, status int, body: JSON text) per item, i counting
  * from 1 in the array's order.
  */
 

@@ -599,5 +599,32 @@ subtest 'members who are no longer contacts cannot send' => sub {
     is(count_in($cv), 1, 'nothing stored');
 };
 
+# messages have no foreign keys since sql/009 (the send batch guarantees
+# them); deleting a conversation or a user still takes their messages along,
+# and a report on a deleted message keeps the report.
+subtest 'deleting a conversation or a user deletes its messages' => sub {
+    my ($x, $y, $cv) = pair();
+    my $m = send_ok($x, $cv, 'to be reported');
+    send_ok($y, $cv, 'answer');
+    my ($u, $w, $cw) = pair();
+    send_ok($u, $cw, 'kept');
+    my $tx = $s->json_req(POST => '/v1/reports', { user_id => $x->{user}{id},
+        reason => 'spam', message_id => $m->{id} }, $y->{access_token});
+    is($tx->res->code, 201, 'y reports x\'s message') or diag($tx->res->body);
+    my $rid = body_json($tx)->{id};
+
+    $s->psql("delete from conversations where id = '$cv'");
+    is(count_in($cv), 0, 'the conversation\'s messages are gone');
+    is(count_in($cw), 1, 'another conversation\'s are not');
+    is($s->psql("select coalesce(message_id::text, 'null') from reports where id = '$rid'"),
+       'null', 'the report stays, without its message');
+
+    $s->psql("delete from users where id = '$u->{user}{id}'");
+    is(count_in($cw), 0, 'a deleted user\'s conversations take their messages');
+    is($s->psql("select count(*) from messages m where not exists "
+                . "(select 1 from conversations c where c.id = m.conversation_id)"),
+       0, 'no message left without its conversation');
+};
+
 $s->stop;
 done_testing;

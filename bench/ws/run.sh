@@ -122,8 +122,10 @@ ws_chat() {
         files+=("$data/$name-$p.out")
     done
     for ((p = 0; p < cprocs; p++)); do ws_wait_phase "${ws_pids[$p]}" "${files[$p]}"; done
+    bench_cpu_mark
     kill -USR1 "${ws_pids[@]}"
     wait "${ws_pids[@]}" || true
+    bench_cpu_report > "$data/$name.cpu"
     ws_pids=()
     after=$(psql -X -At -c 'select count(*) from messages')
     ws_collect "$name" "${files[@]}"
@@ -150,6 +152,7 @@ ws_chat() {
             printf "  generator: behind schedule at most %.1f ms, CPU %.1f s; sockets %d of %d\n",
                 v["behind_max_us"] / 1000, v["cpu_ms"] / 1000, v["connected"], v["wanted"]
         }' "$data/$name.sum"
+    cat "$data/$name.cpu"
     psql -X -At -c "select '  seq check: ' || count(*) || ' conversations, ' ||
         sum(case when m.n = c.last_seq and m.mx = c.last_seq then 1 else 0 end) ||
         ' with seq exactly 1..last_seq'
