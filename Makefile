@@ -109,5 +109,10 @@ bench: build
 bench-ws: build
 	bench/ws/run.sh $(MODULE)
 
+# what a batch of sends costs PostgreSQL, in instructions (callgrind)
+.PHONY: bench-sql
+bench-sql: deps
+	bench/sql/batch-cost.sh
+
 clean:
 	rm -rf $(BUILD)
