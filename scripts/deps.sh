@@ -8,6 +8,7 @@ PACKAGES=(
     nginx-core nginx-dev                      # the server and its module build kit
     postgresql-15 libpq-dev                   # database and client library
     libjansson-dev libjwt-dev libssl-dev libsodium-dev
+    libyajl-dev                               # bench/ws/wsload: its frame parser
     coturn                                    # TURN relay
     libmojolicious-perl libtest-simple-perl   # t/: Test::More + Test::Mojo
     wrk                                       # bench/

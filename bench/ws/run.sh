@@ -60,7 +60,7 @@ trap ws_stop EXIT
 
 wsload=$data/wsload
 cc -O2 -std=c99 -Wall -Wextra -o "$wsload" "$bench_top"/bench/ws/{wsload,wsconn,wsstats}.c \
-    -ljwt -ljansson -lcrypto
+    -ljwt -ljansson -lyajl -lcrypto
 
 # users: enough pairs for the held sockets and the chat
 total_pairs=$(( (conns + 1) / 2 > npairs ? (conns + 1) / 2 : npairs ))

@@ -21,7 +21,7 @@ fail() { echo "not ok: $*" >&2; exit 1; }
 val() { awk -F= -v k="$2" '$1 == k {print $2}' "$1"; }
 
 cc -O2 -std=c99 -Wall -Wextra -Werror -o "$tmp/wsload" "$top"/bench/ws/{wsload,wsconn,wsstats}.c \
-    -ljwt -ljansson -lcrypto
+    -ljwt -ljansson -lyajl -lcrypto
 openssl rand -hex 32 > "$tmp/key"
 openssl rand -hex 32 > "$tmp/otherkey"
 python3 - "$tmp/pairs" <<'PY'

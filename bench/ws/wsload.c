@@ -58,6 +58,7 @@
 #include <jansson.h>
 #include <jwt.h>
 #include <openssl/rand.h>
+#include <yajl/yajl_parse.h>
 
 #include "wsload.h"
 
@@ -358,12 +359,338 @@ gone(conn_t *c)
 }
 
 
+/* ---- received frames ---- */
+
+/*
+ * Frames are read with yajl's event parser, keeping only the fields the
+ * handlers use: a jansson tree per frame (a malloc per node, 20,000 frames
+ * a second) took a third of the generator's CPU, which it shares with the
+ * server it measures. What counts as malformed is still jansson's.
+ */
+
+/* the fields kept (f[]), and the objects holding some of them (K_) */
+enum {
+    F_TYPE, F_REF,                              /* top level */
+    F_CODE, F_MESSAGE,                          /* in "error" */
+    F_USER_ID, F_BODY, F_SENDER, F_CONV,        /* in "data" */
+    F_N,
+    K_TOP = F_N, K_ERROR, K_DATA
+};
+
+static const struct {
+    int          in, to;
+    size_t       len;
+    const char  *name;
+} rx_keys[] = {
+    { K_TOP, F_TYPE, 4, "type" }, { K_TOP, F_REF, 3, "ref" },
+    { K_TOP, K_ERROR, 5, "error" }, { K_TOP, K_DATA, 4, "data" },
+    { K_ERROR, F_CODE, 4, "code" }, { K_ERROR, F_MESSAGE, 7, "message" },
+    { K_DATA, F_USER_ID, 7, "user_id" }, { K_DATA, F_BODY, 4, "body" },
+    { K_DATA, F_SENDER, 9, "sender_id" },
+    { K_DATA, F_CONV, 15, "conversation_id" }
+};
+
+static struct {
+    yajl_handle           h;          /* kept, replaced after a bad frame */
+    const char           *f[F_N];     /* NUL-terminated copies, or NULL */
+    char                 *buf;        /* the copies: they fit in the frame */
+    size_t                cap, used;
+    const unsigned char  *p;          /* the frame */
+    size_t                n, end;     /* end: where its top-level value ended */
+    int                   depth;      /* arrays and objects open */
+    int                   in;         /* what the object at depth 2 is */
+    int                   want;       /* what the value after a key is, or -1 */
+    int                   at;         /* the same for the value being read */
+    int                   values;     /* top-level values begun */
+    int                   odd;        /* jansson may judge it otherwise */
+    json_t               *tree;       /* an odd frame's, read by jansson */
+} rx;
+
+
+/* a value begins: the field it is for is cleared (the last of repeated
+ * keys counts, as in jansson); 0 for a second top-level value */
+static int
+rx_value(void)
+{
+    rx.at = rx.want;
+    rx.want = -1;
+    if (rx.depth == 0 && rx.values++) {
+        return 0;
+    }
+    if (rx.depth >= JSON_PARSER_MAX_DEPTH) {
+        rx.odd = 1;                 /* jansson's limit, not yajl's */
+    }
+    if (rx.at == K_DATA) {
+        rx.f[F_USER_ID] = rx.f[F_BODY] = rx.f[F_SENDER] = rx.f[F_CONV] = NULL;
+    } else if (rx.at == K_ERROR) {
+        rx.f[F_CODE] = rx.f[F_MESSAGE] = NULL;
+    } else if (rx.at >= 0) {
+        rx.f[rx.at] = NULL;
+    }
+    return 1;
+}
+
+
+/* yajl unescaped s into its own buffer: jansson refuses some escapes
+ * yajl takes (\u0000, lone surrogates) */
+static void
+rx_escapes(const unsigned char *s)
+{
+    uintptr_t  a = (uintptr_t) s, p = (uintptr_t) rx.p;
+
+    if (a < p || a >= p + rx.n) {
+        rx.odd = 1;
+    }
+}
+
+
+static int
+rx_key(void *ctx, const unsigned char *s, size_t len)
+{
+    int     in = rx.depth == 1 ? K_TOP : rx.depth == 2 ? rx.in : -1;
+    size_t  i;
+
+    (void) ctx;
+    rx_escapes(s);
+    rx.want = -1;
+    for (i = 0; i < sizeof(rx_keys) / sizeof(rx_keys[0]); i++) {
+        if (rx_keys[i].in == in && rx_keys[i].len == len
+            && memcmp(rx_keys[i].name, s, len) == 0)
+        {
+            rx.want = rx_keys[i].to;
+            break;
+        }
+    }
+    return 1;
+}
+
+
+static int
+rx_string(void *ctx, const unsigned char *s, size_t len)
+{
+    char  *d;
+
+    (void) ctx;
+    if (!rx_value()) {
+        return 0;
+    }
+    rx_escapes(s);
+    if (rx.at >= 0 && rx.at < F_N) {
+        /* room: unescaping never lengthens, and the NUL takes a quote's */
+        if (len >= rx.cap - rx.used) {
+            return 0;
+        }
+        d = rx.buf + rx.used;
+        memcpy(d, s, len);
+        d[len] = '\0';
+        rx.used += len + 1;
+        rx.f[rx.at] = d;
+    }
+    return 1;
+}
+
+
+/* jansson refused integers beyond long long and reals beyond double: up to
+ * 18 characters without an exponent neither can be */
+static int
+rx_number(void *ctx, const char *s, size_t len)
+{
+    (void) ctx;
+    if (len > 18 || memchr(s, 'e', len) || memchr(s, 'E', len)) {
+        rx.odd = 1;
+    }
+    return rx_value();
+}
+
+
+static int
+rx_null(void *ctx)
+{
+    (void) ctx;
+    return rx_value();
+}
+
+
+static int
+rx_bool(void *ctx, int b)
+{
+    (void) ctx;
+    (void) b;
+    return rx_value();
+}
+
+
+static int
+rx_start(void *ctx)
+{
+    (void) ctx;
+    if (!rx_value()) {
+        return 0;
+    }
+    if (rx.depth++ == 1) {
+        rx.in = rx.at;              /* the keys at depth 2 are this one's */
+    }
+    return 1;
+}
+
+
+static int
+rx_end(void *ctx)
+{
+    (void) ctx;
+    if (--rx.depth == 0) {
+        rx.end = yajl_get_bytes_consumed(rx.h);
+    }
+    return 1;
+}
+
+
+static const yajl_callbacks  rx_callbacks = {
+    rx_null, rx_bool, NULL, NULL, rx_number, rx_string,
+    rx_start, rx_key, rx_end, rx_start, rx_end
+};
+
+
+/* JSON's whitespace (yajl also skips \v and \f between tokens) */
+static int
+rx_blank(const unsigned char *p, size_t n)
+{
+    for (; n; p++, n--) {
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+
+/* printable ASCII and JSON's whitespace only: yajl and jansson differ on
+ * \v, \f, NUL (jansson skips one after a number), overlong or surrogate
+ * UTF-8 */
+static int
+rx_plain_bytes(const unsigned char *p, size_t n)
+{
+    for (; n; p++, n--) {
+        if (*p >= 0x80
+            || (*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r'))
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+
+/* the same, eight bytes at a time where none is under 0x20 or over 0x7f
+ * (a byte at a time it cost about as much as yajl's whole parse) */
+static int
+rx_plain(const unsigned char *p, size_t n)
+{
+    uint64_t  w;
+
+    for (; n >= 8; p += 8, n -= 8) {
+        memcpy(&w, p, 8);
+        if (((w | (w - 0x2020202020202020ull)) & 0x8080808080808080ull)
+            && !rx_plain_bytes(p, 8))
+        {
+            return 0;
+        }
+    }
+    return rx_plain_bytes(p, n);
+}
+
+
+/* an odd frame, read the old way: jansson's tree, and its verdict */
+static int
+rx_jansson(const unsigned char *p, size_t n)
+{
+    json_t  *in[3];
+    size_t   i;
+
+    rx.tree = json_loadb((const char *) p, n, 0, NULL);
+    in[0] = rx.tree;
+    in[K_ERROR - K_TOP] = json_object_get(rx.tree, "error");
+    in[K_DATA - K_TOP] = json_object_get(rx.tree, "data");
+    for (i = 0; i < sizeof(rx_keys) / sizeof(rx_keys[0]); i++) {
+        if (rx_keys[i].to < F_N) {
+            rx.f[rx_keys[i].to] = json_string_value(
+                json_object_get(in[rx_keys[i].in - K_TOP], rx_keys[i].name));
+        }
+    }
+    return rx.tree != NULL;
+}
+
+
+/* one top-level object or array and nothing but whitespace after it. The
+ * handle parses on (multiple values) after a good frame, and is replaced
+ * after a bad one (yajl 2.1 has no reset). Odd frames, where yajl and
+ * jansson may judge otherwise (rx_plain, escapes, depth, numbers), go to
+ * jansson as before: they are rare, and malformed stays what it was. */
+static int
+rx_parse(const unsigned char *p, size_t n)
+{
+    int  ok;
+
+    json_decref(rx.tree);
+    rx.tree = NULL;
+    memset(rx.f, 0, sizeof(rx.f));
+    if (!rx_plain(p, n)) {
+        return rx_jansson(p, n);
+    }
+
+    if (rx.h == NULL) {
+        rx.h = yajl_alloc(&rx_callbacks, NULL, NULL);
+        if (rx.h == NULL
+            || !yajl_config(rx.h, yajl_allow_multiple_values, 1))
+        {
+            die("yajl_alloc failed");
+        }
+    }
+    if (n >= rx.cap) {
+        rx.cap = n + 1024;
+        rx.buf = realloc(rx.buf, rx.cap);
+        if (rx.buf == NULL) {
+            die("out of memory");
+        }
+    }
+    rx.p = p;
+    rx.n = n;
+    rx.end = rx.used = 0;
+    rx.depth = rx.values = rx.odd = 0;
+    rx.in = rx.want = -1;
+
+    ok = yajl_parse(rx.h, p, n) == yajl_status_ok
+         && rx.end && rx_blank(p + rx.end, n - rx.end);
+    if (!ok) {
+        yajl_free(rx.h);
+        rx.h = NULL;
+    }
+    if (rx.odd) {
+        memset(rx.f, 0, sizeof(rx.f));
+        return rx_jansson(p, n);
+    }
+    return ok;
+}
+
+
+/* the frame's fields (F_), or NULL if it is malformed or has no type */
+static const char **
+parse(const unsigned char *p, size_t n)
+{
+    if (!rx_parse(p, n) || rx.f[F_TYPE] == NULL) {
+        st.events_other++;
+        return NULL;
+    }
+    return rx.f;
+}
+
+
+/* ---- events ---- */
+
 /* a hello settles a pending socket; its user_id must be the token's */
 static void
-hello(conn_t *c, json_t *data)
+hello(conn_t *c, const char **f)
 {
-    const char  *uid = json_string_value(json_object_get(data, "user_id"));
-
     if (c->hello) {
         st.events_other++;
         return;
@@ -371,52 +698,33 @@ hello(conn_t *c, json_t *data)
     c->hello = 1;
     pending--;
     st.connected++;
-    if (uid == NULL || strcmp(uid, users[c->user].id) != 0) {
+    if (f[F_USER_ID] == NULL || strcmp(f[F_USER_ID], users[c->user].id) != 0) {
         st.hello_mismatch++;
     }
 }
 
 
 static void
-server_error(json_t *j)
+server_error(const char **f)
 {
-    json_t  *e = json_object_get(j, "error");
-
     if (st.errors++ < 5) {
-        fprintf(stderr, "wsload: error %s: %s\n",
-                json_string_value(json_object_get(e, "code")),
-                json_string_value(json_object_get(e, "message")));
+        fprintf(stderr, "wsload: error %s: %s\n", f[F_CODE], f[F_MESSAGE]);
     }
 }
 
 
 static void
-common_event(conn_t *c, const char *type, json_t *j)
+common_event(conn_t *c, const char **f)
 {
-    if (strcmp(type, "hello") == 0) {
-        hello(c, json_object_get(j, "data"));
-    } else if (strcmp(type, "presence") == 0) {
+    if (strcmp(f[F_TYPE], "hello") == 0) {
+        hello(c, f);
+    } else if (strcmp(f[F_TYPE], "presence") == 0) {
         st.presence++;
-    } else if (strcmp(type, "error") == 0) {
-        server_error(j);
+    } else if (strcmp(f[F_TYPE], "error") == 0) {
+        server_error(f);
     } else {
         st.events_other++;
     }
-}
-
-
-static json_t *
-parse(const unsigned char *p, size_t n, const char **type)
-{
-    json_t  *j = json_loadb((const char *) p, n, 0, NULL);
-
-    *type = json_string_value(json_object_get(j, "type"));
-    if (*type == NULL) {
-        st.events_other++;
-        json_decref(j);
-        return NULL;
-    }
-    return j;
 }
 
 
@@ -425,12 +733,10 @@ parse(const unsigned char *p, size_t n, const char **type)
 static void
 hold_text(conn_t *c, const unsigned char *p, size_t n)
 {
-    const char  *type;
-    json_t      *j = parse(p, n, &type);
+    const char  **f = parse(p, n);
 
-    if (j) {
-        common_event(c, type, j);
-        json_decref(j);
+    if (f) {
+        common_event(c, f);
     }
 }
 
@@ -535,9 +841,9 @@ tick_send(uint64_t now)
 /* an ack or an error for the message whose ref is given: 0 and its index
  * the first time that message is answered, -1 otherwise */
 static int
-answer(json_t *j, uint64_t *kp)
+answer(const char **f, uint64_t *kp)
 {
-    const char  *ref = json_string_value(json_object_get(j, "ref"));
+    const char  *ref = f[F_REF];
     char        *end;
     uint64_t     k;
 
@@ -558,20 +864,19 @@ answer(json_t *j, uint64_t *kp)
 static void
 chat_text(conn_t *c, const unsigned char *p, size_t n)
 {
-    const char  *type, *body, *sender, *conv;
-    json_t      *j = parse(p, n, &type), *d;
-    uint64_t     now = now_ns(), ts, k;
+    const char  **f = parse(p, n), *type, *body, *sender, *conv;
+    uint64_t      now = now_ns(), ts, k;
     const user_t *peer;
 
-    if (j == NULL) {
+    if (f == NULL) {
         return;
     }
+    type = f[F_TYPE];
 
     if (strcmp(type, "message:new") == 0) {
-        d = json_object_get(j, "data");
-        body = json_string_value(json_object_get(d, "body"));
-        sender = json_string_value(json_object_get(d, "sender_id"));
-        conv = json_string_value(json_object_get(d, "conversation_id"));
+        body = f[F_BODY];
+        sender = f[F_SENDER];
+        conv = f[F_CONV];
         peer = &users[c->user ^ 1];
         ts = body ? strtoull(body, NULL, 10) : 0;
 
@@ -596,7 +901,7 @@ chat_text(conn_t *c, const unsigned char *p, size_t n)
         }
 
     } else if (strcmp(type, "ack") == 0) {
-        if (answer(j, &k) == 0) {
+        if (answer(f, &k) == 0) {
             st.acked++;
             if (now <= t_send_end) {
                 st.acked_window++;
@@ -609,14 +914,12 @@ chat_text(conn_t *c, const unsigned char *p, size_t n)
         }
 
     } else if (strcmp(type, "error") == 0) {
-        answer(j, &k);
-        server_error(j);
+        answer(f, &k);
+        server_error(f);
 
     } else {
-        common_event(c, type, j);
+        common_event(c, f);
     }
-
-    json_decref(j);
 }
 
 
