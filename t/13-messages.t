@@ -599,6 +599,25 @@ subtest 'members who are no longer contacts cannot send' => sub {
     is(count_in($cv), 1, 'nothing stored');
 };
 
+# The batch writes a new message's JSON as text itself (sql/009) instead of
+# rendering the stored row: it must be byte for byte what the database
+# renders for that row, escapes and key order included.
+subtest 'a sent message reads exactly as the stored row renders' => sub {
+    my ($x, $y, $cv) = pair();
+    for my $body ("plain", "tab\there, \"quotes\", back\\slash, </script>",
+                  "é 👋 \x{2028} line\nbreak", "  spaced  ") {
+        my $cid = new_uuid();
+        my $tx = $s->send_message($x, $cv, $body, $cid);
+        is($tx->res->code, 201, 'sent') or next;
+        my $id = body_json($tx)->{id};
+        my $db = $s->psql("select famcall_message_json(m)::text from messages m where id = '$id'");
+        is($tx->res->body, $db, 'the 201 body is the stored row\'s JSON, byte for byte');
+        my $again = $s->send_message($x, $cv, $body, $cid);
+        is($again->res->code, 200, 'a retry: 200');
+        is($again->res->body, $db, 'and the same bytes');
+    }
+};
+
 # messages have no foreign keys since sql/009 (the send batch guarantees
 # them); deleting a conversation or a user still takes their messages along,
 # and a report on a deleted message keeps the report.
