@@ -82,6 +82,8 @@ declare
     c_hi    uuid[];
     c_last  bigint[];
     got     int[];
+    -- a new row's sent_at is now(), the same for the whole transaction
+    sent_ts text := famcall_ts(now());
 begin
     -- 1. The items, parsed once into arrays (every later step reads these;
     --    the worker has checked the ids are uuids). One function scan into
@@ -198,7 +200,7 @@ begin
                when d.st in (201, 0) and n.conversation_id = d.c_id then
                     '{"id": "' || n.id || '", "seq": ' || n.seq
                     || ', "body": ' || to_json(n.body)::text
-                    || ', "read_at": null, "sent_at": "' || famcall_ts(now())
+                    || ', "read_at": null, "sent_at": "' || sent_ts
                     || '", "client_id": "' || n.client_id
                     || '", "sender_id": "' || n.sender_id
                     || '", "delivered_at": null, "conversation_id": "'
