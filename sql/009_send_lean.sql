@@ -113,8 +113,8 @@ begin
         select x.k::int
           from unnest(a_me, a_cid) with ordinality as x (me, cid, k)
          where x.cid is not null
-           and pg_try_advisory_xact_lock(hashtextextended(
-                   x.me::text || x.cid::text, 4)));
+           and pg_try_advisory_xact_lock(uuid_hash_extended(x.cid,
+                   uuid_hash_extended(x.me, 4))));
 
     -- 4. Decide, number, insert, answer, announce: one statement.
     return query
