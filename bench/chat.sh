@@ -36,11 +36,6 @@ bench_wrk send -s "$bench_top/bench/chat_send.lua" "$api"
 t1=$(date +%s.%N)
 after=$(psql -X -At -c 'select count(*) from messages')
 python3 -c "print('persisted: %d messages, %.0f per second (wall clock of the wrk run)' % ($after - $before, ($after - $before) / ($t1 - $t0)))"
-psql -X -At -c "select 'seq check: ' || count(*) || ' conversations, ' ||
-    sum(case when m.n = c.last_seq and m.mx = c.last_seq then 1 else 0 end) ||
-    ' with seq exactly 1..last_seq'
-    from conversations c
-    join (select conversation_id, count(*) n, max(seq) mx from messages
-          group by conversation_id) m on m.conversation_id = c.id"
+bench_seq_check
 
 bench_wrk list -s "$bench_top/bench/chat_list.lua" "$api"

@@ -115,6 +115,17 @@ bench_cpu_report() {
         }'
 }
 
+# Every conversation's seqs must be exactly 1..last_seq after a run: no gap,
+# no duplicate. One line; PREFIX (optional) goes before it.
+bench_seq_check() {
+    psql -X -At -c "select '${1:-}seq check: ' || count(*) || ' conversations, ' ||
+        sum(case when m.n = c.last_seq and m.mx = c.last_seq then 1 else 0 end) ||
+        ' with seq exactly 1..last_seq'
+        from conversations c
+        join (select conversation_id, count(*) n, max(seq) mx from messages
+              group by conversation_id) m on m.conversation_id = c.id"
+}
+
 bench_machine() {
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')," \
          "sched_autogroup_enabled=$(cat "$bench_autogroup_knob" 2> /dev/null || echo '?')"

@@ -44,8 +44,7 @@ static void ngx_famcall_gw_fetch(ngx_famcall_gw_t *gw,
 static void ngx_famcall_gw_fetch_done(void *data,
     ngx_famcall_pg_status_e status, PGresult *res);
 static void ngx_famcall_gw_resync_all(ngx_famcall_gw_t *gw);
-static ngx_int_t ngx_famcall_gw_is_src(ngx_famcall_gw_t *gw,
-    ngx_famcall_ws_t *ws, ngx_str_t *src);
+static uint64_t ngx_famcall_gw_src_here(ngx_famcall_gw_t *gw, ngx_str_t *src);
 
 
 void
@@ -138,12 +137,14 @@ ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
     u_char                  id[16];
     char                    uid[NGX_FAMCALL_ID_LEN + 1];
     size_t                  len;
+    uint64_t                src;
     ngx_queue_t            *q;
     ngx_famcall_ws_t       *ws;
     ngx_famcall_gw_user_t  *user;
 
     frame = NULL;
     p = NULL;
+    src = 0;
     u = line->users.data;
     end = u + line->users.len;
 
@@ -192,6 +193,8 @@ ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
             p = ngx_cpymem(p, "\",\"data\":", sizeof("\",\"data\":") - 1);
             p = ngx_cpymem(p, line->data.data, line->data.len);
             *p++ = '}';
+
+            src = ngx_famcall_gw_src_here(gw, &line->src);
         }
 
         for (q = ngx_queue_head(&user->sockets);
@@ -200,7 +203,7 @@ ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
         {
             ws = ngx_queue_data(q, ngx_famcall_ws_t, gw_link);
 
-            if (ngx_famcall_gw_is_src(gw, ws, &line->src) != NGX_OK) {
+            if (ws->id != src) {
                 (void) ngx_famcall_ws_send_text(ws, frame, p - frame);
             }
         }
@@ -302,10 +305,12 @@ ngx_famcall_gw_resync_all(ngx_famcall_gw_t *gw)
 }
 
 
-/* src is "<worker instance>.<socket id>": is it ws? */
-static ngx_int_t
-ngx_famcall_gw_is_src(ngx_famcall_gw_t *gw, ngx_famcall_ws_t *ws,
-    ngx_str_t *src)
+/*
+ * src is "<worker instance>.<socket id>": the id of the socket here that
+ * sent the event, or 0 (socket ids start at 1) when it is not one of ours.
+ */
+static uint64_t
+ngx_famcall_gw_src_here(ngx_famcall_gw_t *gw, ngx_str_t *src)
 {
     ngx_int_t  id;
 
@@ -313,12 +318,11 @@ ngx_famcall_gw_is_src(ngx_famcall_gw_t *gw, ngx_famcall_ws_t *ws,
         || src->data[NGX_FAMCALL_ID_LEN] != '.'
         || ngx_strncmp(src->data, gw->instance, NGX_FAMCALL_ID_LEN) != 0)
     {
-        return NGX_DECLINED;
+        return 0;
     }
 
     id = ngx_atoi(src->data + NGX_FAMCALL_ID_LEN + 1,
                   src->len - NGX_FAMCALL_ID_LEN - 1);
 
-    return (id != NGX_ERROR && (uint64_t) id == ws->id) ? NGX_OK
-                                                         : NGX_DECLINED;
+    return (id == NGX_ERROR) ? 0 : (uint64_t) id;
 }

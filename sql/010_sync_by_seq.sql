@@ -1,4 +1,4 @@
--- Sync without an index on messages.txid (it cost 15k of the ~250k
+-- Sync without an index on messages.txid (it cost 19k of the 251k
 -- instructions a send costs PostgreSQL, bench/sql/batch-cost.sh).
 --
 -- What a cursor's snapshot s0 did not see of a conversation is exactly its

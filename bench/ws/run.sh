@@ -153,12 +153,7 @@ ws_chat() {
                 v["behind_max_us"] / 1000, v["cpu_ms"] / 1000, v["connected"], v["wanted"]
         }' "$data/$name.sum"
     cat "$data/$name.cpu"
-    psql -X -At -c "select '  seq check: ' || count(*) || ' conversations, ' ||
-        sum(case when m.n = c.last_seq and m.mx = c.last_seq then 1 else 0 end) ||
-        ' with seq exactly 1..last_seq'
-        from conversations c
-        join (select conversation_id, count(*) n, max(seq) mx from messages
-              group by conversation_id) m on m.conversation_id = c.id"
+    bench_seq_check '  '
 }
 
 for part in $parts; do ws_log_mark; case $part in
