@@ -22,6 +22,7 @@ bench_start "$module" "famcall_password_opslimit 1; famcall_password_memlimit 8m
 
 # pairs of contacts, each with a conversation: a Lua table for wrk
 python3 "$bench_top/bench/chat_setup.py" "$api" "$npairs" > "$data/pairs.lua"
+bench_settle
 
 export BENCH_PAIRS_FILE=$data/pairs.lua
 

@@ -13,6 +13,7 @@ bench_free_port() {
 }
 
 bench_stop() {
+    bench_steal_stop
     [ -n "${bench_autogroup:-}" ] && echo "$bench_autogroup" > "$bench_autogroup_knob"
     [ -s "$data/nginx.pid" ] && kill -QUIT "$(cat "$data/nginx.pid")" 2> /dev/null || true
     sleep 0.5
@@ -101,9 +102,32 @@ bench_wrk() {
 # The machine's CPU between bench_cpu_mark and bench_cpu_report, from
 # /proc/stat: busy, idle and steal (time the hypervisor gave to others while
 # we were runnable). This VM's host is shared: runs with steal above a few
-# percent measure the neighbours too, and their tails are longer.
-bench_cpu_mark() { bench_cpu0=$(head -1 /proc/stat); }
+# percent measure the neighbours too, and their tails are longer. Steal
+# comes in bursts that stall everything at once, so the report also gives
+# it second by second (ms of CPU taken from both cores together), to hold
+# against the latency timeline.
+bench_cpu_mark() {
+    bench_cpu0=$(head -1 /proc/stat)
+    bench_steal_stop
+    # field 9 of the cpu line is steal, in USER_HZ (100/s) ticks
+    (
+        read -r _ _ _ _ _ _ _ _ prev _ < /proc/stat
+        while sleep 1; do
+            read -r _ _ _ _ _ _ _ _ now _ < /proc/stat
+            printf '%d ' $(( (now - prev) * 10 ))
+            prev=$now
+        done > "$data/steal.txt"
+    ) &
+    bench_steal_pid=$!
+    disown "$bench_steal_pid"
+}
+bench_steal_stop() {
+    [ -n "${bench_steal_pid:-}" ] || return 0
+    kill "$bench_steal_pid" 2> /dev/null || true
+    bench_steal_pid=
+}
 bench_cpu_report() {
+    bench_steal_stop
     printf '%s\n%s\n' "$bench_cpu0" "$(head -1 /proc/stat)" | awk '
         { for (i = 2; i <= 9; i++) v[NR, i] = $i }
         END {
@@ -113,6 +137,18 @@ bench_cpu_report() {
                 100 * (d[2] + d[3] + d[4] + d[7] + d[8]) / t,
                 100 * (d[5] + d[6]) / t, 100 * d[9] / t
         }'
+    if [ -s "$data/steal.txt" ]; then
+        echo "  steal by second, ms of CPU:"
+        { cat "$data/steal.txt"; echo; } | fold -s -w 72 | sed 's/^/    /'
+    fi
+}
+
+# After a bench's own setup and before it measures: analyze what the setup
+# loaded and checkpoint, so that the run does not measure autovacuum's first
+# pass over freshly loaded tables (the first second of a run at 10,000
+# sends/s was 200 ms slow without this) nor a checkpoint the setup caused.
+bench_settle() {
+    psql -X -q -c 'vacuum analyze' -c checkpoint
 }
 
 # Every conversation's seqs must be exactly 1..last_seq after a run: no gap,

@@ -67,6 +67,7 @@ total_pairs=$(( (conns + 1) / 2 > npairs ? (conns + 1) / 2 : npairs ))
 psql -X -q -At -F ' ' -v ON_ERROR_STOP=1 -v pairs="$total_pairs" \
     -f "$bench_top/bench/ws/setup.sql" > "$data/pairs.txt"
 awk '{ print $1, $2; print $3, $4 }' "$data/pairs.txt" > "$data/users.txt"
+bench_settle
 
 # a token as wsload makes them must pass the server's check
 code=$(curl -s -o /dev/null -w '%{http_code}' "$api/v1/me" -H "Authorization: Bearer $(
@@ -140,6 +141,8 @@ ws_chat() {
                 printf "  latencies of the messages sent after the first %.1f s:\n", v["warmup_ms"] / 1000
             printf "  send -> message:new  p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n",
                 v["lat_p50_ms"], v["lat_p90_ms"], v["lat_p99_ms"], v["lat_max_ms"]
+            printf "    to the socket      p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms (kernel receive time)\n",
+                v["lat_sock_p50_ms"], v["lat_sock_p90_ms"], v["lat_sock_p99_ms"], v["lat_sock_max_ms"]
             printf "  send -> ack          p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
                 v["ack_p50_ms"], v["ack_p99_ms"], v["ack_max_ms"]
             n = split(v["timeline"], t, ",")

@@ -79,6 +79,11 @@ for k in errors foreign echoed not_acked not_delivered dropped; do
     [ "$(val "$tmp/chat" $k)" = 0 ] || fail "chat: $k $(val "$tmp/chat" $k)"
 done
 [ -n "$(val "$tmp/chat" lat_p99_ms)" ] || fail "chat: no latency"
+# every delivery's kernel receive time was there, and no later than the read
+[ "$(val "$tmp/chat" stamped)" = 1800 ] || fail "chat: stamped $(val "$tmp/chat" stamped), want 1800"
+awk -F= '{ v[$1] = $2 } END { exit !(v["lat_sock_p99_ms"] > 0 && v["lat_sock_p99_ms"] <= v["lat_p99_ms"] &&
+                                     v["lat_sock_max_ms"] <= v["lat_max_ms"]) }' "$tmp/chat" \
+    || fail "chat: socket latency not within the read latency"
 echo "ok - chat: 1800 sent over two ports, acked and delivered once; merge; p99 $(val "$tmp/chat" lat_p99_ms) ms"
 
 # a token signed with another key is refused (401), and counted so

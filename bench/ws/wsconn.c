@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 
 #include <errno.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -36,6 +37,7 @@
 #define REPORT_MAX  3             /* refusals and errors printed in full */
 
 int         ws_epfd = -1;
+uint64_t    ws_rx_ns;
 handlers_t  ws_handlers;
 
 /* every read lands here first: room for the largest frame we accept plus
@@ -264,6 +266,7 @@ ws_open(conn_t *c, uint32_t src, uint32_t dst, uint16_t port,
     setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
     /* small frames whose latency is measured: no Nagle delay */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
 
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
@@ -586,6 +589,42 @@ eof(conn_t *c)
 }
 
 
+/* recv() that also sets ws_rx_ns: when the kernel queued the last of these
+ * bytes on the socket (SO_TIMESTAMPNS, CLOCK_REALTIME, taken to
+ * CLOCK_MONOTONIC here), or 0 if it gave no timestamp */
+static ssize_t
+recv_stamped(int fd, unsigned char *p, size_t n)
+{
+    union {
+        char            buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr  align;
+    } cm;
+    struct iovec     iov = { p, n };
+    struct msghdr    mh = { 0 };
+    struct cmsghdr  *h;
+    struct timespec  ts, rt;
+    ssize_t          got;
+
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cm.buf;
+    mh.msg_controllen = sizeof(cm.buf);
+    got = recvmsg(fd, &mh, 0);
+    ws_rx_ns = 0;
+    for (h = got > 0 ? CMSG_FIRSTHDR(&mh) : NULL; h; h = CMSG_NXTHDR(&mh, h)) {
+        if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_TIMESTAMPNS) {
+            memcpy(&ts, CMSG_DATA(h), sizeof(ts));
+            clock_gettime(CLOCK_REALTIME, &rt);
+            ws_rx_ns = now_ns() - ((uint64_t) rt.tv_sec * 1000000000u
+                                   + (uint64_t) rt.tv_nsec
+                                   - (uint64_t) ts.tv_sec * 1000000000u
+                                   - (uint64_t) ts.tv_nsec);
+        }
+    }
+    return got;
+}
+
+
 static void
 read_some(conn_t *c)
 {
@@ -597,7 +636,7 @@ read_some(conn_t *c)
         memcpy(rbuf, c->in, have);
     }
 
-    n = recv(c->fd, rbuf + have, sizeof(rbuf) - have, 0);
+    n = recv_stamped(c->fd, rbuf + have, sizeof(rbuf) - have);
     if (n < 0) {
         if (errno == EAGAIN || errno == EINTR) {
             return;

@@ -892,8 +892,13 @@ chat_text(conn_t *c, const unsigned char *p, size_t n)
             if (now <= t_send_end) {
                 st.delivered_window++;
             }
+            if (ws_rx_ns > ts && ws_rx_ns <= now) {
+                st.stamped++;
+            }
             if (ts >= t_measure) {
                 hist_add(&st.lat, (now - ts) / 1000);
+                hist_add(&st.lat_sock, ((ws_rx_ns > ts && ws_rx_ns <= now
+                                         ? ws_rx_ns : now) - ts) / 1000);
             }
             if (ts >= t_send0) {
                 timeline_add(&st, (ts - t_send0) / 1000000000u, (now - ts) / 1000);

@@ -52,6 +52,10 @@ typedef struct {
 
 extern int          ws_epfd;
 extern handlers_t   ws_handlers;
+/* when the kernel queued the bytes of the frame being handled on its
+ * socket (SO_TIMESTAMPNS as CLOCK_MONOTONIC ns; for a read that held
+ * several frames, the last one's), or 0 if unknown */
+extern uint64_t     ws_rx_ns;
 
 /* start a non-blocking connect from src to dst:port (host order)
  * with the handshake queued behind it; -1 (errno) if the socket fails */
@@ -91,7 +95,8 @@ typedef struct {
               protocol_errors, pings, presence, events_other, hello_mismatch;
     /* chat */
     uint64_t  sent, acked, acked_window, errors, delivered, delivered_window, foreign,
-              echoed, skipped, not_acked, not_delivered;
+              echoed, skipped, not_acked, not_delivered,
+              stamped;            /* deliveries with a kernel receive time */
     /* maxima over processes */
     uint64_t  connect_ms, send_ms, behind_max_us;
     uint64_t  cpu_ms;             /* this generator's own CPU time, summed */
@@ -101,6 +106,9 @@ typedef struct {
 #define TL_SECONDS  600
     uint64_t  tl_n[TL_SECONDS], tl_sum_us[TL_SECONDS], tl_max_us[TL_SECONDS];
     hist_t    lat;                /* send -> message:new on the peer */
+    hist_t    lat_sock;           /* the same, to the kernel's receive
+                                   * timestamp: without this process's own
+                                   * wait for the CPU before it read */
     hist_t    ack;                /* send -> ack (committed) */
 } stats_t;
 

@@ -38,10 +38,12 @@ static const struct {
     F(delivered, SUM),
     F(delivered_window, SUM), F(foreign, SUM), F(echoed, SUM),
     F(skipped, SUM), F(not_acked, SUM), F(not_delivered, SUM),
+    F(stamped, SUM),
     F(connect_ms, MAX), F(send_ms, MAX), F(behind_max_us, MAX),
     F(cpu_ms, SUM), F(warmup_ms, MAX),
 #undef F
     { "lat_max_us", offsetof(stats_t, lat.max), MAX },
+    { "lat_sock_max_us", offsetof(stats_t, lat_sock.max), MAX },
     { "ack_max_us", offsetof(stats_t, ack.max), MAX },
 };
 
@@ -228,9 +230,11 @@ stats_print(const stats_t *s, const char *mode, FILE *f)
         fprintf(f, "delivered_per_s=%.1f\n", s->send_ms
                 ? s->delivered_window * 1000.0 / (double) s->send_ms : 0.0);
         pcts("lat", &s->lat, f);
+        pcts("lat_sock", &s->lat_sock, f);
         pcts("ack", &s->ack, f);
         timeline_print(s, f);
         hist_print("lat_hist", &s->lat, f);
+        hist_print("lat_sock_hist", &s->lat_sock, f);
         hist_print("ack_hist", &s->ack, f);
     }
     fflush(f);
@@ -298,9 +302,13 @@ stats_merge(int nfiles, char **files)
                 snprintf(modebuf, sizeof(modebuf), "%s", v);
                 mode = modebuf;
             } else if (strcmp(line, "lat_hist") == 0
+                       || strcmp(line, "lat_sock_hist") == 0
                        || strcmp(line, "ack_hist") == 0)
             {
-                if (hist_parse(line[0] == 'l' ? &sum.lat : &sum.ack, v) < 0) {
+                if (hist_parse(line[0] == 'a' ? &sum.ack
+                               : line[4] == 's' ? &sum.lat_sock : &sum.lat,
+                               v) < 0)
+                {
                     fprintf(stderr, "wsload merge: %s: bad %s\n", files[k], line);
                     fclose(f);
                     return 1;
