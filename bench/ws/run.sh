@@ -19,7 +19,9 @@
 #   WS_WORKERS (8), WS_HOLD (90: longer than the 75 s idle timeout, so only
 #   answered pings keep the sockets), WS_CONNECT_RATE (5000 per second in
 #   all), WS_RATE (10000), WS_SECONDS (30), WS_PAIRS (1000),
-#   WS_CHAT_PROCS (1), WS_CHAT_WORKERS (2), WS_DRAIN (10: seconds a chat
+#   WS_CHAT_PROCS (1), WS_CHAT_WORKERS (2), WS_NODE_WORKERS (1: workers of
+#   each node in nodes, so that two nodes on these two cores have as many
+#   workers together as chat's one), WS_DRAIN (10: seconds a chat
 #   waits for missing acks and deliveries), WS_WARMUP (0: seconds of sends
 #   left out of the latency figures), BENCH_POOL (2).
 # Quick: WS_CONNS=2000 WS_RATE=1000 WS_SECONDS=5 WS_HOLD=5 bench/ws/run.sh ...
@@ -40,6 +42,7 @@ npairs=${WS_PAIRS:-1000}
 cprocs=${WS_CHAT_PROCS:-1}
 drain=${WS_DRAIN:-10}
 warmup=${WS_WARMUP:-0}
+node_workers=${WS_NODE_WORKERS:-1}
 [ "$procs" -le "$conns" ] || procs=$conns
 per=$(( (conns + procs - 1) / procs ))
 procs=$(( (conns + per - 1) / per ))    # none left with nothing to open
@@ -159,16 +162,43 @@ ws_chat() {
     bench_seq_check '  '
 }
 
+# node 1 with N fresh workers of worker_connections C: a reload, then wait
+# until only the new workers are left and each has registered its gateway
+# instance (it does once its database connections are up, sql/008)
+ws_workers() {
+    local n=$1 wc=$2 old now pids
+    master=$(cat "$data/nginx.pid")
+    old=$(pgrep -P "$master" | sort)
+    sed -i -e "s|^worker_processes .*;|worker_processes $n;|" \
+           -e "s|worker_connections [0-9]*;|worker_connections $wc;|" "$data/nginx.conf"
+    nginx -p "$data" -c "$data/nginx.conf" -e "$data/log/nginx-error.log" -s reload
+    for _ in $(seq 300); do
+        now=$(pgrep -P "$master" | sort)
+        [ "$(echo "$now" | wc -l)" = "$n" ] && [ -z "$(comm -12 <(echo "$old") <(echo "$now"))" ] && break
+        sleep 0.1
+    done
+    pids=$(pgrep -P "$master" | paste -sd,)
+    for _ in $(seq 300); do
+        [ "$(psql -X -At -c "select count(*) from gateway_instances where pid in ($pids)")" = "$n" ] && break
+        sleep 0.1
+    done
+}
+chat_wc=$(sed -n 's/.*worker_connections \([0-9]*\);.*/\1/p' "$data/nginx.conf" | head -1)
+
 for part in $parts; do ws_log_mark; case $part in
 chat)
+    [ "$(pgrep -P "$(cat "$data/nginx.pid")" | wc -l)" = "$FAMCALL_WORKERS" ] ||
+        ws_workers "$FAMCALL_WORKERS" "$chat_wc"
     echo "== chat, one node: $rate msg/s for ${secs}s over $npairs conversations," \
          "$FAMCALL_WORKERS workers, $cprocs wsload process(es)"
     ws_chat chat "$port1" "$port1" 60
     ws_nginx_errors
     ;;
 nodes)
+    # both nodes share this machine's two cores: WS_NODE_WORKERS each
+    ws_workers "$node_workers" "$chat_wc"
     port2=$(bench_free_port)
-    FAMCALL_DATA_DIR=$data FAMCALL_HTTP_PORT=$port2 \
+    FAMCALL_WORKERS=$node_workers FAMCALL_DATA_DIR=$data FAMCALL_HTTP_PORT=$port2 \
         "$bench_top/scripts/node.sh" "$module" > "$data/node2.out" 2>&1 &
     node_pid=$!
     for _ in $(seq 100); do
@@ -177,32 +207,16 @@ nodes)
     done
     curl -sf -o /dev/null "http://127.0.0.1:$port2/healthz" ||
         { echo "node 2 did not start:" >&2; cat "$data/node2.out" >&2; exit 1; }
-    echo "== chat, two nodes: side a on :$port1, side b on :$port2 (same database)"
+    echo "== chat, two nodes: side a on :$port1, side b on :$port2 (same database)," \
+         "$node_workers worker(s) each"
     ws_chat nodes "$port1" "$port2" 80
     kill "$node_pid"; wait "$node_pid" 2> /dev/null || true
     node_pid=
     ws_nginx_errors "$data/node-$port2/log/nginx-error.log"
     ;;
 hold)
-    # fresh workers sized for the sockets: a reload, then wait until only
-    # the new workers are left
-    master=$(cat "$data/nginx.pid")
-    old=$(pgrep -P "$master" | sort)
-    sed -i -e "s|^worker_processes .*;|worker_processes $workers;|" \
-           -e "s|worker_connections [0-9]*;|worker_connections 20000;|" "$data/nginx.conf"
-    nginx -p "$data" -c "$data/nginx.conf" -e "$data/log/nginx-error.log" -s reload
-    for _ in $(seq 300); do
-        now=$(pgrep -P "$master" | sort)
-        [ "$(echo "$now" | wc -l)" = "$workers" ] && [ -z "$(comm -12 <(echo "$old") <(echo "$now"))" ] && break
-        sleep 0.1
-    done
-    # each new worker registers its gateway instance once its database
-    # connections are up (sql/008): then it is ready
-    pids=$(pgrep -P "$master" | paste -sd,)
-    for _ in $(seq 300); do
-        [ "$(psql -X -At -c "select count(*) from gateway_instances where pid in ($pids)")" = "$workers" ] && break
-        sleep 0.1
-    done
+    # fresh workers sized for the sockets (so the baseline is theirs)
+    ws_workers "$workers" 20000
 
     # memory: nginx workers' Pss and Rss (kB), kernel TCP buffer pages, slab (kB)
     ws_mem() {
