@@ -1,0 +1,70 @@
+# The benchmark tools still work (bench/, docs/benchmarks.md): wsload's own
+# self-test against a stand-in server, and tiny runs of the WebSocket and
+# HTTP chat benchmarks against the real module, checked for what a run must
+# show (every message acked and delivered once, seqs without gaps, a clean
+# error log). Figures are not asserted: speed is for the benchmarks.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Famcall::Test;
+
+plan skip_all => 'the bench scripts start nginx without ASan'
+    if $ENV{FAMCALL_ASAN};
+
+my $repo = Famcall::Test::repo_dir();
+my $module = Famcall::Test::module_path();
+
+# small, quick and leaving the machine's scheduler setting alone
+local $ENV{BENCH_WAL_WARM} = 0;
+local $ENV{BENCH_AUTOGROUP} = 'keep';
+
+sub run_out {
+    my ($what, @cmd) = @_;
+    my $out = qx{cd '$repo' && @cmd 2>&1};
+    is($?, 0, "$what exits 0") or diag $out;
+    return $out;
+}
+
+my $self = run_out('wsload selftest', 'bench/ws/selftest.sh');
+my @oks = $self =~ /^ok - /mg;
+is(scalar @oks, 4, 'wsload selftest: four checks passed') or diag $self;
+
+{
+    local @ENV{qw(WS_PARTS WS_RATE WS_SECONDS WS_PAIRS WS_CONNS WS_DRAIN
+                  WS_PROCS WS_WORKERS WS_HOLD)}
+        = ('chat nodes hold', 400, 2, 40, 80, 5, 2, 2, 2);
+    my $ws = run_out('bench/ws/run.sh: chat on one node and two, hold',
+                     'bench/ws/run.sh', $module);
+    my @runs = $ws =~ /^  sent (\d+), acked (\d+), errors (\d+), delivered (\d+) \(not acked (\d+), not delivered (\d+), foreign (\d+), echoed (\d+)/mg;
+    is(scalar @runs, 16, 'two chat runs reported') or diag $ws;
+    while (my @r = splice @runs, 0, 8) {
+        is_deeply(\@r, [800, 800, 0, 800, 0, 0, 0, 0],
+                  '800 sent, every one acked and delivered once');
+    }
+    my @seq = $ws =~ /seq check: (\d+) conversations, (\d+) with seq exactly/g;
+    is_deeply(\@seq, [40, 40, 40, 40], 'seqs 1..last_seq after both runs')
+        or diag $ws;
+    my @err = $ws =~ /nginx error log: (\d+) lines/g;
+    is_deeply(\@err, [0, 0, 0], 'nothing at error level in nginx logs');
+    like($ws, qr/connected 80 of 80 .*dropped 0, closed by the server 0 .*clean closes 80/,
+         'hold: every socket connected, held and closed cleanly');
+    like($ws, qr/after 2s idle: +Pss [\d.]+ MiB \([+-]\d+ B per socket\)/,
+         'hold: memory per socket reported');
+    like($ws, qr/two nodes: .*1 worker\(s\) each/, 'the nodes run says its workers');
+    like($ws, qr/to the socket +p50 [\d.]+ ms/, 'kernel receive latency reported');
+    like($ws, qr/steal by second, ms of CPU:\n +\d/, 'steal second by second');
+}
+
+{
+    local @ENV{qw(BENCH_DURATION BENCH_PAIRS BENCH_CONNECTIONS)} = ('2s', 4, 8);
+    my $http = run_out('bench/chat.sh', 'bench/chat.sh', $module);
+    my ($n) = $http =~ /persisted: (\d+) messages/;
+    ok($n && $n > 0, 'messages sent over HTTP were persisted') or diag $http;
+    like($http, qr/seq check: 4 conversations, 4 with seq exactly/,
+         'seqs 1..last_seq after the HTTP run');
+    unlike($http, qr/Non-2xx/, 'every send answered 2xx');
+}
+
+done_testing;
