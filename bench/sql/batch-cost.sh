@@ -13,7 +13,9 @@
 # batches' items are built in SQL by the same statement; BASE, the same
 # statement calling a function that does nothing, is subtracted.
 # Env: BATCH_FN (famcall_message_send_batch), BATCH_K1 (10), BATCH_K2 (30),
-#      BATCH_KEEP=1 keeps the directory.
+#      BATCH_SQL (a file run after the migrations: a variant of the
+#      function under another name, to hold against the original with
+#      BATCH_FN), BATCH_KEEP=1 keeps the directory.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -38,6 +40,7 @@ export PGHOST=127.0.0.1 PGPORT=$port PGUSER=famcall PGDATABASE=famcall
 "$top/scripts/pg.sh" init "$dir/pg" "$port" > /dev/null
 "$top/scripts/pg.sh" start "$dir/pg" "$port" > /dev/null
 "$top/scripts/migrate.sh" > /dev/null
+[ -z "${BATCH_SQL:-}" ] || psql -X -q -v ON_ERROR_STOP=1 -f "$BATCH_SQL"
 psql -X -q -At -v ON_ERROR_STOP=1 -v pairs=1000 -v tag=cost \
      -f "$top/bench/ws/setup.sql" > /dev/null
 psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
