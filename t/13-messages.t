@@ -618,6 +618,43 @@ subtest 'a sent message reads exactly as the stored row renders' => sub {
     }
 };
 
+# Listing writes its page as text (sql/011) instead of rendering it as
+# jsonb: every case of a page must be byte for byte what the database
+# renders for the stored rows, with delivered_at and read_at set or not.
+subtest 'a listed page reads exactly as the stored rows render' => sub {
+    my ($x, $y, $cv) = pair();
+    my @bodies = ("plain", "tab\there, \"quotes\", back\\slash, </script>",
+                  "é 👋 \x{2028} line\nbreak", "  spaced  ", "\x{1}\x{1f} controls");
+    send_ok($_ % 2 ? $y : $x, $cv, $bodies[$_]) for 0 .. $#bodies;
+    my $rows = sub {
+        my ($where) = @_;
+        my $page = $s->psql("select '{\"messages\": [' || coalesce(string_agg("
+            . "famcall_message_json(m)::text, ', ' order by m.seq), '') || ']}' "
+            . "from messages m where conversation_id = '$cv' and $where");
+        utf8::decode($page);
+        return $page;
+    };
+    my $got = sub {
+        my ($user, $query) = @_;
+        my $tx = list_tx($user, $cv, $query);
+        is($tx->res->code, 200, 'listed' . ($query ? " ?$query" : '')) or return '';
+        return $tx->res->text;
+    };
+
+    # x lists first: y's messages become delivered, and the answer is the
+    # page as it is after that
+    is($got->($x), $rows->('true'), 'a first listing (it marks delivered): the same bytes');
+    like($s->psql("select count(*) from messages where conversation_id = '$cv' "
+                  . "and sender_id = '$y->{user}{id}' and delivered_at is null"),
+         qr/^0$/, 'y\'s messages are now delivered');
+    is(read_tx($x, $cv, 4)->res->code, 204, 'x reads up to seq 4');
+    is($got->($x), $rows->('true'), 'with read_at set: the same bytes');
+    is($got->($y, 'limit=2'), $rows->('seq > 3'), 'the newest two');
+    is($got->($y, 'before_seq=3&limit=10'), $rows->('seq < 3'), 'before_seq');
+    is($got->($y, 'after_seq=1&limit=2'), $rows->('seq in (2, 3)'), 'after_seq');
+    is($got->($y, 'after_seq=5'), '{"messages": []}', 'past the end: an empty page');
+};
+
 # messages have no foreign keys since sql/009 (the send batch guarantees
 # them); deleting a conversation or a user still takes their messages along,
 # and a report on a deleted message keeps the report.
