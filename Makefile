@@ -109,10 +109,12 @@ bench: build
 bench-ws: build
 	bench/ws/run.sh $(MODULE)
 
-# what a batch of sends costs PostgreSQL, in instructions (callgrind)
+# what a batch of sends and a page of messages cost PostgreSQL, in
+# instructions (callgrind)
 .PHONY: bench-sql
 bench-sql: deps
 	bench/sql/batch-cost.sh
+	bench/sql/list-cost.sh
 
 clean:
 	rm -rf $(BUILD)
