@@ -67,6 +67,8 @@ bench_start() {
     export PGHOST=127.0.0.1 PGPORT=$FAMCALL_PG_PORT PGUSER=famcall PGDATABASE=famcall
     "$bench_top/scripts/migrate.sh" > /dev/null
     bench_wal_warm
+    psql -X -q -c "alter system set log_autovacuum_min_duration = 0" \
+         -c 'select pg_reload_conf()' > /dev/null
     openssl rand -hex 32 > "$data/jwt.key"
 
     cat > "$data/extra.conf" <<CONF
@@ -108,6 +110,8 @@ bench_wrk() {
 # against the latency timeline.
 bench_cpu_mark() {
     bench_cpu0=$(head -1 /proc/stat)
+    bench_t0=$(date +%s.%N)
+    bench_pglog0=$(stat -c %s "$data/log/postgresql.log" 2> /dev/null || echo 0)
     bench_steal_stop
     # field 9 of the cpu line is steal, in USER_HZ (100/s) ticks
     (
@@ -141,6 +145,27 @@ bench_cpu_report() {
         echo "  steal by second, ms of CPU:"
         { cat "$data/steal.txt"; echo; } | fold -s -w 72 | sed 's/^/    /'
     fi
+    bench_autovacuum_report
+}
+
+# What autovacuum did since bench_cpu_mark (bench_start has PostgreSQL log
+# every run of it), in seconds from the mark: a pass over a table that grows
+# by thousands of rows a second takes a good part of a core for a while.
+bench_autovacuum_report() {
+    tail -c +$((bench_pglog0 + 1)) "$data/log/postgresql.log" 2> /dev/null \
+        | awk -v t0="$bench_t0" '
+            /automatic (vacuum|analyze) of table/ {
+                split($2, hms, ":")
+                cmd = "date -u -d \"" $1 "\" +%s"; cmd | getline day; close(cmd)
+                t = day + hms[1] * 3600 + hms[2] * 60 + hms[3]
+                what = $0; sub(/.*automatic /, "", what); gsub(/"/, "", what)
+                line = line sprintf("%s%s at %.1f s", n++ ? "; " : "", what, t - t0)
+            }
+            /system usage: CPU/ && n && !done[n]++ {
+                sub(/.*elapsed: /, ""); line = line " (" $0 ")"
+            }
+            END { if (n) print "  autovacuum during the run: " line }' \
+        | fold -s -w 76 | sed '2,$s/^/    /'
 }
 
 # After a bench's own setup and before it measures: analyze what the setup
