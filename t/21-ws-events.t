@@ -302,6 +302,15 @@ subtest 'sync: pages, cursors, nothing skipped or repeated' => sub {
     ok(scalar(grep { $_->{user_id} eq $b->{user}{id} } @{ $first->{receipts} }),
        'receipts: where the pointers are');
 
+    # sql/012 writes the page as text: it must read as jsonb prints it
+    for my $case ([ 'a first page with more', 'null', 2 ],
+                  [ 'a page after a cursor', "'$since'", 200 ]) {
+        my ($name, $arg, $lim) = @$case;
+        is($s->psql("select (body::jsonb)::text = body, status from "
+                    . "famcall_sync('$b->{user}{id}', $arg, $lim)"),
+           "t|200", "sync as text, $name: byte for byte jsonb's rendering");
+    }
+
     my $r = $b2->request('sync', { since => $since });
     is_deeply($r->{data}{messages}, [], 'nothing new since the cursor');
 
