@@ -37,15 +37,8 @@ batches() {
     done
 }
 
-count() {
-    batches "$@" > "$dir/stmts.sql"
-    cost_count "$dir/stmts.sql"
-}
-
 echo "instructions per batch of sends through $fn (callgrind; K = $k1 and $k2 batches)"
 for n in $sizes; do
-    b1=$(count cost_base "$n" "$k1"); b2=$(count cost_base "$n" "$k2")
-    f1=$(count "$fn" "$n" "$k1"); f2=$(count "$fn" "$n" "$k2")
-    awk -v n="$n" -v b="$(( (b2 - b1) / (k2 - k1) ))" -v f="$(( (f2 - f1) / (k2 - k1) ))" '
-        BEGIN { printf "  %4d items: %11d per batch, %8d per item\n", n, f - b, (f - b) / n }'
+    c=$(cost_per_run batches cost_base "$fn" "$n" "$k1" "$k2")
+    printf "  %4d items: %11d per batch, %8d per item\n" "$n" "$c" $((c / n))
 done

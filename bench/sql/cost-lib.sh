@@ -16,9 +16,13 @@
 #                     single-user mode running FILE's statements (one per
 #                     line) on a fresh copy of that cluster
 #
-# A script measures K1 and K2 runs of a statement and of a base statement
-# that has the same shape but does nothing; ((f2 - f1) - (b2 - b1)) /
-# (K2 - K1) is one run, start-up and first plans cancelled out.
+#   cost_per_run WRITE BASE FN N K1 K2
+#                     one run of FN at size N, in instructions: WRITE F N K
+#                     prints K runs of function F at size N as statements;
+#                     K1 and K2 runs of FN and of BASE (the same statement
+#                     calling a function that does nothing) are counted, and
+#                     ((f2 - f1) - (b2 - b1)) / (K2 - K1) cancels start-up
+#                     and first plans out
 # COST_KEEP=1 keeps the directory.
 
 cost_top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -80,4 +84,15 @@ cost_count() {
         > "$dir/out.txt" 2> "$dir/err.txt")
     grep -q 'ERROR' "$dir/out.txt" "$dir/err.txt" && { cat "$dir/out.txt" >&2; exit 1; }
     grep -o 'Collected : [0-9]*' "$dir/err.txt" | awk '{ print $3 }'
+}
+
+cost_per_run() {
+    local write=$1 base=$2 fn=$3 n=$4 k1=$5 k2=$6 f k c=()
+    for f in "$base" "$fn"; do
+        for k in "$k1" "$k2"; do
+            "$write" "$f" "$n" "$k" > "$dir/stmts.sql"
+            c+=("$(cost_count "$dir/stmts.sql")")
+        done
+    done
+    echo $(( ((c[3] - c[2]) - (c[1] - c[0])) / (k2 - k1) ))
 }

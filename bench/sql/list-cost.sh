@@ -36,18 +36,16 @@ SQL
 cost_setup "$base"
 rm -f "$base"
 
-count() {
+# k pages of n through function f, as statements
+pages() {
     local f=$1 n=$2 k=$3 j
     for ((j = 1; j <= k; j++)); do
         echo "select octet_length(x.body::text) from cost_list l, $f(l.a, l.conv, null, null, $n) x where l.j = $(( (j * 7) % 50 + 1 ));"
-    done > "$dir/stmts.sql"
-    cost_count "$dir/stmts.sql"
+    done
 }
 
 echo "instructions per page listed through $fn (callgrind; K = $k1 and $k2 pages)"
 for n in $sizes; do
-    b1=$(count cost_list_base "$n" "$k1"); b2=$(count cost_list_base "$n" "$k2")
-    f1=$(count "$fn" "$n" "$k1"); f2=$(count "$fn" "$n" "$k2")
-    awk -v n="$n" -v b="$(( (b2 - b1) / (k2 - k1) ))" -v f="$(( (f2 - f1) / (k2 - k1) ))" '
-        BEGIN { printf "  pages of %3d: %11d per page, %8d per message\n", n, f - b, (f - b) / n }'
+    c=$(cost_per_run pages cost_list_base "$fn" "$n" "$k1" "$k2")
+    printf "  pages of %3d: %11d per page, %8d per message\n" "$n" "$c" $((c / n))
 done
