@@ -14,6 +14,7 @@ bench_free_port() {
 
 bench_stop() {
     bench_steal_stop
+    bench_waits_stop
     [ -n "${bench_autogroup:-}" ] && echo "$bench_autogroup" > "$bench_autogroup_knob"
     [ -s "$data/nginx.pid" ] && kill -QUIT "$(cat "$data/nginx.pid")" 2> /dev/null || true
     sleep 0.5
@@ -113,6 +114,7 @@ bench_cpu_mark() {
     bench_t0=$(date +%s.%N)
     bench_pglog0=$(stat -c %s "$data/log/postgresql.log" 2> /dev/null || echo 0)
     bench_steal_stop
+    bench_waits_start
     # field 9 of the cpu line is steal, in USER_HZ (100/s) ticks
     (
         read -r _ _ _ _ _ _ _ _ prev _ < /proc/stat
@@ -132,6 +134,7 @@ bench_steal_stop() {
 }
 bench_cpu_report() {
     bench_steal_stop
+    bench_waits_stop
     printf '%s\n%s\n' "$bench_cpu0" "$(head -1 /proc/stat)" | awk '
         { for (i = 2; i <= 9; i++) v[NR, i] = $i }
         END {
@@ -146,6 +149,47 @@ bench_cpu_report() {
         { cat "$data/steal.txt"; echo; } | fold -s -w 72 | sed 's/^/    /'
     fi
     bench_autovacuum_report
+    bench_waits_report
+}
+
+# BENCH_WAITS=1: what the send batches wait on, second by second. A psql
+# samples pg_stat_activity every 10 ms (about 1% of a core); the report gives,
+# per second, the share of samples of an active batch backend in the WAL
+# fsync (IO:WALSync) and on a lock (the NOTIFY lock is Lock:object, a
+# conversation row another batch holds is Lock:transactionid), the rest
+# being on a CPU or waiting for one.
+bench_waits_start() {
+    [ "${BENCH_WAITS:-0}" = 1 ] || return 0
+    printf '%s\n%s\n' "select extract(epoch from clock_timestamp()),
+            coalesce(wait_event_type, 'CPU') || ':' || coalesce(wait_event, '-')
+       from pg_stat_activity
+      where query like '%famcall_message_send_batch%' and state = 'active'
+        and pid <> pg_backend_pid();" '\watch 0.01' \
+        | psql -X -At -F ' ' > "$data/waits.txt" 2> /dev/null &
+    bench_waits_pid=$!
+    disown "$bench_waits_pid"
+}
+bench_waits_stop() {
+    [ -n "${bench_waits_pid:-}" ] || return 0
+    kill "$bench_waits_pid" 2> /dev/null || true
+    bench_waits_pid=
+}
+bench_waits_report() {
+    [ -s "$data/waits.txt" ] || return 0
+    echo "  batch backends by second, % of samples in WAL fsync/on a lock:"
+    awk -v t0="$bench_t0" '
+        $1 ~ /^[0-9.]+$/ {
+            s = int($1 - t0); if (s < 0) next
+            n[s]++; if (s > last) last = s
+            if ($2 == "IO:WALSync") w[s]++
+            else if ($2 ~ /^Lock:/) l[s]++
+        }
+        END {
+            for (i = 0; i <= last; i++)
+                printf "%d/%d ", n[i] ? 100 * w[i] / n[i] : 0, n[i] ? 100 * l[i] / n[i] : 0
+            print ""
+        }' "$data/waits.txt" | fold -s -w 72 | sed 's/^/    /'
+    rm -f "$data/waits.txt"
 }
 
 # What autovacuum did since bench_cpu_mark (bench_start has PostgreSQL log

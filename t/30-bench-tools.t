@@ -33,8 +33,8 @@ is(scalar @oks, 4, 'wsload selftest: four checks passed') or diag $self;
 
 {
     local @ENV{qw(WS_PARTS WS_RATE WS_SECONDS WS_PAIRS WS_CONNS WS_DRAIN
-                  WS_PROCS WS_WORKERS WS_HOLD)}
-        = ('chat nodes hold', 400, 2, 40, 80, 5, 2, 2, 2);
+                  WS_PROCS WS_WORKERS WS_HOLD BENCH_WAITS)}
+        = ('chat nodes hold', 400, 2, 40, 80, 5, 2, 2, 2, 1);
     my $ws = run_out('bench/ws/run.sh: chat on one node and two, hold',
                      'bench/ws/run.sh', $module);
     my @runs = $ws =~ /^  sent (\d+), acked (\d+), errors (\d+), delivered (\d+) \(not acked (\d+), not delivered (\d+), foreign (\d+), echoed (\d+)/mg;
@@ -55,6 +55,8 @@ is(scalar @oks, 4, 'wsload selftest: four checks passed') or diag $self;
     like($ws, qr/two nodes: .*1 worker\(s\) each/, 'the nodes run says its workers');
     like($ws, qr/to the socket +p50 [\d.]+ ms/, 'kernel receive latency reported');
     like($ws, qr/steal by second, ms of CPU:\n +\d/, 'steal second by second');
+    like($ws, qr/batch backends by second, % of samples in WAL fsync\/on a lock:\n +\d+\/\d+ /,
+         'BENCH_WAITS: the batches\' waits second by second');
 }
 
 {
