@@ -49,6 +49,18 @@ bench_wal_warm() {
          -c 'drop table bench_wal_warm' -c checkpoint -c checkpoint > /dev/null
 }
 
+# PostgreSQL sized as a server, not as the development default: with 128 MB
+# of shared buffers the buffer pool is full of dirty pages after about 20 s
+# at 10,000 sends/s, and from then on the batch backends write pages out
+# themselves, in the middle of their batches. BENCH_SHARED_BUFFERS (2GB; a
+# quarter of the memory is the usual size for a database server) and a
+# restart to take it.
+bench_pg_size() {
+    psql -X -q -c "alter system set shared_buffers = '${BENCH_SHARED_BUFFERS:-2GB}'"
+    "$bench_top/scripts/pg.sh" stop "$data/pg" > /dev/null
+    "$bench_top/scripts/pg.sh" start "$data/pg" "$FAMCALL_PG_PORT" > /dev/null
+}
+
 bench_start() {
     local module=$1 extra=${2:-} plain_port
 
@@ -66,6 +78,7 @@ bench_start() {
     "$bench_top/scripts/pg.sh" init "$data/pg" "$FAMCALL_PG_PORT" > /dev/null
     "$bench_top/scripts/pg.sh" start "$data/pg" "$FAMCALL_PG_PORT" > /dev/null
     export PGHOST=127.0.0.1 PGPORT=$FAMCALL_PG_PORT PGUSER=famcall PGDATABASE=famcall
+    bench_pg_size
     "$bench_top/scripts/migrate.sh" > /dev/null
     bench_wal_warm
     psql -X -q -c "alter system set log_autovacuum_min_duration = 0" \
@@ -113,6 +126,7 @@ bench_cpu_mark() {
     bench_cpu0=$(head -1 /proc/stat)
     bench_t0=$(date +%s.%N)
     bench_pglog0=$(stat -c %s "$data/log/postgresql.log" 2> /dev/null || echo 0)
+    bench_bufs0=$(bench_bufs)
     bench_steal_stop
     bench_waits_start
     # field 9 of the cpu line is steal, in USER_HZ (100/s) ticks
@@ -150,6 +164,15 @@ bench_cpu_report() {
     fi
     bench_autovacuum_report
     bench_waits_report
+    printf '%s %s\n' "$bench_bufs0" "$(bench_bufs)" | awk '$1 != "" && NF == 6 {
+        printf "  buffers written out: %d by backends (in their queries), %d by the background writer, %d by checkpoints\n",
+            $4 - $1, $5 - $2, $6 - $3 }'
+}
+
+# pg_stat_bgwriter's buffers_backend, buffers_clean, buffers_checkpoint
+bench_bufs() {
+    psql -X -At -F ' ' -c 'select buffers_backend, buffers_clean, buffers_checkpoint
+                             from pg_stat_bgwriter' 2> /dev/null || true
 }
 
 # BENCH_WAITS=1: what the send batches wait on, second by second. A psql

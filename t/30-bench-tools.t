@@ -19,6 +19,7 @@ my $module = Famcall::Test::module_path();
 # small, quick and leaving the machine's scheduler setting alone
 local $ENV{BENCH_WAL_WARM} = 0;
 local $ENV{BENCH_AUTOGROUP} = 'keep';
+local $ENV{BENCH_SHARED_BUFFERS} = '256MB';
 
 sub run_out {
     my ($what, @cmd) = @_;
@@ -55,6 +56,7 @@ is(scalar @oks, 4, 'wsload selftest: four checks passed') or diag $self;
     like($ws, qr/two nodes: .*1 worker\(s\) each/, 'the nodes run says its workers');
     like($ws, qr/to the socket +p50 [\d.]+ ms/, 'kernel receive latency reported');
     like($ws, qr/steal by second, ms of CPU:\n +\d/, 'steal second by second');
+    like($ws, qr/buffers written out: \d+ by backends/, 'buffer writes reported');
     like($ws, qr/batch backends by second, % of samples in WAL fsync\/on a lock:\n +\d+\/\d+ /,
          'BENCH_WAITS: the batches\' waits second by second');
 }
