@@ -164,7 +164,8 @@ ws_chat() {
 
 # node 1 with N fresh workers of worker_connections C: a reload, then wait
 # until only the new workers are left and each has registered its gateway
-# instance (it does once its database connections are up, sql/008)
+# instance (it does once its database connections are up, sql/008); a run
+# must not go on measuring other workers than it says
 ws_workers() {
     local n=$1 wc=$2 old now pids
     master=$(cat "$data/nginx.pid")
@@ -175,13 +176,17 @@ ws_workers() {
     for _ in $(seq 300); do
         now=$(pgrep -P "$master" | sort)
         [ "$(echo "$now" | wc -l)" = "$n" ] && [ -z "$(comm -12 <(echo "$old") <(echo "$now"))" ] && break
+        now=
         sleep 0.1
     done
-    pids=$(pgrep -P "$master" | paste -sd,)
+    [ -n "$now" ] || { echo "nginx reload: not $n fresh workers after 30 s" >&2; exit 1; }
+    pids=$(echo "$now" | paste -sd,)
     for _ in $(seq 300); do
-        [ "$(psql -X -At -c "select count(*) from gateway_instances where pid in ($pids)")" = "$n" ] && break
+        [ "$(psql -X -At -c "select count(*) from gateway_instances where pid in ($pids)")" = "$n" ] && return 0
         sleep 0.1
     done
+    echo "nginx reload: the $n new workers did not register within 30 s" >&2
+    exit 1
 }
 chat_wc=$(sed -n 's/.*worker_connections \([0-9]*\);.*/\1/p' "$data/nginx.conf" | head -1)
 
