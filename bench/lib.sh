@@ -15,6 +15,7 @@ bench_free_port() {
 bench_stop() {
     bench_steal_stop
     bench_waits_stop
+    bench_flush_stop
     [ -n "${bench_autogroup:-}" ] && echo "$bench_autogroup" > "$bench_autogroup_knob"
     [ -s "$data/nginx.pid" ] && kill -QUIT "$(cat "$data/nginx.pid")" 2> /dev/null || true
     sleep 0.5
@@ -62,6 +63,17 @@ bench_pg_size() {
     "$bench_top/scripts/pg.sh" start "$data/pg" "$FAMCALL_PG_PORT" > /dev/null
 }
 
+# BENCH_PG_SET="name=value ...": PostgreSQL settings for an experiment
+# (alter system, then a reload), say synchronous_commit=off to see what the
+# commit's flush costs a run. Runs recorded as the target's figures use none.
+bench_pg_set() {
+    local kv
+    for kv in ${BENCH_PG_SET:-}; do
+        psql -X -q -c "alter system set ${kv%%=*} = '${kv#*=}'" > /dev/null
+    done
+    [ -z "${BENCH_PG_SET:-}" ] || psql -X -q -c 'select pg_reload_conf()' > /dev/null
+}
+
 bench_start() {
     local module=$1 extra=${2:-} plain_port
 
@@ -83,7 +95,9 @@ bench_start() {
     "$bench_top/scripts/migrate.sh" > /dev/null
     bench_wal_warm
     psql -X -q -c "alter system set log_autovacuum_min_duration = 0" \
+         -c "alter system set track_wal_io_timing = on" \
          -c 'select pg_reload_conf()' > /dev/null
+    bench_pg_set
     openssl rand -hex 32 > "$data/jwt.key"
 
     cat > "$data/extra.conf" <<CONF
@@ -128,8 +142,10 @@ bench_cpu_mark() {
     bench_t0=$(date +%s.%N)
     bench_pglog0=$(stat -c %s "$data/log/postgresql.log" 2> /dev/null || echo 0)
     bench_bufs0=$(bench_bufs)
+    bench_wal0=$(bench_wal)
     bench_steal_stop
     bench_waits_start
+    bench_flush_start
     # field 9 of the cpu line is steal, in USER_HZ (100/s) ticks
     (
         read -r _ _ _ _ _ _ _ _ prev _ < /proc/stat
@@ -150,6 +166,7 @@ bench_steal_stop() {
 bench_cpu_report() {
     bench_steal_stop
     bench_waits_stop
+    bench_flush_stop
     printf '%s\n%s\n' "$bench_cpu0" "$(head -1 /proc/stat)" | awk '
         { for (i = 2; i <= 9; i++) v[NR, i] = $i }
         END {
@@ -165,15 +182,69 @@ bench_cpu_report() {
     fi
     bench_autovacuum_report
     bench_waits_report
+    bench_flush_report
+    printf '%s %s\n' "$bench_wal0" "$(bench_wal)" | awk '$1 != "" && NF == 10 {
+        printf "  WAL: %d records, %d full-page images, %.0f MB, %d flushes",
+            $6 - $1, $7 - $2, ($8 - $3) / 1048576, $9 - $4
+        if ($10 > $5 && $9 > $4)
+            printf " of %.2f ms on average", ($10 - $5) / ($9 - $4)
+        printf "\n" }'
     printf '%s %s\n' "$bench_bufs0" "$(bench_bufs)" | awk '$1 != "" && NF == 6 {
         printf "  buffers written out: %d by backends (in their queries), %d by the background writer, %d by checkpoints\n",
             $4 - $1, $5 - $2, $6 - $3 }'
+}
+
+# pg_stat_wal's records, full-page images, bytes and syncs (one process
+# wrote it all: the commits' flushes are the syncs; a run starts right after
+# a checkpoint, so every page's first change in it logs the whole page)
+bench_wal() {
+    psql -X -At -F ' ' -c 'select wal_records, wal_fpi, wal_bytes, wal_sync,
+                                  wal_sync_time from pg_stat_wal' 2> /dev/null || true
 }
 
 # pg_stat_bgwriter's buffers_backend, buffers_clean, buffers_checkpoint
 bench_bufs() {
     psql -X -At -F ' ' -c 'select buffers_backend, buffers_clean, buffers_checkpoint
                              from pg_stat_bgwriter' 2> /dev/null || true
+}
+
+# The WAL flushes as they went: every commit that stores a message waits for
+# its flush, and a notifying commit holds the NOTIFY lock meanwhile, so one
+# slow flush (the host's disk) stalls every send. A psql samples pg_stat_wal
+# every 100 ms (bench_start turns track_wal_io_timing on); the report gives,
+# per second, the mean flush time of its slowest 100 ms, in ms.
+bench_flush_start() {
+    printf '%s\n%s\n' "select extract(epoch from clock_timestamp()), wal_sync,
+            wal_sync_time from pg_stat_wal;" '\watch 0.1' \
+        | psql -X -At -F ' ' > "$data/flush.txt" 2> /dev/null &
+    bench_flush_pid=$!
+    disown "$bench_flush_pid"
+}
+bench_flush_stop() {
+    [ -n "${bench_flush_pid:-}" ] || return 0
+    kill "$bench_flush_pid" 2> /dev/null || true
+    bench_flush_pid=
+}
+bench_flush_report() {
+    [ -s "$data/flush.txt" ] || return 0
+    echo "  WAL flush by second, mean ms in its slowest 100 ms:"
+    awk -v t0="$bench_t0" '
+        NF == 3 && $1 ~ /^[0-9.]+$/ {
+            if (seen && $2 > n0) {
+                s = int($1 - t0)
+                if (s >= 0) {
+                    m = ($3 - t0ms) / ($2 - n0)
+                    if (m > worst[s]) worst[s] = m
+                    if (s > last) last = s
+                }
+            }
+            seen = 1; n0 = $2; t0ms = $3
+        }
+        END {
+            for (i = 0; i <= last; i++) printf "%.1f ", worst[i]
+            print ""
+        }' "$data/flush.txt" | fold -s -w 72 | sed 's/^/    /'
+    rm -f "$data/flush.txt"
 }
 
 # BENCH_WAITS=1: what the send batches wait on, second by second. A psql
@@ -258,4 +329,5 @@ bench_seq_check() {
 bench_machine() {
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')," \
          "sched_autogroup_enabled=$(cat "$bench_autogroup_knob" 2> /dev/null || echo '?')"
+    [ -z "${BENCH_PG_SET:-}" ] || echo "PostgreSQL set for this experiment: $BENCH_PG_SET"
 }

@@ -34,8 +34,9 @@ is(scalar @oks, 4, 'wsload selftest: four checks passed') or diag $self;
 
 {
     local @ENV{qw(WS_PARTS WS_RATE WS_SECONDS WS_PAIRS WS_CONNS WS_DRAIN
-                  WS_PROCS WS_WORKERS WS_HOLD BENCH_WAITS)}
-        = ('chat nodes hold', 400, 2, 40, 80, 5, 2, 2, 2, 1);
+                  WS_PROCS WS_WORKERS WS_HOLD BENCH_WAITS BENCH_PG_SET)}
+        = ('chat nodes hold', 400, 2, 40, 80, 5, 2, 2, 2, 1,
+           'commit_delay=0 synchronous_commit=on');
     my $ws = run_out('bench/ws/run.sh: chat on one node and two, hold',
                      'bench/ws/run.sh', $module);
     my @runs = $ws =~ /^  sent (\d+), acked (\d+), errors (\d+), delivered (\d+) \(not acked (\d+), not delivered (\d+), foreign (\d+), echoed (\d+)/mg;
@@ -59,6 +60,12 @@ is(scalar @oks, 4, 'wsload selftest: four checks passed') or diag $self;
     like($ws, qr/buffers written out: \d+ by backends/, 'buffer writes reported');
     like($ws, qr/batch backends by second, % of samples in WAL fsync\/on a lock:\n +\d+\/\d+ /,
          'BENCH_WAITS: the batches\' waits second by second');
+    like($ws, qr/WAL: \d+ records, \d+ full-page images, \d+ MB, [1-9]\d* flushes of [\d.]+ ms on average/,
+         'WAL written and flushed during the run reported');
+    like($ws, qr/WAL flush by second, mean ms in its slowest 100 ms:\n +[\d.]+ /,
+         'WAL flush time second by second');
+    like($ws, qr/^PostgreSQL set for this experiment: commit_delay=0 synchronous_commit=on$/m,
+         'BENCH_PG_SET is named in the report');
 }
 
 {
