@@ -143,6 +143,7 @@ bench_cpu_mark() {
     bench_pglog0=$(stat -c %s "$data/log/postgresql.log" 2> /dev/null || echo 0)
     bench_bufs0=$(bench_bufs)
     bench_wal0=$(bench_wal)
+    bench_procs > "$data/procs0.txt"
     bench_steal_stop
     bench_waits_start
     bench_flush_start
@@ -180,6 +181,7 @@ bench_cpu_report() {
         echo "  steal by second, ms of CPU:"
         { cat "$data/steal.txt"; echo; } | fold -s -w 72 | sed 's/^/    /'
     fi
+    bench_procs_report
     bench_autovacuum_report
     bench_waits_report
     bench_flush_report
@@ -200,6 +202,48 @@ bench_cpu_report() {
 bench_wal() {
     psql -X -At -F ' ' -c 'select wal_records, wal_fpi, wal_bytes, wal_sync,
                                   wal_sync_time from pg_stat_wal' 2> /dev/null || true
+}
+
+# Every process's CPU so far, "pid ticks what" (utime + stime from
+# /proc/PID/stat, in USER_HZ ticks). what: nginx, wsload, wrk, or for
+# PostgreSQL "pool" (the workers' query connections: the send batches and
+# the rest), "listen" (their LISTEN connections), "psql" (the bench's own
+# sampling) or "server" (background processes).
+bench_procs() {
+    local pid stat cmd what
+    declare -A q
+    while read -r pid what; do
+        q[$pid]=$what
+    done < <(psql -X -At -F ' ' -c "select pid, case
+                 when query like 'LISTEN%' then 'listen'
+                 when application_name = 'psql' then 'psql'
+                 else 'pool' end
+            from pg_stat_activity where backend_type = 'client backend'" 2> /dev/null)
+    for stat in /proc/[0-9]*/stat; do
+        pid=${stat#/proc/}; pid=${pid%/stat}
+        read -r -a f < "$stat" 2> /dev/null || continue
+        # fields 14, 15 (utime, stime); comm (field 2) has no spaces here
+        [ "${#f[@]}" -gt 15 ] || continue
+        case ${f[1]} in
+            "(nginx)") cmd=nginx ;;
+            "(postgres)") cmd=postgres:${q[$pid]:-server} ;;
+            "(wsload)") cmd=wsload ;;
+            "(wrk)") cmd=wrk ;;
+            *) continue ;;
+        esac
+        echo "$pid $(( f[13] + f[14] )) $cmd"
+    done
+}
+# CPU each kind of process used since bench_cpu_mark, in seconds (processes
+# that ended meanwhile, autovacuum workers say, are not in it)
+bench_procs_report() {
+    bench_procs > "$data/procs1.txt"
+    echo "  CPU seconds by process:" $(awk '
+        NR == FNR { t0[$1] = $2; next }
+        { use[$3] += $2 - t0[$1] }
+        END { for (w in use) if (use[w] > 0) printf "%s %.1f,\n", w, use[w] / 100 }
+    ' "$data/procs0.txt" "$data/procs1.txt" | sort) | sed 's/,$//'
+    rm -f "$data/procs0.txt" "$data/procs1.txt"
 }
 
 # pg_stat_bgwriter's buffers_backend, buffers_clean, buffers_checkpoint

@@ -64,6 +64,8 @@ is(scalar @oks, 4, 'wsload selftest: four checks passed') or diag $self;
          'WAL written and flushed during the run reported');
     like($ws, qr/WAL flush by second, mean ms in its slowest 100 ms:\n +[\d.]+ /,
          'WAL flush time second by second');
+    like($ws, qr/CPU seconds by process: .*nginx [\d.]+.*postgres:listen [\d.]+.*postgres:pool [\d.]+/,
+         'CPU by kind of process reported');
     like($ws, qr/^PostgreSQL set for this experiment: commit_delay=0 synchronous_commit=on$/m,
          'BENCH_PG_SET is named in the report');
 }
