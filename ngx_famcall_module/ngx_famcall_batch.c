@@ -6,6 +6,10 @@
  * everything that queued up meanwhile (up to `max_items`).  A batch's
  * query has the pool's timeout, so nothing waits for ever, and a pending
  * batch keeps a graceful shutdown waiting until it is answered.
+ *
+ * An entry keeps its fields already written as array elements ("..." with
+ * '"' and '\' escaped, or NULL), so a batch's parameters are the entries'
+ * elements joined by commas inside braces.
  */
 
 #include <ngx_config.h>
@@ -24,6 +28,7 @@ typedef enum {
 struct ngx_famcall_batcher_s {
     ngx_famcall_pg_pool_t       *pg;
     ngx_uint_t                   stmt;
+    ngx_uint_t                   nfields;
     ngx_uint_t                   max_inflight;
     ngx_uint_t                   max_items;
     ngx_uint_t                   inflight;
@@ -38,7 +43,7 @@ struct ngx_famcall_batch_entry_s {
     ngx_queue_t                  queue;
     ngx_famcall_batcher_t       *batcher;
     ngx_famcall_batch_state_e    state;
-    json_t                      *item;
+    ngx_str_t                    elts[NGX_FAMCALL_BATCH_MAX_FIELDS];
     ngx_famcall_batch_answer_pt  answer;
     void                        *owner;       /* NULL once detached */
     ngx_famcall_batch_entry_t  **ref;         /* the owner's pointer to us */
@@ -62,14 +67,20 @@ static void ngx_famcall_batch_finish(ngx_famcall_batch_t *batch,
 static void ngx_famcall_batch_answer(ngx_famcall_batch_entry_t *e,
     ngx_int_t status, u_char *body, size_t len);
 static void ngx_famcall_batch_entry_free(ngx_famcall_batch_entry_t *e);
+static size_t ngx_famcall_batch_elt_len(const ngx_str_t *v);
+static u_char *ngx_famcall_batch_elt(u_char *p, const ngx_str_t *v);
 
 
 ngx_famcall_batcher_t *
 ngx_famcall_batcher_create(ngx_pool_t *pool, ngx_famcall_pg_pool_t *pg,
-    ngx_uint_t stmt, ngx_uint_t max_inflight, ngx_uint_t max_items,
-    ngx_log_t *log)
+    ngx_uint_t stmt, ngx_uint_t nfields, ngx_uint_t max_inflight,
+    ngx_uint_t max_items, ngx_log_t *log)
 {
     ngx_famcall_batcher_t  *b;
+
+    if (nfields == 0 || nfields > NGX_FAMCALL_BATCH_MAX_FIELDS) {
+        return NULL;
+    }
 
     b = ngx_pcalloc(pool, sizeof(ngx_famcall_batcher_t));
     if (b == NULL) {
@@ -78,6 +89,7 @@ ngx_famcall_batcher_create(ngx_pool_t *pool, ngx_famcall_pg_pool_t *pg,
 
     b->pg = pg;
     b->stmt = stmt;
+    b->nfields = nfields;
     b->max_inflight = max_inflight;
     b->max_items = max_items;
     b->log = log;
@@ -92,22 +104,37 @@ ngx_famcall_batcher_create(ngx_pool_t *pool, ngx_famcall_pg_pool_t *pg,
 
 
 ngx_int_t
-ngx_famcall_batch_add(ngx_famcall_batcher_t *b, json_t *item,
+ngx_famcall_batch_add(ngx_famcall_batcher_t *b, const ngx_str_t *fields,
     ngx_famcall_batch_answer_pt answer, void *owner,
     ngx_famcall_batch_entry_t **ref)
 {
+    u_char                     *p;
+    size_t                      len;
+    ngx_uint_t                  f;
     ngx_famcall_batch_entry_t  *e;
 
-    e = ngx_alloc(sizeof(ngx_famcall_batch_entry_t), b->log);
+    len = 0;
+    for (f = 0; f < b->nfields; f++) {
+        len += ngx_famcall_batch_elt_len(&fields[f]);
+    }
+
+    /* the entry and its elements in one allocation */
+    e = ngx_alloc(sizeof(ngx_famcall_batch_entry_t) + len, b->log);
     if (e == NULL) {
-        json_decref(item);
         return NGX_ERROR;
     }
 
     ngx_memzero(e, sizeof(ngx_famcall_batch_entry_t));
+
+    p = (u_char *) (e + 1);
+    for (f = 0; f < b->nfields; f++) {
+        e->elts[f].data = p;
+        p = ngx_famcall_batch_elt(p, &fields[f]);
+        e->elts[f].len = p - e->elts[f].data;
+    }
+
     e->state = NGX_FAMCALL_BATCH_PENDING;
     e->batcher = b;
-    e->item = item;
     e->answer = answer;
     e->owner = owner;
     e->ref = ref;
@@ -154,11 +181,11 @@ ngx_famcall_batch_detach(ngx_famcall_batch_entry_t *e)
 static void
 ngx_famcall_batch_flush(ngx_famcall_batcher_t *b)
 {
-    char                       *s;
-    json_t                     *items;
-    ngx_uint_t                  i, n;
+    u_char                     *buf, *p;
+    size_t                      len;
+    ngx_uint_t                  i, n, f;
     ngx_queue_t                *q;
-    const char                 *params[1];
+    const char                 *params[NGX_FAMCALL_BATCH_MAX_FIELDS];
     ngx_famcall_batch_t        *batch;
     ngx_famcall_batch_entry_t  *e;
 
@@ -169,16 +196,15 @@ ngx_famcall_batch_flush(ngx_famcall_batcher_t *b)
         batch = ngx_alloc(sizeof(ngx_famcall_batch_t)
                           + (n - 1) * sizeof(ngx_famcall_batch_entry_t *),
                           b->log);
-        items = json_array();
-
-        if (batch == NULL || items == NULL) {
-            ngx_free(batch);
-            json_decref(items);
+        if (batch == NULL) {
             return;     /* the entries stay pending for the next turn */
         }
 
         batch->batcher = b;
         batch->n = n;
+
+        /* per field: braces, n elements, n - 1 commas, the NUL */
+        len = b->nfields * (n + 2);
 
         for (i = 0; i < n; i++) {
             q = ngx_queue_head(&b->pending);
@@ -189,27 +215,45 @@ ngx_famcall_batch_flush(ngx_famcall_batcher_t *b)
             e->state = NGX_FAMCALL_BATCH_SENT;
             batch->entries[i] = e;
 
-            json_array_append(items, e->item);
+            for (f = 0; f < b->nfields; f++) {
+                len += e->elts[f].len;
+            }
         }
 
-        s = json_dumps(items, JSON_COMPACT);
-        json_decref(items);
-
-        params[0] = s;
-
-        if (s == NULL
-            || ngx_famcall_pg_send(b->pg, b->stmt, 1, params,
-                                   ngx_famcall_batch_done, batch)
-               == NULL)
-        {
-            free(s);
-            ngx_famcall_batch_finish(batch,
-                                     s ? NGX_FAMCALL_BATCH_UNAVAILABLE
-                                       : NGX_FAMCALL_BATCH_FAILED);
+        buf = ngx_alloc(len, b->log);
+        if (buf == NULL) {
+            ngx_famcall_batch_finish(batch, NGX_FAMCALL_BATCH_FAILED);
             continue;
         }
 
-        free(s);
+        p = buf;
+        for (f = 0; f < b->nfields; f++) {
+            params[f] = (const char *) p;
+            *p++ = '{';
+
+            for (i = 0; i < n; i++) {
+                if (i > 0) {
+                    *p++ = ',';
+                }
+                p = ngx_cpymem(p, batch->entries[i]->elts[f].data,
+                               batch->entries[i]->elts[f].len);
+            }
+
+            *p++ = '}';
+            *p++ = '\0';
+        }
+
+        /* libpq has copied the parameters once this returns */
+        if (ngx_famcall_pg_send(b->pg, b->stmt, b->nfields, params,
+                                ngx_famcall_batch_done, batch)
+            == NULL)
+        {
+            ngx_free(buf);
+            ngx_famcall_batch_finish(batch, NGX_FAMCALL_BATCH_UNAVAILABLE);
+            continue;
+        }
+
+        ngx_free(buf);
         b->inflight++;
     }
 }
@@ -310,6 +354,51 @@ ngx_famcall_batch_answer(ngx_famcall_batch_entry_t *e, ngx_int_t status,
 static void
 ngx_famcall_batch_entry_free(ngx_famcall_batch_entry_t *e)
 {
-    json_decref(e->item);
     ngx_free(e);
+}
+
+
+/* an array element: NULL, or the value in double quotes */
+static size_t
+ngx_famcall_batch_elt_len(const ngx_str_t *v)
+{
+    size_t  i, len;
+
+    if (v->data == NULL) {
+        return sizeof("NULL") - 1;
+    }
+
+    len = v->len + 2;
+
+    for (i = 0; i < v->len; i++) {
+        if (v->data[i] == '"' || v->data[i] == '\\') {
+            len++;
+        }
+    }
+
+    return len;
+}
+
+
+static u_char *
+ngx_famcall_batch_elt(u_char *p, const ngx_str_t *v)
+{
+    size_t  i;
+
+    if (v->data == NULL) {
+        return ngx_cpymem(p, "NULL", sizeof("NULL") - 1);
+    }
+
+    *p++ = '"';
+
+    for (i = 0; i < v->len; i++) {
+        if (v->data[i] == '"' || v->data[i] == '\\') {
+            *p++ = '\\';
+        }
+        *p++ = v->data[i];
+    }
+
+    *p++ = '"';
+
+    return p;
 }

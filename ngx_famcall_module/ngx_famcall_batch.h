@@ -6,9 +6,13 @@
  * each call goes alone; under load the batches grow by themselves, and one
  * commit (one fsync, one NOTIFY) carries many calls.
  *
- * The statement takes one parameter, a JSON array of the items, and
- * returns one row (i int, status int, body: JSON text) per item, i counting
- * from 1 in the array's order.
+ * An item is a row of nfields text values (or SQL NULLs).  The statement
+ * takes nfields parameters, one array literal per field (column-wise: the
+ * first parameter holds every item's first field, in the items' order),
+ * and returns one row (i int, status int, body: JSON text) per item, i
+ * counting from 1.  Arrays rather than one JSON document: PostgreSQL reads
+ * them without parsing JSON, and the worker writes them without building
+ * one (sql/013_send_arrays.sql).
  */
 
 #ifndef _NGX_FAMCALL_BATCH_H_INCLUDED_
@@ -17,9 +21,11 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <jansson.h>
 
 #include "ngx_famcall_pg.h"
+
+
+#define NGX_FAMCALL_BATCH_MAX_FIELDS   8
 
 
 /* answers when the batch itself failed (HTTP values, used by every owner) */
@@ -36,17 +42,19 @@ typedef void (*ngx_famcall_batch_answer_pt)(void *owner, ngx_int_t status,
 
 
 ngx_famcall_batcher_t *ngx_famcall_batcher_create(ngx_pool_t *pool,
-    ngx_famcall_pg_pool_t *pg, ngx_uint_t stmt, ngx_uint_t max_inflight,
-    ngx_uint_t max_items, ngx_log_t *log);
+    ngx_famcall_pg_pool_t *pg, ngx_uint_t stmt, ngx_uint_t nfields,
+    ngx_uint_t max_inflight, ngx_uint_t max_items, ngx_log_t *log);
 
 /*
- * Queue item (a JSON object; the batcher takes the reference) for owner.
+ * Queue an item for owner: fields, the batcher's nfields values (copied;
+ * a NULL data is SQL NULL; a value must not contain a NUL byte).
  * *ref holds the entry (for ngx_famcall_batch_detach) until the batcher
  * clears it, right before calling answer.  The answer never comes before
  * this returns: the batch leaves at the end of the event-loop turn.
  * NGX_ERROR: out of memory, nothing queued, no answer will come.
  */
-ngx_int_t ngx_famcall_batch_add(ngx_famcall_batcher_t *b, json_t *item,
+ngx_int_t ngx_famcall_batch_add(ngx_famcall_batcher_t *b,
+    const ngx_str_t *fields,
     ngx_famcall_batch_answer_pt answer, void *owner,
     ngx_famcall_batch_entry_t **ref);
 

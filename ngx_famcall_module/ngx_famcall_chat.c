@@ -109,8 +109,8 @@ ngx_famcall_messages_list(ngx_famcall_ctx_t *ctx)
 ngx_int_t
 ngx_famcall_messages_send(ngx_famcall_ctx_t *ctx)
 {
-    char     conv[NGX_FAMCALL_ID_LEN + 1];
-    json_t  *item;
+    char       conv[NGX_FAMCALL_ID_LEN + 1];
+    ngx_str_t  c, item[NGX_FAMCALL_SEND_FIELDS];
 
     if (ngx_famcall_path_uuid(ctx, 0, conv) != NGX_OK) {
         return NGX_OK;
@@ -120,17 +120,48 @@ ngx_famcall_messages_send(ngx_famcall_ctx_t *ctx)
         return NGX_OK;
     }
 
-    item = json_pack("{s:s%, s:s, s:O, s:O}",
-                     "me", (char *) ctx->user_id.data, ctx->user_id.len,
-                     "conversation", conv,
-                     "client_id", json_object_get(ctx->body, "client_id"),
-                     "body", json_object_get(ctx->body, "body"));
-    if (item == NULL) {
-        return NGX_ERROR;
-    }
+    c.data = (u_char *) conv;
+    c.len = NGX_FAMCALL_ID_LEN;
+
+    ngx_famcall_send_item(item, &ctx->user_id, &c,
+                          json_object_get(ctx->body, "client_id"),
+                          json_object_get(ctx->body, "body"), NULL);
 
     return ngx_famcall_batch_add(ctx->fmcf->send_batcher, item,
                                  ngx_famcall_messages_sent, ctx, &ctx->batch);
+}
+
+
+void
+ngx_famcall_send_item(ngx_str_t *item, ngx_str_t *me, ngx_str_t *conv,
+    json_t *client_id, json_t *body, const char *src)
+{
+    json_t      *v[2];
+    ngx_uint_t   i;
+
+    item[0] = *me;
+    item[1] = *conv;
+
+    v[0] = client_id;
+    v[1] = body;
+
+    for (i = 0; i < 2; i++) {
+        if (json_is_string(v[i])) {
+            item[2 + i].data = (u_char *) json_string_value(v[i]);
+            item[2 + i].len = json_string_length(v[i]);
+
+        } else {
+            ngx_str_null(&item[2 + i]);     /* SQL NULL: the batch's 422 */
+        }
+    }
+
+    if (src != NULL) {
+        item[4].data = (u_char *) src;
+        item[4].len = ngx_strlen(src);
+
+    } else {
+        ngx_str_null(&item[4]);
+    }
 }
 
 

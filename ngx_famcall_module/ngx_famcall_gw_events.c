@@ -159,20 +159,20 @@ static void
 ngx_famcall_gw_send_message(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
     json_t *data, const char *user, const char *src)
 {
-    json_t                        *item;
+    json_t                        *c;
+    ngx_str_t                      me, conv, item[NGX_FAMCALL_SEND_FIELDS];
     ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
 
-    item = json_pack("{s:s, s:O, s:O, s:O, s:s}",
-                     "me", user,
-                     "conversation", json_object_get(data, "conversation_id"),
-                     "client_id", json_object_get(data, "client_id"),
-                     "body", json_object_get(data, "body"),
-                     "src", src);
+    /* the decoder has checked the three are strings (ids: uuids) */
+    me.data = (u_char *) user;
+    me.len = ngx_strlen(user);
 
-    if (item == NULL) {
-        ngx_famcall_gw_answer(op, NGX_FAMCALL_BATCH_FAILED, NULL, 0);
-        return;
-    }
+    c = json_object_get(data, "conversation_id");
+    conv.data = (u_char *) json_string_value(c);
+    conv.len = json_string_length(c);
+
+    ngx_famcall_send_item(item, &me, &conv, json_object_get(data, "client_id"),
+                          json_object_get(data, "body"), src);
 
     if (ngx_famcall_batch_add(fmcf->send_batcher, item,
                               ngx_famcall_gw_batch_done, op, &op->entry)

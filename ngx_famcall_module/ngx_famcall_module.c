@@ -436,7 +436,7 @@ ngx_famcall_init_process(ngx_cycle_t *cycle)
      */
     fmcf->send_batcher = ngx_famcall_batcher_create(cycle->pool, fmcf->pg,
                              NGX_FAMCALL_SQL_MESSAGE_SEND_BATCH,
-                             1, 256, cycle->log);
+                             NGX_FAMCALL_SEND_FIELDS, 1, 256, cycle->log);
     if (fmcf->send_batcher == NULL) {
         return NGX_ERROR;
     }

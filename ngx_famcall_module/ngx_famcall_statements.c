@@ -93,9 +93,10 @@ const ngx_famcall_stmt_t  ngx_famcall_statements[] = {
       FAMCALL_FN("famcall_conversation_read",
                  "$1::uuid, $2::uuid, $3::bigint"), 3 },
 
-    /* group commit: one row (i, status, body) per item of the array */
+    /* group commit: one row (i, status, body) per item of the arrays */
     { "famcall_message_send_batch",
-      "SELECT i, status, body FROM famcall_message_send_batch($1::jsonb)", 1 },
+      "SELECT i, status, body FROM famcall_message_send_batch($1::uuid[], "
+      "$2::uuid[], $3::uuid[], $4::text[], $5::text[])", 5 },
 
     /* the realtime gateway (sql/008_realtime.sql) */
     { "famcall_listen", "LISTEN famcall", 0 },

@@ -604,11 +604,15 @@ subtest 'members who are no longer contacts cannot send' => sub {
 # renders for that row, escapes and key order included.
 subtest 'a sent message reads exactly as the stored row renders' => sub {
     my ($x, $y, $cv) = pair();
+    # the worker passes bodies to the batch as array literals (sql/013):
+    # NULL, braces, commas and a trailing backslash are bodies like any other
     for my $body ("plain", "tab\there, \"quotes\", back\\slash, </script>",
-                  "é 👋 \x{2028} line\nbreak", "  spaced  ") {
+                  "é 👋 \x{2028} line\nbreak", "  spaced  ", "NULL", "null",
+                  '{"a", {b}}, {}', "ends with a backslash \\", '"') {
         my $cid = new_uuid();
         my $tx = $s->send_message($x, $cv, $body, $cid);
         is($tx->res->code, 201, 'sent') or next;
+        is(body_json($tx)->{body}, $body, 'the body as sent');
         my $id = body_json($tx)->{id};
         my $db = $s->psql("select famcall_message_json(m)::text from messages m where id = '$id'");
         is($tx->res->body, $db, 'the 201 body is the stored row\'s JSON, byte for byte');

@@ -50,7 +50,7 @@ create table cost_pairs as
 create index on cost_pairs (i);
 SQL
     for ((j = 0; j < 2000; j++)); do
-        echo "select count(*) from famcall_message_send_batch($(cost_items $(( (j * 37) % 900 + 1 )) 100));"
+        echo "select count(*) from famcall_message_send_batch($(cost_items $(( (j * 37) % 900 + 1 )) 100 cast));"
     done | PGOPTIONS='-c synchronous_commit=off' psql -X -q -At -v ON_ERROR_STOP=1 > /dev/null
     [ -z "${1:-}" ] || psql -X -q -v ON_ERROR_STOP=1 -f "$1"
     psql -X -q -c 'vacuum analyze' -c checkpoint
@@ -64,12 +64,19 @@ cost_cleanup() {
     [ -n "${COST_KEEP:-}" ] || rm -rf "$dir"
 }
 
-# the items of a batch of n sends from pairs s.. (s + n - 1): a sends to
-# their conversation
+# the items of a batch of n sends from pairs s.. (s + n - 1), a sending to
+# their conversation, as famcall_message_send_batch's five arguments: array
+# literals (text), as the worker sends them; with a third argument "cast",
+# cast to the parameters' types (uuid[] and text[]), which parses them, as
+# binding the worker's parameters does
 cost_items() {
-    echo "(select jsonb_agg(jsonb_build_object('me', a, 'conversation', conv,
-        'client_id', gen_random_uuid(), 'body', 'hello from the benchmark'))
-        from cost_pairs where i between $1 and $1 + $2 - 1)" | tr '\n' ' '
+    local from="from cost_pairs where i between $1 and $1 + $2 - 1" u= t=
+    [ "${3:-}" = cast ] && u='::uuid[]' t='::text[]'
+    echo "(select array_agg(a order by i)::text $from)$u,
+        (select array_agg(conv order by i)::text $from)$u,
+        (select array_agg(gen_random_uuid())::text $from)$u,
+        (select array_agg('hello from the benchmark' || i)::text $from)$t,
+        (select array_agg('1:2:' || i)::text $from)$t" | tr '\n' ' '
 }
 
 cost_count() {
