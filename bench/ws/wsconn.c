@@ -159,13 +159,33 @@ out_flush(conn_t *c)
 }
 
 
-/* one frame, masked with a fresh key from OpenSSL's CSPRNG (RFC 6455 5.3) */
+uint64_t
+ws_random(void)
+{
+    static uint64_t  x;
+
+    while (x == 0) {
+        if (RAND_bytes((unsigned char *) &x, sizeof(x)) != 1) {
+            die("RAND_bytes failed");
+        }
+    }
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+
+/* one frame, masked with a fresh key (RFC 6455 5.3; ws_random) */
 static int
 send_frame(conn_t *c, int op, const void *payload, size_t n)
 {
     size_t          h, i;
     unsigned char   stack[4096], *f, *mask;
     const unsigned char *p = payload;
+    uint64_t        r;
     int             rc;
 
     f = n + 14 <= sizeof(stack) ? stack : malloc(n + 14);
@@ -191,9 +211,8 @@ send_frame(conn_t *c, int op, const void *payload, size_t n)
     }
 
     mask = f + h;
-    if (RAND_bytes(mask, 4) != 1) {
-        die("RAND_bytes failed");
-    }
+    r = ws_random();
+    memcpy(mask, &r, 4);
     h += 4;
     for (i = 0; i < n; i++) {
         f[h + i] = p[i] ^ mask[i & 3];

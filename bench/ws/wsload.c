@@ -57,7 +57,6 @@
 
 #include <jansson.h>
 #include <jwt.h>
-#include <openssl/rand.h>
 #include <yajl/yajl_parse.h>
 
 #include "wsload.h"
@@ -769,18 +768,24 @@ drained(void)
 static void
 uuid4(char out[ID_LEN + 1])
 {
-    unsigned char  r[16];
+    static const char  hex[] = "0123456789abcdef";
+    unsigned char      r[16];
+    uint64_t           a = ws_random(), b = ws_random();
+    int                i, o;
 
-    if (RAND_bytes(r, sizeof(r)) != 1) {
-        die("RAND_bytes failed");
-    }
+    memcpy(r, &a, 8);
+    memcpy(r + 8, &b, 8);
     r[6] = (r[6] & 0x0f) | 0x40;
     r[8] = (r[8] & 0x3f) | 0x80;
-    snprintf(out, ID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-             "%02x%02x%02x%02x%02x%02x",
-             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-             r[10], r[11], r[12], r[13], r[14], r[15]);
+
+    for (i = 0, o = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            out[o++] = '-';
+        }
+        out[o++] = hex[r[i] >> 4];
+        out[o++] = hex[r[i] & 15];
+    }
+    out[o] = '\0';
 }
 
 

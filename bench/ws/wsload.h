@@ -65,6 +65,10 @@ int  ws_open(conn_t *c, uint32_t src, uint32_t dst, uint16_t port,
 void ws_event(conn_t *c, uint32_t events);
 /* one masked text frame */
 int  ws_send_text(conn_t *c, const char *p, size_t n);
+/* fast random bits for masks and client_ids (xorshift64*, seeded once from
+ * RAND_bytes): a loopback load generator needs them different, not secret,
+ * and RAND_bytes twice per message was a tenth of wsload's CPU */
+uint64_t ws_random(void);
 /* start the close handshake (code 1000) */
 void ws_close(conn_t *c);
 /* close the socket now and forget its buffers */
