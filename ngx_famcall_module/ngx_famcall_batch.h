@@ -10,9 +10,9 @@
  * takes nfields parameters, one array literal per field (column-wise: the
  * first parameter holds every item's first field, in the items' order),
  * and returns one row (i int, status int, body: JSON text) per item, i
- * counting from 1.  Arrays rather than one JSON document: PostgreSQL reads
- * them without parsing JSON, and the worker writes them without building
- * one (sql/013_send_arrays.sql).
+ * counting from 1, in any order.  Arrays rather than one JSON document:
+ * PostgreSQL reads them without parsing JSON, and the worker writes them
+ * without building one (sql/013_send_arrays.sql).
  */
 
 #ifndef _NGX_FAMCALL_BATCH_H_INCLUDED_
