@@ -210,6 +210,7 @@ ngx_int_t ngx_famcall_conversations_list(ngx_famcall_ctx_t *ctx);
 ngx_int_t ngx_famcall_conversations_open(ngx_famcall_ctx_t *ctx);
 ngx_int_t ngx_famcall_messages_list(ngx_famcall_ctx_t *ctx);
 ngx_int_t ngx_famcall_messages_send(ngx_famcall_ctx_t *ctx);
+ngx_int_t ngx_famcall_conversations_read(ngx_famcall_ctx_t *ctx);
 
 /*
  * A send as the batcher's item (sql/013: me, conversation, client_id,
@@ -219,7 +220,6 @@ ngx_int_t ngx_famcall_messages_send(ngx_famcall_ctx_t *ctx);
 #define NGX_FAMCALL_SEND_FIELDS  5
 void ngx_famcall_send_item(ngx_str_t *item, ngx_str_t *me, ngx_str_t *conv,
     json_t *client_id, json_t *body, const char *src);
-ngx_int_t ngx_famcall_conversations_read(ngx_famcall_ctx_t *ctx);
 
 ngx_int_t ngx_famcall_ws_open(ngx_famcall_ctx_t *ctx);
 
