@@ -271,6 +271,10 @@ run_cases($s, [
     { name => 'invalid UTF-8 (truncated sequence) at the end', method => 'POST', path => $path,
       raw => qq({"client_id":"$ok_cid","body":"a\xe2\x82"}), token => $atok,
       status => 400, code => 'invalid_json' },
+    # a NUL would end the batch's parameter early (libpq sends C strings)
+    { name => 'an escaped NUL (\\u0000) in the body', method => 'POST', path => $path,
+      raw => qq({"client_id":"$ok_cid","body":"a\\u0000b"}), token => $atok,
+      status => 400, code => 'invalid_json' },
     { name => 'a body larger than famcall_max_body_size (64k)', method => 'POST', path => $path,
       body => { client_id => $ok_cid, body => 'x' x (70 * 1024) }, token => $atok,
       status => 413, code => 'body_too_large' },
