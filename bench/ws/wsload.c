@@ -11,8 +11,9 @@
  *       --rate R --seconds T ...
  *       one socket per side of each pair line "a sid_a b sid_b conv"
  *       (side a on port-a, side b on port-b), then R message:send per
- *       second in total for T seconds, round robin over the pairs and
- *       alternating the sending side; the other side's message:new carries
+ *       second in total for T seconds, round robin over the pairs, the
+ *       sending side alternating from pair to pair and from round to round
+ *       (tick_send); the other side's message:new carries
  *       the send time (CLOCK_MONOTONIC ns, the message body), so the
  *       latency is send -> delivered; --warmup S leaves messages sent in
  *       the first S seconds out of the latency histograms (they are still
@@ -790,7 +791,11 @@ uuid4(char out[ID_LEN + 1])
 
 
 /* send every message due by now: message k is due at t0 + k/rate, from
- * pair k % npairs, side a on even rounds and side b on odd ones */
+ * pair k % npairs (a round is npairs messages). Pair p's sending side
+ * alternates from round to round, and within a round from pair to pair:
+ * side (p + round) % 2. With two nodes (side a on one, side b on the
+ * other) both nodes send all the time; with the side the same for a whole
+ * round, one node sent for 0.1 s at 10,000/s, then the other. */
 static int64_t
 tick_send(uint64_t now)
 {
@@ -807,7 +812,7 @@ tick_send(uint64_t now)
 
     for (; nsent < due; nsent++) {
         k = nsent;
-        c = &conns[2 * (k % npairs) + ((k / npairs) & 1)];
+        c = &conns[2 * (k % npairs) + (((k % npairs) + k / npairs) & 1)];
 
         sched = t_send0 + (uint64_t) ((double) k * 1e9 / o_rate);
         if (now > sched && (now - sched) / 1000 > st.behind_max_us) {
