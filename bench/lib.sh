@@ -252,23 +252,33 @@ bench_bufs() {
                              from pg_stat_bgwriter' 2> /dev/null || true
 }
 
+# bench_sample NAME SECONDS SQL: a psql runs SQL every SECONDS into
+# $data/NAME.txt (space-separated rows) until bench_sample_stop NAME.
+bench_sample() {
+    local pid
+    printf '%s;\n\\watch %s\n' "$3" "$2" \
+        | psql -X -At -F ' ' > "$data/$1.txt" 2> /dev/null &
+    pid=$!
+    disown "$pid"
+    printf -v "bench_sample_$1" '%s' "$pid"
+}
+bench_sample_stop() {
+    local var="bench_sample_$1"
+    [ -n "${!var:-}" ] || return 0
+    kill "${!var}" 2> /dev/null || true
+    printf -v "$var" '%s' ''
+}
+
 # The WAL flushes as they went: every commit that stores a message waits for
 # its flush, and a notifying commit holds the NOTIFY lock meanwhile, so one
 # slow flush (the host's disk) stalls every send. A psql samples pg_stat_wal
 # every 100 ms (bench_start turns track_wal_io_timing on); the report gives,
 # per second, the mean flush time of its slowest 100 ms, in ms.
 bench_flush_start() {
-    printf '%s\n%s\n' "select extract(epoch from clock_timestamp()), wal_sync,
-            wal_sync_time from pg_stat_wal;" '\watch 0.1' \
-        | psql -X -At -F ' ' > "$data/flush.txt" 2> /dev/null &
-    bench_flush_pid=$!
-    disown "$bench_flush_pid"
+    bench_sample flush 0.1 "select extract(epoch from clock_timestamp()),
+        wal_sync, wal_sync_time from pg_stat_wal"
 }
-bench_flush_stop() {
-    [ -n "${bench_flush_pid:-}" ] || return 0
-    kill "$bench_flush_pid" 2> /dev/null || true
-    bench_flush_pid=
-}
+bench_flush_stop() { bench_sample_stop flush; }
 bench_flush_report() {
     [ -s "$data/flush.txt" ] || return 0
     echo "  WAL flush by second, mean ms in its slowest 100 ms:"
@@ -299,20 +309,13 @@ bench_flush_report() {
 # being on a CPU or waiting for one.
 bench_waits_start() {
     [ "${BENCH_WAITS:-0}" = 1 ] || return 0
-    printf '%s\n%s\n' "select extract(epoch from clock_timestamp()),
+    bench_sample waits 0.01 "select extract(epoch from clock_timestamp()),
             coalesce(wait_event_type, 'CPU') || ':' || coalesce(wait_event, '-')
        from pg_stat_activity
       where query like '%famcall_message_send_batch%' and state = 'active'
-        and pid <> pg_backend_pid();" '\watch 0.01' \
-        | psql -X -At -F ' ' > "$data/waits.txt" 2> /dev/null &
-    bench_waits_pid=$!
-    disown "$bench_waits_pid"
+        and pid <> pg_backend_pid()"
 }
-bench_waits_stop() {
-    [ -n "${bench_waits_pid:-}" ] || return 0
-    kill "$bench_waits_pid" 2> /dev/null || true
-    bench_waits_pid=
-}
+bench_waits_stop() { bench_sample_stop waits; }
 bench_waits_report() {
     [ -s "$data/waits.txt" ] || return 0
     echo "  batch backends by second, % of samples in WAL fsync/on a lock:"
