@@ -196,9 +196,9 @@ bench_cpu_report() {
             $4 - $1, $5 - $2, $6 - $3 }'
 }
 
-# pg_stat_wal's records, full-page images, bytes and syncs (one process
-# wrote it all: the commits' flushes are the syncs; a run starts right after
-# a checkpoint, so every page's first change in it logs the whole page)
+# pg_stat_wal's records, full-page images, bytes, syncs and their time (the
+# syncs are mostly the commits' flushes; a run starts right after a
+# checkpoint, so the first change to each page in it logs the whole page)
 bench_wal() {
     psql -X -At -F ' ' -c 'select wal_records, wal_fpi, wal_bytes, wal_sync,
                                   wal_sync_time from pg_stat_wal' 2> /dev/null || true
@@ -210,7 +210,7 @@ bench_wal() {
 # the rest), "listen" (their LISTEN connections), "psql" (the bench's own
 # sampling) or "server" (background processes).
 bench_procs() {
-    local pid stat cmd what
+    local pid stat cmd what f
     declare -A q
     while read -r pid what; do
         q[$pid]=$what
