@@ -17,8 +17,17 @@ bench_stop() {
     bench_waits_stop
     bench_flush_stop
     [ -n "${bench_autogroup:-}" ] && echo "$bench_autogroup" > "$bench_autogroup_knob"
-    [ -s "$data/nginx.pid" ] && kill -QUIT "$(cat "$data/nginx.pid")" 2> /dev/null || true
-    sleep 0.5
+    # the master we started, whether or not it wrote its pid file yet: one
+    # left running would hold the caller's stdout (t/30 reads it to the end)
+    if [ -n "${bench_nginx_pid:-}" ]; then
+        kill -QUIT "$bench_nginx_pid" 2> /dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$bench_nginx_pid" 2> /dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$bench_nginx_pid" 2> /dev/null || true
+        bench_nginx_pid=
+    fi
     "$bench_top/scripts/pg.sh" stop "$data/pg" > /dev/null 2>&1 || true
     [ -n "${BENCH_KEEP:-}" ] || rm -rf "$data"
 }
@@ -114,7 +123,14 @@ CONF
               -e "s|famcall_db_pool_size [0-9]*;|famcall_db_pool_size ${BENCH_POOL:-2};|" \
         > "$data/nginx.conf"
     nginx -p "$data" -c "$data/nginx.conf" -e "$data/log/nginx-error.log" &
-    sleep 1
+    bench_nginx_pid=$!
+    # up when it answers (daemon off: $! is the master)
+    for _ in $(seq 100); do
+        curl -s -o /dev/null "http://127.0.0.1:$plain_port/" && break
+        sleep 0.1
+    done
+    curl -sf -o /dev/null "http://127.0.0.1:$plain_port/" ||
+        { echo "nginx did not start:" >&2; tail -5 "$data/log/nginx-error.log" >&2; exit 1; }
 
     api=http://127.0.0.1:$FAMCALL_HTTP_PORT
     plain=http://127.0.0.1:$plain_port/
@@ -376,5 +392,16 @@ bench_seq_check() {
 bench_machine() {
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')," \
          "sched_autogroup_enabled=$(cat "$bench_autogroup_knob" 2> /dev/null || echo '?')"
-    [ -z "${BENCH_PG_SET:-}" ] || echo "PostgreSQL set for this experiment: $BENCH_PG_SET"
+    bench_pg_set_report
+}
+
+# the BENCH_PG_SET settings as the server has them now (read back, so the
+# line shows what took, not what was asked)
+bench_pg_set_report() {
+    local kv got=()
+    [ -n "${BENCH_PG_SET:-}" ] || return 0
+    for kv in $BENCH_PG_SET; do
+        got+=("${kv%%=*}=$(psql -X -At -c "select current_setting('${kv%%=*}')")")
+    done
+    echo "PostgreSQL set for this experiment: ${got[*]}"
 }

@@ -12,7 +12,7 @@
 -- escaped by to_json as jsonb escapes them. t/13 checks a listed page
 -- against famcall_message_json's rendering of the stored rows, byte for
 -- byte. A new key in famcall_message_json must be added here, and in the
--- send batch's answer (sql/009), in the same migration.
+-- send batch's answer (sql/013 now), in the same migration.
 
 create function famcall_message_text(m messages) returns text
 language sql stable parallel safe

@@ -654,6 +654,11 @@ my @bad_events = (
     [ 'message:send with a bad conversation_id',
       encode_json({ type => 'message:send', ref => 's4', data => { conversation_id => 'x', client_id => new_uuid(), body => 'hi' } }),
       ['s4', 'invalid_field', 'conversation_id'] ],
+    # a NUL would end the send batch's parameter early (libpq sends C strings)
+    [ 'message:send with an escaped NUL in the body',
+      '{"type":"message:send","ref":"s6","data":{"conversation_id":"' . new_uuid()
+        . '","client_id":"' . new_uuid() . '","body":"a\\u0000b"}}',
+      [undef, 'invalid_json'] ],
     [ 'message:send with a blank body',
       encode_json({ type => 'message:send', ref => 's5', data => { conversation_id => new_uuid(), client_id => new_uuid(), body => '  ' } }),
       ['s5', 'invalid_field', 'body'] ],
