@@ -77,6 +77,9 @@ typedef struct {
     ngx_str_t                  conninfo;
     ngx_uint_t                 db_pool_size;
     ngx_msec_t                 db_timeout;
+    ngx_uint_t                 send_streams;
+    size_t                     send_queue_size;
+    ngx_shm_zone_t            *send_zone;   /* the node's send streams */
 
     ngx_str_t                  jwt_secret;
     time_t                     jwt_ttl;

@@ -1,15 +1,17 @@
 /*
- * famcall: group commit (see ngx_famcall_batch.h).
+ * famcall: group commit, node-wide (see ngx_famcall_batch.h).
  *
- * Entries wait in `pending` only while `max_inflight` batches are already
- * at the database; the moment one comes back, the next batch leaves with
- * everything that queued up meanwhile (up to `max_items`).  A batch's
- * query has the pool's timeout, so nothing waits for ever, and a pending
- * batch keeps a graceful shutdown waiting until it is answered.
- *
- * An entry keeps its fields already written as array elements ("..." with
- * '"' and '\' escaped, or NULL), so a batch's parameters are the entries'
- * elements joined by commas inside braces.
+ * The worker that queues an item keeps its entry (owner, answer), found
+ * by the item's token; the item itself goes to the worker's stream in
+ * shared memory (ngx_famcall_batch_queue.c).  The stream's runner sends
+ * one batch at a time: when it comes back, the runner answers its own
+ * entries, sends the other workers theirs (one message per worker,
+ * ngx_famcall_ipc.c), and takes the next batch, or lets go of the stream
+ * when nothing is queued.  A batch's query has the pool's timeout, so
+ * nothing waits for ever, and a pending batch keeps a graceful shutdown
+ * waiting until it is answered.  An entry whose answer never comes (its
+ * runner died) gets 503 after the batcher's timeout; the client retries
+ * with the same client_id, which answers it with what was stored.
  */
 
 #include <ngx_config.h>
@@ -17,68 +19,135 @@
 #include <ngx_event.h>
 
 #include "ngx_famcall_batch.h"
+#include "ngx_famcall_batch_queue.h"
+#include "ngx_famcall_ipc.h"
 
 
-typedef enum {
-    NGX_FAMCALL_BATCH_PENDING = 0,
-    NGX_FAMCALL_BATCH_SENT
-} ngx_famcall_batch_state_e;
+#define NGX_FAMCALL_BATCHERS  4
+
+
+/* this worker's side of one of the node's streams */
+typedef struct {
+    ngx_famcall_batcher_t       *batcher;
+    ngx_famcall_bq_t            *queue;       /* in shared memory */
+    ngx_uint_t                   index;
+    unsigned                     running:1;   /* this worker runs it */
+    unsigned                     inflight:1;  /* a batch at the database */
+    ngx_event_t                  flush;       /* posted: end of this turn */
+} ngx_famcall_batch_stream_t;
 
 
 struct ngx_famcall_batcher_s {
+    ngx_uint_t                   id;          /* in ngx_famcall_batchers */
     ngx_famcall_pg_pool_t       *pg;
     ngx_uint_t                   stmt;
     ngx_uint_t                   nfields;
-    ngx_uint_t                   max_inflight;
+    ngx_uint_t                   part;        /* the field picking a stream */
     ngx_uint_t                   max_items;
-    ngx_uint_t                   inflight;
-    ngx_queue_t                  pending;
-    ngx_uint_t                   npending;
-    ngx_event_t                  flush;       /* posted: end of this turn */
+    ngx_msec_t                   timeout;
+    ngx_msec_t                   stale;       /* timeout / 2 */
+    ngx_uint_t                   nstreams;
+    ngx_famcall_batch_stream_t  *streams;
+
+    uint64_t                     next_token;
+    ngx_rbtree_t                 entries;     /* by token */
+    ngx_rbtree_node_t            sentinel;
+    ngx_queue_t                  waiting;     /* oldest first */
+    ngx_queue_t                  refused;     /* the queue was full */
+    time_t                       refused_logged;
+
+    ngx_event_t                  refuse;      /* posted: answer `refused` */
+    ngx_event_t                  expire;      /* the oldest entry's time */
     ngx_log_t                   *log;
 };
 
 
 struct ngx_famcall_batch_entry_s {
-    ngx_queue_t                  queue;
+    ngx_rbtree_node_t            node;        /* key: the token */
+    ngx_queue_t                  queue;       /* waiting or refused */
     ngx_famcall_batcher_t       *batcher;
-    ngx_famcall_batch_state_e    state;
-    ngx_str_t                    elts[NGX_FAMCALL_BATCH_MAX_FIELDS];
+    ngx_msec_t                   added;
     ngx_famcall_batch_answer_pt  answer;
-    void                        *owner;       /* NULL once detached */
+    void                        *owner;
     ngx_famcall_batch_entry_t  **ref;         /* the owner's pointer to us */
-    unsigned                     answered:1;
+    unsigned                     in_tree:1;
 };
 
 
+/* a batch at the database: whose its items are */
 typedef struct {
-    ngx_famcall_batcher_t       *batcher;
+    ngx_famcall_batch_stream_t  *stream;
     ngx_uint_t                   n;
-    ngx_famcall_batch_entry_t   *entries[1];  /* n of them */
+    ngx_famcall_bq_origin_t      origins[1];  /* n of them */
 } ngx_famcall_batch_t;
 
 
-static void ngx_famcall_batch_flush(ngx_famcall_batcher_t *b);
+/* answers bound for one other worker, as one message */
+typedef struct {
+    ngx_pid_t                    pid;
+    size_t                       len;
+    u_char                      *buf;         /* NGX_FAMCALL_IPC_MAX */
+} ngx_famcall_batch_out_t;
+
+
+/* an answer in a message: token, status, body length (-1: none), body */
+typedef struct {
+    uint64_t                     token;
+    int32_t                      status;
+    int32_t                      len;
+} ngx_famcall_batch_wire_t;
+
+
 static void ngx_famcall_batch_flush_handler(ngx_event_t *ev);
+static void ngx_famcall_batch_run(ngx_famcall_batch_stream_t *st);
+static void ngx_famcall_batch_hand_on(ngx_famcall_batch_stream_t *st);
+static void ngx_famcall_batch_claim(ngx_famcall_batch_stream_t *st);
 static void ngx_famcall_batch_done(void *data, ngx_famcall_pg_status_e status,
     PGresult *res);
-static void ngx_famcall_batch_finish(ngx_famcall_batch_t *batch,
-    ngx_int_t status);
+static void ngx_famcall_batch_route(ngx_famcall_batch_t *batch,
+    ngx_int_t status, PGresult *res);
+static void ngx_famcall_batch_out(ngx_famcall_batcher_t *b,
+    ngx_famcall_batch_out_t *out, ngx_uint_t *nout,
+    ngx_famcall_bq_origin_t *o, ngx_int_t status, u_char *body, size_t len);
+static void ngx_famcall_batch_send_out(ngx_famcall_batcher_t *b,
+    ngx_famcall_batch_out_t *out);
+static void ngx_famcall_batch_answers(u_char *data, size_t len);
+static void ngx_famcall_batch_kick(u_char *data, size_t len);
+static void ngx_famcall_batch_deliver(ngx_famcall_batcher_t *b,
+    uint64_t token, ngx_int_t status, u_char *body, size_t len);
 static void ngx_famcall_batch_answer(ngx_famcall_batch_entry_t *e,
     ngx_int_t status, u_char *body, size_t len);
-static void ngx_famcall_batch_entry_free(ngx_famcall_batch_entry_t *e);
-static size_t ngx_famcall_batch_elt_len(const ngx_str_t *v);
-static u_char *ngx_famcall_batch_elt(u_char *p, const ngx_str_t *v);
+static void ngx_famcall_batch_forget(ngx_famcall_batch_entry_t *e);
+static void ngx_famcall_batch_refuse_handler(ngx_event_t *ev);
+static void ngx_famcall_batch_expire_handler(ngx_event_t *ev);
+static void ngx_famcall_batch_arm(ngx_famcall_batcher_t *b);
+
+
+static ngx_famcall_batcher_t  *ngx_famcall_batchers[NGX_FAMCALL_BATCHERS];
+static ngx_uint_t              ngx_famcall_nbatchers;
+
+
+ngx_shm_zone_t *
+ngx_famcall_batch_zone(ngx_conf_t *cf, ngx_str_t *name, ngx_uint_t nstreams,
+    size_t queue_size, void *tag)
+{
+    return ngx_famcall_bq_zone(cf, name, nstreams, queue_size, tag);
+}
 
 
 ngx_famcall_batcher_t *
 ngx_famcall_batcher_create(ngx_pool_t *pool, ngx_famcall_pg_pool_t *pg,
-    ngx_uint_t stmt, ngx_uint_t nfields, ngx_uint_t max_inflight,
-    ngx_uint_t max_items, ngx_log_t *log)
+    ngx_shm_zone_t *zone, ngx_uint_t stmt, ngx_uint_t nfields,
+    ngx_uint_t part, ngx_uint_t max_items, ngx_msec_t timeout,
+    ngx_log_t *log)
 {
-    ngx_famcall_batcher_t  *b;
+    ngx_uint_t                   i;
+    ngx_famcall_batcher_t       *b;
+    ngx_famcall_batch_stream_t  *st;
 
-    if (nfields == 0 || nfields > NGX_FAMCALL_BATCH_MAX_FIELDS) {
+    if (nfields == 0 || nfields > NGX_FAMCALL_BATCH_MAX_FIELDS
+        || part >= nfields || ngx_famcall_nbatchers == NGX_FAMCALL_BATCHERS)
+    {
         return NULL;
     }
 
@@ -87,19 +156,107 @@ ngx_famcall_batcher_create(ngx_pool_t *pool, ngx_famcall_pg_pool_t *pg,
         return NULL;
     }
 
+    b->id = ngx_famcall_nbatchers;
     b->pg = pg;
     b->stmt = stmt;
     b->nfields = nfields;
-    b->max_inflight = max_inflight;
+    b->part = part;
     b->max_items = max_items;
+    b->timeout = timeout;
+    b->stale = timeout / 2;
     b->log = log;
-    ngx_queue_init(&b->pending);
 
-    b->flush.handler = ngx_famcall_batch_flush_handler;
-    b->flush.data = b;
-    b->flush.log = log;
+    /*
+     * Tokens start at random: an answer meant for a worker that died, and
+     * whose pid another process reuses, then matches none of its entries.
+     */
+    b->next_token = ((uint64_t) ngx_random() << 33)
+                    ^ ((uint64_t) ngx_random() << 11) ^ (uint64_t) ngx_random();
+
+    b->nstreams = ngx_famcall_bq_nstreams(zone);
+    b->streams = ngx_pcalloc(pool,
+                             b->nstreams * sizeof(ngx_famcall_batch_stream_t));
+    if (b->streams == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < b->nstreams; i++) {
+        st = &b->streams[i];
+        st->batcher = b;
+        st->queue = ngx_famcall_bq_stream(zone, i);
+        st->index = i;
+        st->flush.handler = ngx_famcall_batch_flush_handler;
+        st->flush.data = st;
+        st->flush.log = log;
+    }
+
+    ngx_rbtree_init(&b->entries, &b->sentinel, ngx_rbtree_insert_value);
+    ngx_queue_init(&b->waiting);
+    ngx_queue_init(&b->refused);
+
+    b->refuse.handler = ngx_famcall_batch_refuse_handler;
+    b->refuse.data = b;
+    b->refuse.log = log;
+
+    /* not cancelable: an HTTP request waiting for its answer keeps a
+       graceful shutdown waiting (a socket's entries go when it closes) */
+    b->expire.handler = ngx_famcall_batch_expire_handler;
+    b->expire.data = b;
+    b->expire.log = log;
+
+    ngx_famcall_batchers[ngx_famcall_nbatchers++] = b;
+
+    ngx_famcall_ipc_on(NGX_FAMCALL_IPC_BATCH_ANSWERS, ngx_famcall_batch_answers);
+    ngx_famcall_ipc_on(NGX_FAMCALL_IPC_BATCH_KICK, ngx_famcall_batch_kick);
+
+    /* items that a runner which died before this worker started left */
+    for (i = 0; i < b->nstreams; i++) {
+        ngx_famcall_batch_claim(&b->streams[i]);
+    }
 
     return b;
+}
+
+
+void
+ngx_famcall_batcher_exit(ngx_famcall_batcher_t *b)
+{
+    ngx_uint_t                   i;
+    ngx_queue_t                 *q;
+    ngx_famcall_batch_entry_t   *e;
+    ngx_famcall_batch_stream_t  *st;
+
+    for (i = 0; i < b->nstreams; i++) {
+        st = &b->streams[i];
+
+        if (st->running) {
+            ngx_famcall_batch_hand_on(st);
+        }
+
+        if (st->flush.posted) {
+            ngx_delete_posted_event(&st->flush);
+        }
+    }
+
+    if (b->refuse.posted) {
+        ngx_delete_posted_event(&b->refuse);
+    }
+
+    /* whatever still waits has no one left to answer (a fast shutdown) */
+    for (q = &b->waiting; q != NULL; q = (q == &b->waiting) ? &b->refused : NULL) {
+        while (!ngx_queue_empty(q)) {
+            e = ngx_queue_data(ngx_queue_head(q), ngx_famcall_batch_entry_t,
+                               queue);
+            if (e->ref != NULL) {
+                *e->ref = NULL;
+            }
+            ngx_famcall_batch_forget(e);
+        }
+    }
+
+    if (b->expire.timer_set) {
+        ngx_del_timer(&b->expire);
+    }
 }
 
 
@@ -108,139 +265,125 @@ ngx_famcall_batch_add(ngx_famcall_batcher_t *b, const ngx_str_t *fields,
     ngx_famcall_batch_answer_pt answer, void *owner,
     ngx_famcall_batch_entry_t **ref)
 {
-    u_char                     *p;
-    size_t                      len;
-    ngx_uint_t                  f;
-    ngx_famcall_batch_entry_t  *e;
+    ngx_uint_t                   run;
+    const ngx_str_t             *key;
+    ngx_famcall_batch_entry_t   *e;
+    ngx_famcall_batch_stream_t  *st;
 
-    len = 0;
-    for (f = 0; f < b->nfields; f++) {
-        len += ngx_famcall_batch_elt_len(&fields[f]);
-    }
-
-    /* the entry and its elements in one allocation */
-    e = ngx_alloc(sizeof(ngx_famcall_batch_entry_t) + len, b->log);
+    e = ngx_calloc(sizeof(ngx_famcall_batch_entry_t), b->log);
     if (e == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memzero(e, sizeof(ngx_famcall_batch_entry_t));
-
-    p = (u_char *) (e + 1);
-    for (f = 0; f < b->nfields; f++) {
-        e->elts[f].data = p;
-        p = ngx_famcall_batch_elt(p, &fields[f]);
-        e->elts[f].len = p - e->elts[f].data;
-    }
-
-    e->state = NGX_FAMCALL_BATCH_PENDING;
     e->batcher = b;
+    e->added = ngx_current_msec;
     e->answer = answer;
     e->owner = owner;
     e->ref = ref;
+    e->node.key = (ngx_rbtree_key_t) ++b->next_token;
     *ref = e;
 
-    ngx_queue_insert_tail(&b->pending, &e->queue);
-    b->npending++;
+    /*
+     * The stream by the item's key (the conversation): one key's items
+     * are stored in the order they were queued, since a stream runs one
+     * batch at a time, and two streams never wait on each other's locks.
+     */
+    key = &fields[b->part];
+    st = &b->streams[key->data ? ngx_crc32_short(key->data, key->len)
+                                 % b->nstreams
+                               : 0];
+
+    if (ngx_famcall_bq_put(st->queue, e->node.key, b->nfields, fields,
+                           b->stale, &run)
+        != NGX_OK)
+    {
+        if (b->refused_logged != ngx_time()) {
+            b->refused_logged = ngx_time();
+            ngx_log_error(NGX_LOG_WARN, b->log, 0,
+                          "famcall: the send queue is full, answering 503 "
+                          "(famcall_send_queue_size)");
+        }
+
+        ngx_queue_insert_tail(&b->refused, &e->queue);
+        if (!b->refuse.posted) {
+            ngx_post_event(&b->refuse, &ngx_posted_events);
+        }
+
+        return NGX_OK;
+    }
+
+    ngx_rbtree_insert(&b->entries, &e->node);
+    e->in_tree = 1;
+    ngx_queue_insert_tail(&b->waiting, &e->queue);
+
+    if (!b->expire.timer_set) {
+        ngx_famcall_batch_arm(b);
+    }
 
     /*
      * Not at once: at the end of this event-loop turn, so that the sends
      * read from many sockets in one turn leave together.  Nothing waits on
      * a timer; a turn is as long as the work already in hand.
      */
-    if (!b->flush.posted) {
-        ngx_post_event(&b->flush, &ngx_posted_events);
+    if (run && !st->running) {
+        st->running = 1;
+        ngx_post_event(&st->flush, &ngx_posted_events);
     }
 
     return NGX_OK;
 }
 
 
-static void
-ngx_famcall_batch_flush_handler(ngx_event_t *ev)
-{
-    ngx_famcall_batch_flush(ev->data);
-}
-
-
 void
 ngx_famcall_batch_detach(ngx_famcall_batch_entry_t *e)
 {
-    e->owner = NULL;
-    e->ref = NULL;
-
-    if (e->state == NGX_FAMCALL_BATCH_PENDING) {
-        /* never sent: the batcher forgets it */
-        ngx_queue_remove(&e->queue);
-        e->batcher->npending--;
-        ngx_famcall_batch_entry_free(e);
-    }
+    ngx_famcall_batch_forget(e);
 }
 
 
 static void
-ngx_famcall_batch_flush(ngx_famcall_batcher_t *b)
+ngx_famcall_batch_flush_handler(ngx_event_t *ev)
 {
-    u_char                     *buf, *p;
-    size_t                      len;
-    ngx_uint_t                  i, n, f;
-    ngx_queue_t                *q;
-    const char                 *params[NGX_FAMCALL_BATCH_MAX_FIELDS];
-    ngx_famcall_batch_t        *batch;
-    ngx_famcall_batch_entry_t  *e;
+    ngx_famcall_batch_run(ev->data);
+}
 
-    while (b->inflight < b->max_inflight && b->npending > 0) {
 
-        n = ngx_min(b->npending, b->max_items);
+/* the runner, with no batch at the database: send the next one, or let go */
+static void
+ngx_famcall_batch_run(ngx_famcall_batch_stream_t *st)
+{
+    u_char                 *buf;
+    ngx_uint_t              n;
+    const char             *params[NGX_FAMCALL_BATCH_MAX_FIELDS];
+    ngx_famcall_batch_t    *batch;
+    ngx_famcall_batcher_t  *b = st->batcher;
+
+    while (st->running && !st->inflight) {
 
         batch = ngx_alloc(sizeof(ngx_famcall_batch_t)
-                          + (n - 1) * sizeof(ngx_famcall_batch_entry_t *),
+                          + (b->max_items - 1) * sizeof(ngx_famcall_bq_origin_t),
                           b->log);
         if (batch == NULL) {
-            return;     /* the entries stay pending for the next turn */
+            /* the next item queued here retries; expiry covers the rest */
+            st->running = 0;
+            return;
         }
 
-        batch->batcher = b;
+        batch->stream = st;
+
+        n = ngx_famcall_bq_take(st->queue, b->nfields, b->max_items, &buf,
+                                params, batch->origins, b->log);
+        if (n == 0) {
+            ngx_free(batch);
+            st->running = 0;    /* nothing queued: the stream is let go */
+            return;
+        }
+
         batch->n = n;
 
-        /* per field: braces, n elements, n - 1 commas, the NUL */
-        len = b->nfields * (n + 2);
-
-        for (i = 0; i < n; i++) {
-            q = ngx_queue_head(&b->pending);
-            ngx_queue_remove(q);
-            b->npending--;
-
-            e = ngx_queue_data(q, ngx_famcall_batch_entry_t, queue);
-            e->state = NGX_FAMCALL_BATCH_SENT;
-            batch->entries[i] = e;
-
-            for (f = 0; f < b->nfields; f++) {
-                len += e->elts[f].len;
-            }
-        }
-
-        buf = ngx_alloc(len, b->log);
         if (buf == NULL) {
-            ngx_famcall_batch_finish(batch, NGX_FAMCALL_BATCH_FAILED);
+            ngx_famcall_batch_route(batch, NGX_FAMCALL_BATCH_FAILED, NULL);
             continue;
-        }
-
-        p = buf;
-        for (f = 0; f < b->nfields; f++) {
-            params[f] = (const char *) p;
-            *p++ = '{';
-
-            for (i = 0; i < n; i++) {
-                if (i > 0) {
-                    *p++ = ',';
-                }
-                p = ngx_cpymem(p, batch->entries[i]->elts[f].data,
-                               batch->entries[i]->elts[f].len);
-            }
-
-            *p++ = '}';
-            *p++ = '\0';
         }
 
         /* libpq has copied the parameters once this returns */
@@ -249,12 +392,51 @@ ngx_famcall_batch_flush(ngx_famcall_batcher_t *b)
             == NULL)
         {
             ngx_free(buf);
-            ngx_famcall_batch_finish(batch, NGX_FAMCALL_BATCH_UNAVAILABLE);
+            ngx_famcall_batch_route(batch, NGX_FAMCALL_BATCH_UNAVAILABLE,
+                                    NULL);
             continue;
         }
 
         ngx_free(buf);
-        b->inflight++;
+        st->inflight = 1;
+    }
+}
+
+
+/* an exiting runner lets go, and tells a worker with items queued */
+static void
+ngx_famcall_batch_hand_on(ngx_famcall_batch_stream_t *st)
+{
+    u_char     msg[2];
+    ngx_pid_t  kick;
+
+    if (ngx_famcall_bq_release(st->queue, &kick) != NGX_OK) {
+        return;     /* only its own items are left: it finishes them */
+    }
+
+    st->running = 0;
+
+    if (kick != 0) {
+        msg[0] = (u_char) st->batcher->id;
+        msg[1] = (u_char) st->index;
+        (void) ngx_famcall_ipc_send(kick, NGX_FAMCALL_IPC_BATCH_KICK, msg, 2);
+    }
+}
+
+
+/* run the stream if it has items and no (live) runner */
+static void
+ngx_famcall_batch_claim(ngx_famcall_batch_stream_t *st)
+{
+    if (st->running) {
+        return;
+    }
+
+    if (ngx_famcall_bq_claim(st->queue, st->batcher->stale)) {
+        st->running = 1;
+        if (!st->flush.posted) {
+            ngx_post_event(&st->flush, &ngx_posted_events);
+        }
     }
 }
 
@@ -265,69 +447,252 @@ ngx_famcall_batch_done(void *data, ngx_famcall_pg_status_e status,
 {
     ngx_famcall_batch_t  *batch = data;
 
-    int                         row, nrows;
-    ngx_int_t                   i, code;
-    ngx_famcall_batcher_t      *b = batch->batcher;
-    ngx_famcall_batch_entry_t  *e;
+    ngx_famcall_batch_stream_t  *st = batch->stream;
 
-    b->inflight--;
+    st->inflight = 0;
 
-    if (status != NGX_FAMCALL_PG_OK) {
-        ngx_famcall_batch_finish(batch,
-                                 status == NGX_FAMCALL_PG_SQL_ERROR
-                                 ? NGX_FAMCALL_BATCH_FAILED
-                                 : NGX_FAMCALL_BATCH_UNAVAILABLE);
-        ngx_famcall_batch_flush(b);
-        return;
+    ngx_famcall_batch_route(batch,
+                            status == NGX_FAMCALL_PG_OK ? NGX_OK
+                            : status == NGX_FAMCALL_PG_SQL_ERROR
+                              ? NGX_FAMCALL_BATCH_FAILED
+                              : NGX_FAMCALL_BATCH_UNAVAILABLE,
+                            status == NGX_FAMCALL_PG_OK ? res : NULL);
+
+    /*
+     * An exiting worker hands the stream on after each batch (it finishes
+     * its own sends): after, not before, so that a stream passed between
+     * exiting workers still moves on by a batch at every pass.
+     */
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        ngx_famcall_batch_hand_on(st);
     }
 
-    nrows = (PQnfields(res) == 3) ? PQntuples(res) : 0;
+    ngx_famcall_batch_run(st);
+}
 
-    for (row = 0; row < nrows; row++) {
+
+/*
+ * Every item of the batch gets its row's answer (status NGX_OK and res),
+ * or status: this worker's at once, the others' in one message per worker.
+ * An item without a row would be a bug in the SQL: it gets 500.  Frees
+ * the batch.
+ */
+static void
+ngx_famcall_batch_route(ngx_famcall_batch_t *batch, ngx_int_t status,
+    PGresult *res)
+{
+    int                       row, nrows;
+    u_char                   *answered, *body;
+    size_t                    len;
+    ngx_int_t                 i, code;
+    ngx_uint_t                k, nout;
+    ngx_famcall_batcher_t    *b = batch->stream->batcher;
+    ngx_famcall_batch_out_t   out[16];
+
+    nout = 0;
+    answered = ngx_calloc(batch->n, b->log);
+
+    nrows = (res != NULL && PQnfields(res) == 3) ? PQntuples(res) : 0;
+
+    for (row = 0; row < nrows && answered != NULL; row++) {
         i = ngx_atoi((u_char *) PQgetvalue(res, row, 0),
                      PQgetlength(res, row, 0));
 
-        if (i < 1 || (ngx_uint_t) i > batch->n) {
+        if (i < 1 || (ngx_uint_t) i > batch->n || answered[i - 1]) {
             continue;
         }
 
-        e = batch->entries[i - 1];
-        if (e->answered) {
-            continue;
-        }
+        answered[i - 1] = 1;
 
         code = ngx_atoi((u_char *) PQgetvalue(res, row, 1),
                         PQgetlength(res, row, 1));
 
-        ngx_famcall_batch_answer(e, code,
-            PQgetisnull(res, row, 2) ? NULL : (u_char *) PQgetvalue(res, row, 2),
-            PQgetisnull(res, row, 2) ? 0 : PQgetlength(res, row, 2));
+        body = PQgetisnull(res, row, 2) ? NULL
+                                        : (u_char *) PQgetvalue(res, row, 2);
+        len = body ? (size_t) PQgetlength(res, row, 2) : 0;
+
+        ngx_famcall_batch_out(b, out, &nout, &batch->origins[i - 1], code,
+                              body, len);
     }
 
-    /* an item without a row would be a bug in the SQL: say so, once */
-    ngx_famcall_batch_finish(batch, NGX_FAMCALL_BATCH_FAILED);
-    ngx_famcall_batch_flush(b);
-}
+    if (status == NGX_OK) {
+        status = NGX_FAMCALL_BATCH_FAILED;
+    }
 
-
-/* answer every entry not answered yet with status, and free the batch */
-static void
-ngx_famcall_batch_finish(ngx_famcall_batch_t *batch, ngx_int_t status)
-{
-    ngx_uint_t                  i;
-    ngx_famcall_batch_entry_t  *e;
-
-    for (i = 0; i < batch->n; i++) {
-        e = batch->entries[i];
-
-        if (!e->answered) {
-            ngx_famcall_batch_answer(e, status, NULL, 0);
+    for (k = 0; k < batch->n; k++) {
+        if (answered == NULL || !answered[k]) {
+            ngx_famcall_batch_out(b, out, &nout, &batch->origins[k], status,
+                                  NULL, 0);
         }
+    }
 
-        ngx_famcall_batch_entry_free(e);
+    for (k = 0; k < nout; k++) {
+        ngx_famcall_batch_send_out(b, &out[k]);
+        ngx_free(out[k].buf);
+    }
+
+    if (answered != NULL) {
+        ngx_free(answered);
     }
 
     ngx_free(batch);
+}
+
+
+/* one answer: delivered here, or added to its worker's message */
+static void
+ngx_famcall_batch_out(ngx_famcall_batcher_t *b, ngx_famcall_batch_out_t *out,
+    ngx_uint_t *nout, ngx_famcall_bq_origin_t *o, ngx_int_t status,
+    u_char *body, size_t len)
+{
+    ngx_uint_t                 k;
+    ngx_famcall_batch_out_t   *m;
+    ngx_famcall_batch_wire_t   w;
+
+    if (o->pid == ngx_pid) {
+        ngx_famcall_batch_deliver(b, o->token, status, body, len);
+        return;
+    }
+
+    m = NULL;
+    for (k = 0; k < *nout; k++) {
+        if (out[k].pid == o->pid) {
+            m = &out[k];
+            break;
+        }
+    }
+
+    if (m == NULL) {
+        if (*nout == 16) {
+            /* more workers than slots: send the first one's now */
+            ngx_famcall_batch_send_out(b, &out[0]);
+            ngx_free(out[0].buf);
+            out[0] = out[--*nout];
+        }
+
+        m = &out[(*nout)++];
+        m->pid = o->pid;
+        m->buf = ngx_alloc(NGX_FAMCALL_IPC_MAX, b->log);
+        if (m->buf == NULL) {
+            (*nout)--;
+            return;     /* its entry expires */
+        }
+
+        m->buf[0] = (u_char) b->id;
+        m->len = 1;
+    }
+
+    if (len > NGX_FAMCALL_IPC_MAX - 1 - sizeof(w)) {
+        /* cannot happen (a body is at most 4,000 characters); say so */
+        status = NGX_FAMCALL_BATCH_FAILED;
+        body = NULL;
+        len = 0;
+    }
+
+    if (m->len + sizeof(w) + len > NGX_FAMCALL_IPC_MAX) {
+        ngx_famcall_batch_send_out(b, m);
+        m->len = 1;
+    }
+
+    w.token = o->token;
+    w.status = (int32_t) status;
+    w.len = body ? (int32_t) len : -1;
+
+    m->len = ngx_cpymem(m->buf + m->len, &w, sizeof(w)) - m->buf;
+    if (body != NULL) {
+        m->len = ngx_cpymem(m->buf + m->len, body, len) - m->buf;
+    }
+}
+
+
+static void
+ngx_famcall_batch_send_out(ngx_famcall_batcher_t *b,
+    ngx_famcall_batch_out_t *out)
+{
+    if (out->len <= 1) {
+        return;
+    }
+
+    /* a worker that is gone has no one left to answer */
+    (void) ngx_famcall_ipc_send(out->pid, NGX_FAMCALL_IPC_BATCH_ANSWERS,
+                                out->buf, out->len);
+}
+
+
+/* a runner's message: answers for this worker's entries */
+static void
+ngx_famcall_batch_answers(u_char *data, size_t len)
+{
+    u_char                    *p, *last, *body;
+    ngx_famcall_batcher_t     *b;
+    ngx_famcall_batch_wire_t   w;
+
+    if (len < 1 || data[0] >= ngx_famcall_nbatchers) {
+        return;
+    }
+
+    b = ngx_famcall_batchers[data[0]];
+    p = data + 1;
+    last = data + len;
+
+    while ((size_t) (last - p) >= sizeof(w)) {
+        ngx_memcpy(&w, p, sizeof(w));
+        p += sizeof(w);
+
+        body = NULL;
+        if (w.len >= 0) {
+            if ((size_t) (last - p) < (size_t) w.len) {
+                return;
+            }
+            body = p;
+            p += w.len;
+        }
+
+        ngx_famcall_batch_deliver(b, w.token, w.status, body,
+                                  body ? (size_t) w.len : 0);
+    }
+}
+
+
+/* an exiting runner handed a stream on: run it, if nobody else does */
+static void
+ngx_famcall_batch_kick(u_char *data, size_t len)
+{
+    ngx_famcall_batcher_t  *b;
+
+    if (len < 2 || data[0] >= ngx_famcall_nbatchers) {
+        return;
+    }
+
+    b = ngx_famcall_batchers[data[0]];
+
+    if (data[1] < b->nstreams) {
+        ngx_famcall_batch_claim(&b->streams[data[1]]);
+    }
+}
+
+
+static void
+ngx_famcall_batch_deliver(ngx_famcall_batcher_t *b, uint64_t token,
+    ngx_int_t status, u_char *body, size_t len)
+{
+    ngx_rbtree_node_t  *node, *sentinel;
+
+    node = b->entries.root;
+    sentinel = b->entries.sentinel;
+
+    while (node != sentinel) {
+        if ((ngx_rbtree_key_t) token == node->key) {
+            ngx_famcall_batch_answer((ngx_famcall_batch_entry_t *) node,
+                                     status, body, len);
+            return;
+        }
+
+        node = ((ngx_rbtree_key_t) token < node->key) ? node->left
+                                                      : node->right;
+    }
+
+    /* its owner went, or it expired: nobody to answer */
 }
 
 
@@ -335,70 +700,107 @@ static void
 ngx_famcall_batch_answer(ngx_famcall_batch_entry_t *e, ngx_int_t status,
     u_char *body, size_t len)
 {
-    e->answered = 1;
-
-    if (e->owner == NULL) {
-        return;
-    }
+    void                         *owner = e->owner;
+    ngx_famcall_batch_answer_pt   answer = e->answer;
 
     /* from here the owner holds no pointer to us: it may go at once */
     if (e->ref != NULL) {
         *e->ref = NULL;
-        e->ref = NULL;
     }
 
-    e->answer(e->owner, status, body, len);
+    ngx_famcall_batch_forget(e);
+
+    answer(owner, status, body, len);
+}
+
+
+/* the entry leaves the tree and its queue, and is freed */
+static void
+ngx_famcall_batch_forget(ngx_famcall_batch_entry_t *e)
+{
+    ngx_famcall_batcher_t  *b = e->batcher;
+
+    if (e->in_tree) {
+        ngx_rbtree_delete(&b->entries, &e->node);
+    }
+
+    ngx_queue_remove(&e->queue);
+    ngx_free(e);
+
+    if (ngx_queue_empty(&b->waiting) && b->expire.timer_set) {
+        ngx_del_timer(&b->expire);
+    }
 }
 
 
 static void
-ngx_famcall_batch_entry_free(ngx_famcall_batch_entry_t *e)
+ngx_famcall_batch_refuse_handler(ngx_event_t *ev)
 {
-    ngx_free(e);
+    ngx_queue_t                *q;
+    ngx_famcall_batcher_t      *b = ev->data;
+    ngx_famcall_batch_entry_t  *e;
+
+    while (!ngx_queue_empty(&b->refused)) {
+        q = ngx_queue_head(&b->refused);
+        e = ngx_queue_data(q, ngx_famcall_batch_entry_t, queue);
+        ngx_famcall_batch_answer(e, NGX_FAMCALL_BATCH_UNAVAILABLE, NULL, 0);
+    }
 }
 
 
-/* an array element: NULL, or the value in double quotes */
-static size_t
-ngx_famcall_batch_elt_len(const ngx_str_t *v)
+/*
+ * At half the timeout of the oldest entry, a stream whose runner died is
+ * taken over; at the whole, entries still unanswered get 503.
+ */
+static void
+ngx_famcall_batch_expire_handler(ngx_event_t *ev)
 {
-    size_t  i, len;
+    ngx_uint_t                  i;
+    ngx_queue_t                *q;
+    ngx_famcall_batcher_t      *b = ev->data;
+    ngx_famcall_batch_entry_t  *e;
 
-    if (v->data == NULL) {
-        return sizeof("NULL") - 1;
+    for (i = 0; i < b->nstreams; i++) {
+        ngx_famcall_batch_claim(&b->streams[i]);
     }
 
-    len = v->len + 2;
+    while (!ngx_queue_empty(&b->waiting)) {
+        q = ngx_queue_head(&b->waiting);
+        e = ngx_queue_data(q, ngx_famcall_batch_entry_t, queue);
 
-    for (i = 0; i < v->len; i++) {
-        if (v->data[i] == '"' || v->data[i] == '\\') {
-            len++;
+        if ((ngx_msec_int_t) (ngx_current_msec - e->added)
+            < (ngx_msec_int_t) b->timeout)
+        {
+            break;
         }
+
+        ngx_log_error(NGX_LOG_WARN, b->log, 0,
+                      "famcall: a queued send had no answer in %M ms, "
+                      "answering 503", b->timeout);
+
+        ngx_famcall_batch_answer(e, NGX_FAMCALL_BATCH_UNAVAILABLE, NULL, 0);
     }
 
-    return len;
+    if (!ngx_queue_empty(&b->waiting) && !b->expire.timer_set) {
+        ngx_famcall_batch_arm(b);
+    }
 }
 
 
-static u_char *
-ngx_famcall_batch_elt(u_char *p, const ngx_str_t *v)
+/* the timer for the oldest waiting entry's next step */
+static void
+ngx_famcall_batch_arm(ngx_famcall_batcher_t *b)
 {
-    size_t  i;
+    ngx_msec_int_t              left;
+    ngx_famcall_batch_entry_t  *e;
 
-    if (v->data == NULL) {
-        return ngx_cpymem(p, "NULL", sizeof("NULL") - 1);
+    e = ngx_queue_data(ngx_queue_head(&b->waiting),
+                       ngx_famcall_batch_entry_t, queue);
+
+    left = (ngx_msec_int_t) (e->added + b->stale - ngx_current_msec);
+    if (left <= 0) {
+        left = (ngx_msec_int_t) (e->added + b->timeout - ngx_current_msec);
     }
 
-    *p++ = '"';
-
-    for (i = 0; i < v->len; i++) {
-        if (v->data[i] == '"' || v->data[i] == '\\') {
-            *p++ = '\\';
-        }
-        *p++ = v->data[i];
-    }
-
-    *p++ = '"';
-
-    return p;
+    ngx_add_timer(&b->expire, left > 0 ? (ngx_msec_t) left : 1);
 }

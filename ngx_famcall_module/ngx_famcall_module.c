@@ -18,6 +18,7 @@
 
 #include "ngx_famcall.h"
 #include "ngx_famcall_token.h"
+#include "ngx_famcall_ipc.h"
 
 
 static ngx_int_t ngx_famcall_add_variables(ngx_conf_t *cf);
@@ -52,6 +53,10 @@ static ngx_conf_num_bounds_t  ngx_famcall_pool_size_bounds = {
     ngx_famcall_check_bounds, 1, 256
 };
 
+static ngx_conf_num_bounds_t  ngx_famcall_send_streams_bounds = {
+    ngx_famcall_check_bounds, 1, 64
+};
+
 static ngx_conf_num_bounds_t  ngx_famcall_opslimit_bounds = {
     ngx_famcall_check_bounds, 1, 32
 };
@@ -76,6 +81,14 @@ static ngx_command_t  ngx_famcall_commands[] = {
 
     { ngx_string("famcall_db_timeout"), FAMCALL_MAIN,
       ngx_conf_set_msec_slot, FAMCALL_MCF, famcall_off(db_timeout), NULL },
+
+    { ngx_string("famcall_send_streams"), FAMCALL_MAIN,
+      ngx_conf_set_num_slot, FAMCALL_MCF, famcall_off(send_streams),
+      &ngx_famcall_send_streams_bounds },
+
+    { ngx_string("famcall_send_queue_size"), FAMCALL_MAIN,
+      ngx_conf_set_size_slot, FAMCALL_MCF, famcall_off(send_queue_size),
+      NULL },
 
     { ngx_string("famcall_jwt_secret"), FAMCALL_MAIN,
       ngx_famcall_jwt_secret, FAMCALL_MCF, 0, NULL },
@@ -256,6 +269,8 @@ ngx_famcall_create_main_conf(ngx_conf_t *cf)
 
     fmcf->db_pool_size = NGX_CONF_UNSET_UINT;
     fmcf->db_timeout = NGX_CONF_UNSET_MSEC;
+    fmcf->send_streams = NGX_CONF_UNSET_UINT;
+    fmcf->send_queue_size = NGX_CONF_UNSET_SIZE;
     fmcf->jwt_ttl = NGX_CONF_UNSET;
     fmcf->refresh_ttl = NGX_CONF_UNSET;
     fmcf->refresh_grace = NGX_CONF_UNSET;
@@ -285,9 +300,12 @@ ngx_famcall_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_famcall_main_conf_t  *fmcf = conf;
 
     ngx_str_t  sms_log = ngx_string("logs/sms.log");
+    ngx_str_t  send_zone = ngx_string("famcall_send");
 
     ngx_conf_init_uint_value(fmcf->db_pool_size, 2);
     ngx_conf_init_msec_value(fmcf->db_timeout, 5000);
+    ngx_conf_init_uint_value(fmcf->send_streams, 2);
+    ngx_conf_init_size_value(fmcf->send_queue_size, 1024 * 1024);
     ngx_conf_init_value(fmcf->jwt_ttl, 15 * 60);
     ngx_conf_init_value(fmcf->refresh_ttl, 30 * 24 * 60 * 60);
     ngx_conf_init_value(fmcf->refresh_grace, 10);
@@ -372,6 +390,20 @@ ngx_famcall_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (fmcf->send_queue_size < 64 * 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"famcall_send_queue_size\" must be at least 64k");
+        return NGX_CONF_ERROR;
+    }
+
+    fmcf->send_zone = ngx_famcall_batch_zone(cf, &send_zone,
+                                             fmcf->send_streams,
+                                             fmcf->send_queue_size,
+                                             &ngx_http_famcall_module);
+    if (fmcf->send_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -425,18 +457,25 @@ ngx_famcall_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_famcall_ipc_init(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     /*
-     * One batch of sends in flight per worker: what arrives meanwhile waits
-     * for it and leaves as the next batch.  Two in flight (one per pool
-     * connection) made batches half as big for the same wait, and every
-     * batch has a fixed cost in PostgreSQL of about four sends; on two
-     * cores, 10,000 sends/s over WebSocket went from p99 168 ms to 64 ms
-     * with this (docs/benchmarks.md).  The workers' batches still run side
-     * by side.
+     * One batch of sends in flight per stream, and famcall_send_streams
+     * (2) streams per node, however many workers it has: what arrives
+     * meanwhile waits and leaves as the next batch.  More batches side by
+     * side make each smaller for the same wait, and every batch has a fixed
+     * cost in PostgreSQL of about four sends; with one stream per worker,
+     * 10,000 sends/s over WebSocket fell behind on 8 workers (seconds of
+     * latency) while 2 carried it (docs/benchmarks.md).  An item unanswered
+     * after twice the database timeout (its runner died) gets 503.
      */
     fmcf->send_batcher = ngx_famcall_batcher_create(cycle->pool, fmcf->pg,
+                             fmcf->send_zone,
                              NGX_FAMCALL_SQL_MESSAGE_SEND_BATCH,
-                             NGX_FAMCALL_SEND_FIELDS, 1, 256, cycle->log);
+                             NGX_FAMCALL_SEND_FIELDS, 1, 256,
+                             2 * fmcf->db_timeout + 1000, cycle->log);
     if (fmcf->send_batcher == NULL) {
         return NGX_ERROR;
     }
@@ -463,6 +502,12 @@ ngx_famcall_exit_process(ngx_cycle_t *cycle)
     if (fmcf != NULL) {
         ngx_famcall_gw_exit(fmcf);
     }
+
+    if (fmcf != NULL && fmcf->send_batcher != NULL) {
+        ngx_famcall_batcher_exit(fmcf->send_batcher);
+    }
+
+    ngx_famcall_ipc_exit();
 
     if (fmcf != NULL && fmcf->pg != NULL) {
         ngx_famcall_pg_pool_destroy(fmcf->pg);

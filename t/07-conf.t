@@ -62,6 +62,9 @@ conf_ok('famcall_otp_sms webhook',
         sub { s/^\s*famcall_otp_sms\s[^;]*;/famcall_otp_sms webhook https:\/\/sms.example.com\/send;/m });
 conf_ok('famcall_db_pool_size 1', sub { s/famcall_db_pool_size \d+;/famcall_db_pool_size 1;/ });
 
+conf_ok('famcall_send_streams 1 and famcall_send_queue_size 64k', sub {
+    s/^(\s*famcall_db_pool_size\s[^;]*;)/$1\n    famcall_send_streams 1;\n    famcall_send_queue_size 64k;/m });
+
 conf_fails('famcall_jwt_secret of 31 bytes', qr/famcall_jwt_secret\b/,
            sub { s/$jwt_line/famcall_jwt_secret "0123456789abcdef0123456789abcde";/ });
 conf_fails('famcall_jwt_secret_file with 16 bytes', qr/famcall_jwt_secret/, sub {
@@ -73,6 +76,12 @@ conf_fails('famcall_jwt_secret_file that does not exist', qr/famcall_jwt_secret_
 conf_fails('no jwt secret at all', qr/famcall_jwt_secret/, sub { s/$jwt_line//; });
 conf_fails('unknown famcall_otp_sms driver', qr/famcall_otp_sms/,
            sub { s/^\s*famcall_otp_sms\s[^;]*;/famcall_otp_sms carrier_pigeon \/tmp\/x;/m });
+conf_fails('famcall_send_streams 0', qr/famcall_send_streams/,
+           sub { s/^(\s*famcall_db_pool_size\s[^;]*;)/$1 famcall_send_streams 0;/m });
+conf_fails('famcall_send_streams 65', qr/famcall_send_streams/,
+           sub { s/^(\s*famcall_db_pool_size\s[^;]*;)/$1 famcall_send_streams 65;/m });
+conf_fails('famcall_send_queue_size 16k', qr/famcall_send_queue_size" must be at least 64k/,
+           sub { s/^(\s*famcall_db_pool_size\s[^;]*;)/$1 famcall_send_queue_size 16k;/m });
 conf_fails('famcall_db_pool_size 0', qr/famcall_db_pool_size/,
            sub { s/famcall_db_pool_size \d+;/famcall_db_pool_size 0;/ });
 conf_fails('famcall_db_pool_size not a number', qr/famcall_db_pool_size/,

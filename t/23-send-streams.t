@@ -1,0 +1,233 @@
+# The node's send streams (issue 4): a node's workers share
+# famcall_send_streams batches in flight, queued in shared memory, one
+# conversation always in the same stream; the worker running a stream
+# hands every other worker its answers. Sends from sockets on four workers
+# reach the right socket and are stored in the order each device sent them;
+# a full queue answers "unavailable" and stores nothing it refused; a
+# runner killed with a batch in hand is replaced and what was queued behind
+# it is stored and answered.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use POSIX ();
+use Time::HiRes qw(time sleep);
+use Famcall::Test qw(new_uuid);
+use Famcall::WS;
+
+# db_timeout 2s: an unanswered send gets 503 after 5 s (twice it and a
+# second), and a dead runner's stream is taken over after 2.5 s
+my $s = Famcall::Test->new(workers => 4, extra_conf => <<'CONF');
+famcall_db_timeout 2s;
+famcall_send_streams 2;
+famcall_send_queue_size 64k;
+CONF
+
+my @users = map { $s->signup } 1 .. 8;
+my @pairs = map { [ $users[2 * $_], $users[2 * $_ + 1] ] } 0 .. 3;
+for my $p (@pairs) {
+    $s->befriend(@$p);
+    $p->[2] = $s->open_conversation(@$p)->{id};
+}
+
+sub ws {
+    my $ws = Famcall::WS->open($s, $_[0]{access_token});
+    die 'no socket' unless $ws;
+    return $ws;
+}
+
+# fire sends without waiting; (refs in order, client_ids by ref)
+sub fire {
+    my ($ws, $conv, $n, $body) = @_;
+    my (@refs, %cid);
+    for my $i (1 .. $n) {
+        my $ref = 'f' . $i . '-' . int(rand 1e9);
+        my $cid = new_uuid();
+        $ws->send('message:send',
+            { conversation_id => $conv, client_id => $cid, body => ref $body ? $body->($i) : "$body $i" },
+            $ref);
+        push @refs, $ref;
+        $cid{$ref} = $cid;
+    }
+    return (\@refs, \%cid);
+}
+
+# the answer (ack or error) to each ref, in the refs' order
+sub answers {
+    my ($ws, $refs, $timeout) = @_;
+    my $deadline = time + ($timeout // 15);
+    my @got;
+    for my $ref (@$refs) {
+        my $left = $deadline - time;
+        push @got, $ws->wait_for(sub { ($_[0]{ref} // '') eq $ref }, $left > 0 ? $left : 0.01);
+    }
+    return @got;
+}
+
+# run the client's event loop for $secs (its frames go out only then)
+sub pump {
+    my $until = time + $_[0];
+    Mojo::IOLoop->one_tick_for(0.01) while time < $until;
+}
+
+sub gapless {
+    my ($conv) = @_;
+    return $s->psql("select count(*) = max(seq) and min(seq) = 1 from messages "
+                  . "where conversation_id = '$conv'") eq 't';
+}
+
+# a psql session holding conversations locked (sends wait) for $secs
+sub hold_lock {
+    my ($secs) = @_;
+    my $env = $s->pg_env;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        for (keys %$env) { defined $env->{$_} ? ($ENV{$_} = $env->{$_}) : delete $ENV{$_} }
+        open STDOUT, '>', '/dev/null';
+        { exec '/usr/bin/psql', '-X', '-q', '-c',
+              "begin; lock table conversations in exclusive mode; select pg_sleep($secs); commit;" }
+        POSIX::_exit(1);
+    }
+    my $deadline = time + 5;
+    sleep 0.02 until time > $deadline
+        || $s->psql("select count(*) from pg_locks where relation = 'conversations'::regclass "
+                  . "and mode = 'ExclusiveLock' and granted");
+    return $pid;
+}
+
+subtest 'bursts from sockets on every worker: answered to the right socket, in order' => sub {
+    my (@socks, %pids);
+    for my $p (@pairs) {
+        for my $side (0, 1) {
+            for (1 .. 2) {
+                my $ws = ws($p->[$side]);
+                $pids{ $ws->server_pid($s->http_port) // '?' }++;
+                push @socks, { ws => $ws, conv => $p->[2], peer => $p->[1 - $side] };
+            }
+        }
+    }
+    cmp_ok(scalar(grep { $_ ne '?' } keys %pids), '>=', 2,
+           'the 16 sockets are spread over several workers');
+
+    # every socket fires 10 sends before reading any answer
+    for my $k (0 .. $#socks) {
+        @{ $socks[$k] }{qw(refs cid)} = fire($socks[$k]{ws}, $socks[$k]{conv}, 10, "burst $k");
+    }
+
+    my ($ok, $right, $ordered) = (0, 0, 0);
+    for my $sk (@socks) {
+        my @a = answers($sk->{ws}, $sk->{refs});
+        my @acks = grep { $_ && $_->{type} eq 'ack' } @a;
+        $ok += @acks;
+        $right += grep { $a[$_] && $a[$_]{type} eq 'ack'
+                         && $a[$_]{data}{client_id} eq $sk->{cid}{ $sk->{refs}[$_] }
+                         && $a[$_]{data}{conversation_id} eq $sk->{conv} } 0 .. $#a;
+        my @seq = map { $_->{data}{seq} } @acks;
+        $ordered++ if @seq == 10 && !grep { $seq[$_] <= $seq[$_ - 1] } 1 .. $#seq;
+    }
+    is($ok, 160, 'all 160 sends acked');
+    is($right, 160, "each ack is the stored message of its own ref's send");
+    is($ordered, 16, "each socket's messages are numbered in the order it sent them");
+    ok((!grep { !gapless($_->[2]) } @pairs), 'every conversation is numbered 1..n without a gap');
+    is($s->psql("select count(*) from messages"), 160, '160 rows stored');
+
+    # and delivered live to the other side's sockets (two each)
+    my $delivered = 0;
+    for my $sk (@socks) {
+        my $n = 0;
+        my $deadline = time + 10;
+        while ($n < 20 && time < $deadline) {
+            $sk->{ws}->expect('message:new', 1) and $n++;
+        }
+        $delivered += $n;
+    }
+    is($delivered, 320, "every message reaches both of the peer's sockets");
+    $_->{ws}->close for @socks;
+};
+
+subtest 'a full queue answers unavailable and stores nothing it refused' => sub {
+    my ($a, $b, $conv) = @{ $pairs[0] };
+    my $wa = ws($a);
+    my $before = $s->psql("select count(*) from messages where conversation_id = '$conv'");
+
+    # while the database holds the first batch, 40 sends of 3,900 characters
+    # (a 64k queue holds about 15 of them)
+    my $locker = hold_lock(1.5);
+    my ($refs, $cid) = fire($wa, $conv, 40, sub { ('x' x 3890) . sprintf('%06d', $_[0]) });
+    my @a = answers($wa, $refs, 15);
+    waitpid $locker, 0;
+
+    my @acked = grep { $a[$_] && $a[$_]{type} eq 'ack' } 0 .. $#a;
+    my @refused = grep { $a[$_] && $a[$_]{type} eq 'error'
+                         && $a[$_]{error}{code} eq 'unavailable' } 0 .. $#a;
+    cmp_ok(scalar @acked, '>=', 10, scalar(@acked) . ' stored and acked');
+    cmp_ok(scalar @refused, '>=', 10, scalar(@refused) . ' refused with "unavailable"');
+    is(@acked + @refused, 40, 'every send is answered one way or the other');
+
+    my $in = join ',', map { "'$cid->{ $refs->[$_] }'" } @refused;
+    is($s->psql("select count(*) from messages where client_id in ($in)"), 0,
+       'nothing refused was stored');
+    is($s->psql("select count(*) from messages where conversation_id = '$conv'"),
+       $before + @acked, 'what was acked was stored');
+
+    # the client sends the refused ones again, with the same client_ids
+    my @retry;
+    for my $k (@refused) {
+        my $r = $wa->request('message:send',
+            { conversation_id => $conv, client_id => $cid->{ $refs->[$k] },
+              body => ('x' x 3890) . sprintf('%06d', $k + 1) });
+        push @retry, $r if $r && $r->{type} eq 'ack';
+    }
+    is(scalar @retry, scalar @refused, 'sent again, each is stored');
+    ok(gapless($conv), 'the conversation is numbered without a gap');
+    $wa->close;
+};
+
+subtest 'a runner killed with a batch in hand: its stream is taken over' => sub {
+    my ($a, $b, $conv) = @{ $pairs[1] };
+
+    # A and B on different workers
+    my $wa = ws($a);
+    my $pa = $wa->server_pid($s->http_port);
+    my ($wb, $pb);
+    for (1 .. 30) {
+        $wb = ws($b);
+        $pb = $wb->server_pid($s->http_port);
+        last if $pb && $pa && $pb != $pa;
+        $wb->close;
+    }
+    ok($pa && $pb && $pa != $pb, "A's socket on worker $pa, B's on $pb");
+
+    # A's worker finds the stream idle and runs it: its batch waits on the lock
+    my $locker = hold_lock(4);
+    $wa->send('message:send', { conversation_id => $conv, client_id => new_uuid(),
+                                body => 'in the batch of the worker killed' }, 'killed');
+    pump(0.3);
+    my ($refs) = fire($wb, $conv, 3, 'queued behind it');
+    pump(0.3);
+    kill 'KILL', $pa;
+    ok($wa->wait_closed(10), "A's socket goes with its worker");
+
+    my @a = answers($wb, $refs, 15);
+    waitpid $locker, 0;
+    my @seq = map { $_ && $_->{type} eq 'ack' ? $_->{data}{seq} : () } @a;
+    is(scalar @seq, 3, "B's three sends, queued behind the dead runner, are acked");
+    ok(@seq == 3 && $seq[0] < $seq[1] && $seq[1] < $seq[2], 'in the order B sent them');
+    ok(gapless($conv), 'the conversation is numbered without a gap');
+
+    my $log = "$s->{data}/log/nginx-error.log";
+    my $text = do { local (@ARGV, $/) = ($log); <> };
+    like($text, qr/worker \Q$pa\E, which ran a send stream, is gone; worker \d+ takes the stream over/,
+         'the log says which worker took the stream over');
+
+    # the killed worker exited on a signal: expected here, not a crash
+    $text =~ s/^.*worker process \Q$pa\E exited on signal 9.*\n//mg;
+    open my $fh, '>', $log or die;
+    print $fh $text;
+    close $fh;
+    $wb->close;
+};
+
+$s->stop;
+done_testing;
