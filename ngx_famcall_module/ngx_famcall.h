@@ -230,7 +230,8 @@ ngx_int_t ngx_famcall_ws_open(ngx_famcall_ctx_t *ctx);
 ngx_int_t ngx_famcall_gw_init(ngx_cycle_t *cycle,
     ngx_http_famcall_main_conf_t *fmcf);
 void ngx_famcall_gw_exit(ngx_http_famcall_main_conf_t *fmcf);
-ngx_int_t ngx_famcall_gw_user_parse(const char *uuid, u_char *out);
+ngx_int_t ngx_famcall_gw_user_parse(const u_char *uuid, size_t len,
+    u_char *out);
 u_char *ngx_famcall_gw_scratch(ngx_famcall_ws_t *ws);
 ngx_int_t ngx_famcall_gw_open(ngx_famcall_ws_t *ws);
 void ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data,

@@ -72,7 +72,8 @@ ngx_famcall_gw_notify(void *data, const char *payload, size_t len)
     last = p + len;
 
     while (p < last) {
-        eol = ngx_strlchr(p, last, '\n');
+        /* memchr: a line is mostly its JSON, scanned by every worker */
+        eol = memchr(p, '\n', last - p);
         if (eol == NULL) {
             eol = last;
         }
@@ -104,7 +105,7 @@ ngx_famcall_gw_line_parse(u_char *p, u_char *last, ngx_famcall_gw_line_t *line)
     field[2] = &line->src;
 
     for (i = 0; i < 3; i++) {
-        sp = ngx_strlchr(p, last, ' ');
+        sp = memchr(p, ' ', last - p);
         if (sp == NULL || sp == p) {
             return NGX_ERROR;
         }
@@ -135,7 +136,6 @@ ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
 {
     u_char                 *frame, *p, *u, *end, *comma;
     u_char                  id[16];
-    char                    uid[NGX_FAMCALL_ID_LEN + 1];
     size_t                  len;
     uint64_t                src;
     ngx_queue_t            *q;
@@ -149,19 +149,12 @@ ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
     end = u + line->users.len;
 
     for ( /* void */ ; u < end; u = comma + 1) {
-        comma = ngx_strlchr(u, end, ',');
+        comma = memchr(u, ',', end - u);
         if (comma == NULL) {
             comma = end;
         }
 
-        if (comma - u != NGX_FAMCALL_ID_LEN) {
-            continue;
-        }
-
-        ngx_memcpy(uid, u, NGX_FAMCALL_ID_LEN);
-        uid[NGX_FAMCALL_ID_LEN] = '\0';
-
-        if (ngx_famcall_gw_user_parse(uid, id) != NGX_OK) {
+        if (ngx_famcall_gw_user_parse(u, comma - u, id) != NGX_OK) {
             continue;
         }
 

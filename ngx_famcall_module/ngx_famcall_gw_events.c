@@ -214,7 +214,7 @@ ngx_famcall_gw_auth(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
     if (ngx_famcall_jwt_verify(fmcf->jwt_secret.data, fmcf->jwt_secret.len,
                                token, ngx_strlen(token), ngx_time(), &claims)
         != 0
-        || ngx_famcall_gw_user_parse(claims.sub, id) != NGX_OK
+        || ngx_famcall_gw_user_parse((u_char *) claims.sub, ngx_strlen(claims.sub), id) != NGX_OK
         || ngx_memcmp(id, ws->user, 16) != 0)
     {
         ngx_famcall_gw_error(ws, op->ref, op->reflen, "unauthorized",

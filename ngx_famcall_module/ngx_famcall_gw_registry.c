@@ -209,13 +209,33 @@ ngx_famcall_gw_user_free_maybe(ngx_famcall_gw_user_t *u)
 }
 
 
-ngx_int_t
-ngx_famcall_gw_user_parse(const char *uuid, u_char *out)
-{
-    ngx_int_t  hi, lo;
-    ngx_uint_t i, n;
+/*
+ * The bus parses two of these per event in every worker: a table, not
+ * ngx_hextoi() per digit (it was a tenth of a worker's CPU at 10,000
+ * events/s on 8 workers).  0xff: not a hex digit.
+ */
+static const u_char  ngx_famcall_hex_value[256] = {
+#define X4 0xff, 0xff, 0xff, 0xff
+#define X16 X4, X4, X4, X4
+    X16, X16, X16,
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, /* '0'.. */
+    0xff, 10, 11, 12, 13, 14, 15, 0xff, X4, X4,       /* 'A'.. */
+    X16,
+    0xff, 10, 11, 12, 13, 14, 15, 0xff, X4, X4,       /* 'a'.. */
+    X16,
+    X16, X16, X16, X16, X16, X16, X16, X16
+#undef X16
+#undef X4
+};
 
-    if (ngx_strlen(uuid) != NGX_FAMCALL_ID_LEN) {
+
+ngx_int_t
+ngx_famcall_gw_user_parse(const u_char *uuid, size_t len, u_char *out)
+{
+    u_char      hi, lo;
+    ngx_uint_t  i, n;
+
+    if (len != NGX_FAMCALL_ID_LEN) {
         return NGX_ERROR;
     }
 
@@ -228,14 +248,14 @@ ngx_famcall_gw_user_parse(const char *uuid, u_char *out)
             continue;
         }
 
-        hi = ngx_hextoi((u_char *) &uuid[i], 1);
-        lo = ngx_hextoi((u_char *) &uuid[i + 1], 1);
+        hi = ngx_famcall_hex_value[uuid[i]];
+        lo = ngx_famcall_hex_value[uuid[i + 1]];
 
-        if (hi == NGX_ERROR || lo == NGX_ERROR) {
+        if ((hi | lo) == 0xff) {
             return NGX_ERROR;
         }
 
-        out[n++] = (u_char) (hi * 16 + lo);
+        out[n++] = (u_char) (hi << 4 | lo);
         i += 2;
     }
 

@@ -133,7 +133,7 @@ ngx_famcall_ws_open(ngx_famcall_ctx_t *ctx)
     ws->out_last = &ws->out;
     ngx_queue_init(&ws->ops);
 
-    if (ngx_famcall_gw_user_parse(claims.sub, ws->user) != NGX_OK
+    if (ngx_famcall_gw_user_parse((u_char *) claims.sub, ngx_strlen(claims.sub), ws->user) != NGX_OK
         || ngx_famcall_ws_queue_response(ws, &offer.key, offer.famcall)
            != NGX_OK)
     {
