@@ -34,9 +34,9 @@ is(scalar @oks, 4, 'wsload selftest: four checks passed') or diag $self;
 
 {
     local @ENV{qw(WS_PARTS WS_RATE WS_SECONDS WS_PAIRS WS_CONNS WS_DRAIN
-                  WS_PROCS WS_WORKERS WS_HOLD BENCH_WAITS BENCH_PG_SET)}
+                  WS_PROCS WS_WORKERS WS_HOLD BENCH_WAITS BENCH_PG_SET WS_CONF)}
         = ('chat nodes hold', 400, 2, 40, 80, 5, 2, 2, 2, 1,
-           'commit_delay=7 synchronous_commit=on');
+           'commit_delay=7 synchronous_commit=on', 'famcall_send_streams 1;');
     my $ws = run_out('bench/ws/run.sh: chat on one node and two, hold',
                      'bench/ws/run.sh', $module);
     my @runs = $ws =~ /^  sent (\d+), acked (\d+), errors (\d+), delivered (\d+) \(not acked (\d+), not delivered (\d+), foreign (\d+), echoed (\d+)/mg;
@@ -68,6 +68,8 @@ is(scalar @oks, 4, 'wsload selftest: four checks passed') or diag $self;
          'CPU by kind of process reported');
     like($ws, qr/^PostgreSQL set for this experiment: commit_delay=7 synchronous_commit=on$/m,
          'BENCH_PG_SET took: the report reads the settings back');
+    like($ws, qr/^nginx set for this run: famcall_send_streams 1;$/m,
+         'WS_CONF: the report names the nginx directives of the run');
 }
 
 {

@@ -23,7 +23,9 @@
 #   each node in nodes, so that two nodes on these two cores have as many
 #   workers together as chat's one), WS_DRAIN (10: seconds a chat
 #   waits for missing acks and deliveries), WS_WARMUP (0: seconds of sends
-#   left out of the latency figures), BENCH_POOL (2).
+#   left out of the latency figures), BENCH_POOL (2), WS_CONF (http-level
+#   directives for both nodes, e.g. "famcall_send_streams 3;": an experiment,
+#   named in the report).
 # Quick: WS_CONNS=2000 WS_RATE=1000 WS_SECONDS=5 WS_HOLD=5 bench/ws/run.sh ...
 set -euo pipefail
 
@@ -49,7 +51,8 @@ procs=$(( (conns + per - 1) / per ))    # none left with nothing to open
 [ "$per" -le 19000 ] || { echo "$per sockets per wsload process: raise WS_PROCS" >&2; exit 1; }
 
 export FAMCALL_WORKERS=${WS_CHAT_WORKERS:-2}
-bench_start "$module"
+bench_start "$module" "${WS_CONF:-}"
+[ -z "${WS_CONF:-}" ] || echo "nginx set for this run: $WS_CONF"
 
 # our processes, stopped by pid at exit before the stack goes
 ws_pids=() node_pid=
@@ -203,6 +206,8 @@ nodes)
     # both nodes share this machine's two cores: WS_NODE_WORKERS each
     ws_workers "$node_workers" "$chat_wc"
     port2=$(bench_free_port)
+    mkdir -p "$data/node-$port2"
+    printf '%s\n' "${WS_CONF:-}" > "$data/node-$port2/extra.conf"
     FAMCALL_WORKERS=$node_workers FAMCALL_DATA_DIR=$data FAMCALL_HTTP_PORT=$port2 \
         "$bench_top/scripts/node.sh" "$module" > "$data/node2.out" 2>&1 &
     node_pid=$!
