@@ -80,6 +80,7 @@ typedef struct {
     ngx_uint_t                 send_streams;
     size_t                     send_queue_size;
     ngx_shm_zone_t            *send_zone;   /* the node's send streams */
+    ngx_shm_zone_t            *node_zone;   /* the node's workers, bus */
 
     ngx_str_t                  jwt_secret;
     time_t                     jwt_ttl;
@@ -230,6 +231,7 @@ ngx_int_t ngx_famcall_ws_open(ngx_famcall_ctx_t *ctx);
 ngx_int_t ngx_famcall_gw_init(ngx_cycle_t *cycle,
     ngx_http_famcall_main_conf_t *fmcf);
 void ngx_famcall_gw_exit(ngx_http_famcall_main_conf_t *fmcf);
+ngx_shm_zone_t *ngx_famcall_node_zone(ngx_conf_t *cf, void *tag);
 ngx_int_t ngx_famcall_gw_user_parse(const u_char *uuid, size_t len,
     u_char *out);
 u_char *ngx_famcall_gw_scratch(ngx_famcall_ws_t *ws);

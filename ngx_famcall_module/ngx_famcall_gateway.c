@@ -62,10 +62,7 @@ ngx_famcall_gw_init(ngx_cycle_t *cycle, ngx_http_famcall_main_conf_t *fmcf)
 
     fmcf->gw = gw;
 
-    if (ngx_famcall_pg_listen(fmcf->pg, cycle, NGX_FAMCALL_SQL_LISTEN,
-                              ngx_famcall_gw_notify, gw)
-        != NGX_OK)
-    {
+    if (ngx_famcall_gw_node_start(gw, cycle) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -90,6 +87,8 @@ ngx_famcall_gw_exit(ngx_http_famcall_main_conf_t *fmcf)
     }
 
     gw->exiting = 1;
+
+    ngx_famcall_gw_node_stop(gw);
 
     if (gw->heartbeat.timer_set) {
         ngx_del_timer(&gw->heartbeat);

@@ -31,6 +31,9 @@
 #define NGX_FAMCALL_GW_SRC_LEN        (NGX_FAMCALL_ID_LEN + 1 + NGX_INT64_LEN)
 
 
+typedef struct ngx_famcall_node_s  ngx_famcall_node_t;
+
+
 struct ngx_famcall_gw_s {
     ngx_http_famcall_main_conf_t  *fmcf;
     ngx_log_t                     *log;
@@ -43,6 +46,10 @@ struct ngx_famcall_gw_s {
     ngx_uint_t                     nusers;
 
     ngx_event_t                    heartbeat;
+    ngx_famcall_node_t            *node;         /* NULL: listens alone */
+    ngx_event_t                    watch;        /* on the node's leader */
+    unsigned                       listening:1;  /* holds a LISTEN */
+    unsigned                       took_over:1;  /* led after another */
     unsigned                       subscribed:1; /* the bus was up before */
     unsigned                       swept:1;      /* exit sweep sent */
     unsigned                       exiting:1;    /* in exit_process */
@@ -86,6 +93,11 @@ void ngx_famcall_gw_user_format(const u_char *id, char *out);
 
 /* ngx_famcall_gw_bus.c */
 void ngx_famcall_gw_notify(void *data, const char *payload, size_t len);
+void ngx_famcall_gw_resync_all(ngx_famcall_gw_t *gw);
+
+/* ngx_famcall_gw_node.c */
+ngx_int_t ngx_famcall_gw_node_start(ngx_famcall_gw_t *gw, ngx_cycle_t *cycle);
+void ngx_famcall_gw_node_stop(ngx_famcall_gw_t *gw);
 
 /* ngx_famcall_gw_events.c */
 void ngx_famcall_gw_ops_detach(ngx_famcall_ws_t *ws);

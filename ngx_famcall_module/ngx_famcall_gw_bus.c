@@ -4,8 +4,9 @@
  *
  *     <type> <user id>,<user id>,... <source socket or -> <data as JSON>
  *
- * The worker's LISTEN connection passes each notification here.  Every
- * worker of every node reads every notification, so routing parses no
+ * The node's LISTEN passes each notification here, in every worker
+ * (ngx_famcall_gw_node.c).  Every worker of every node reads every
+ * notification, so routing parses no
  * JSON: the users are looked up in this worker's registry, and for those
  * who have sockets here the frame {"type": <type>, "data": <data>} is put
  * together once from the line's text and written to each of their sockets
@@ -43,7 +44,6 @@ static void ngx_famcall_gw_fetch(ngx_famcall_gw_t *gw,
     ngx_famcall_gw_line_t *line);
 static void ngx_famcall_gw_fetch_done(void *data,
     ngx_famcall_pg_status_e status, PGresult *res);
-static void ngx_famcall_gw_resync_all(ngx_famcall_gw_t *gw);
 static uint64_t ngx_famcall_gw_src_here(ngx_famcall_gw_t *gw, ngx_str_t *src);
 
 
@@ -269,7 +269,7 @@ ngx_famcall_gw_fetch_done(void *data, ngx_famcall_pg_status_e status,
 }
 
 
-static void
+void
 ngx_famcall_gw_resync_all(ngx_famcall_gw_t *gw)
 {
     ngx_uint_t              b;

@@ -30,6 +30,9 @@
 typedef enum {
     NGX_FAMCALL_IPC_BATCH_ANSWERS = 1,  /* a runner's answers to an origin */
     NGX_FAMCALL_IPC_BATCH_KICK,         /* "run the batches of this queue" */
+    NGX_FAMCALL_IPC_BUS_EVENTS,         /* a notification, from the leader */
+    NGX_FAMCALL_IPC_BUS_RESYNC,         /* "events were missed" */
+    NGX_FAMCALL_IPC_BUS_KICK,           /* "the leader is leaving" */
     NGX_FAMCALL_IPC_NTYPES
 } ngx_famcall_ipc_type_e;
 

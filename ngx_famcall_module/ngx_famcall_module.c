@@ -404,6 +404,11 @@ ngx_famcall_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    fmcf->node_zone = ngx_famcall_node_zone(cf, &ngx_http_famcall_module);
+    if (fmcf->node_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 

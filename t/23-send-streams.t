@@ -1,11 +1,13 @@
-# The node's send streams (issue 4): a node's workers share
+# A node's workers working as one (issue 4). Sends: the workers share
 # famcall_send_streams batches in flight, queued in shared memory, one
 # conversation always in the same stream; the worker running a stream
 # hands every other worker its answers. Sends from sockets on four workers
 # reach the right socket and are stored in the order each device sent them;
 # a full queue answers "unavailable" and stores nothing it refused; a
 # runner killed with a batch in hand is replaced and what was queued behind
-# it is stored and answered.
+# it is stored and answered. Events: one LISTEN per node, its leader hands
+# every notification to the other workers; a killed leader is replaced and
+# the node's sockets are told to resync.
 use strict;
 use warnings;
 use FindBin;
@@ -18,7 +20,7 @@ use Famcall::WS;
 
 # db_timeout 2s: an unanswered send gets 503 after 5 s (twice it and a
 # second), and a dead runner's stream is taken over after 2.5 s
-my $s = Famcall::Test->new(workers => 4, extra_conf => <<'CONF');
+my $s = Famcall::Test->new(workers => 4, log_level => 'notice', extra_conf => <<'CONF');
 famcall_db_timeout 2s;
 famcall_send_streams 2;
 famcall_send_queue_size 64k;
@@ -76,6 +78,21 @@ sub gapless {
     return $s->psql("select count(*) = max(seq) and min(seq) = 1 from messages "
                   . "where conversation_id = '$conv'") eq 't';
 }
+
+# the killed worker exited on a signal: expected here, not a crash
+sub forgive_kill {
+    my ($pid) = @_;
+    my $log = "$s->{data}/log/nginx-error.log";
+    my $text = do { local (@ARGV, $/) = ($log); <> };
+    $text =~ s/^.*worker process \Q$pid\E exited on signal 9.*\n//mg;
+    open my $fh, '>', $log or die;
+    print $fh $text;
+    close $fh;
+}
+
+sub log_text { my $log = "$s->{data}/log/nginx-error.log"; local (@ARGV, $/) = ($log); <> }
+
+sub listens { $s->psql("select count(*) from pg_stat_activity where query ilike 'listen%'") }
 
 # a psql session holding conversations locked (sends wait) for $secs
 sub hold_lock {
@@ -216,17 +233,46 @@ subtest 'a runner killed with a batch in hand: its stream is taken over' => sub 
     ok(@seq == 3 && $seq[0] < $seq[1] && $seq[1] < $seq[2], 'in the order B sent them');
     ok(gapless($conv), 'the conversation is numbered without a gap');
 
-    my $log = "$s->{data}/log/nginx-error.log";
-    my $text = do { local (@ARGV, $/) = ($log); <> };
-    like($text, qr/worker \Q$pa\E, which ran a send stream, is gone; worker \d+ takes the stream over/,
+    like(log_text(), qr/worker \Q$pa\E, which ran a send stream, is gone; worker \d+ takes the stream over/,
          'the log says which worker took the stream over');
-
-    # the killed worker exited on a signal: expected here, not a crash
-    $text =~ s/^.*worker process \Q$pa\E exited on signal 9.*\n//mg;
-    open my $fh, '>', $log or die;
-    print $fh $text;
-    close $fh;
+    forgive_kill($pa);
     $wb->close;
+};
+
+subtest 'one LISTEN for the node; a killed leader is replaced' => sub {
+    my ($a, $b, $conv) = @{ $pairs[2] };
+    is(listens(), 1, "four workers, one LISTEN connection");
+    my @leaders = log_text() =~ /worker (\d+) listens for the node's events/g;
+    my $leader = $leaders[-1];
+    ok($leader && kill(0, $leader), "the leader is worker $leader");
+
+    # A on a worker that is not the leader
+    my ($wa, $pa);
+    for (1 .. 30) {
+        $wa = ws($a);
+        $pa = $wa->server_pid($s->http_port);
+        last if $pa && $pa != $leader;
+        $wa->close;
+    }
+    isnt($pa, $leader, "A's socket is on worker $pa");
+
+    my $m = $s->send_message($b, $conv, 'through the leader');
+    my $ev = $wa->expect('message:new', 5);
+    ok($ev && $ev->{data}{body} eq 'through the leader', 'A hears it through the leader');
+
+    kill 'KILL', $leader;
+    ok($wa->expect('resync', 15), "A's socket is told to resync once another worker listens");
+    like(log_text(), qr/worker \Q$leader\E, which listened for the node, is gone or silent; worker \d+ takes over/,
+         'the log says who took over');
+
+    $m = $s->send_message($b, $conv, 'through the new leader');
+    $ev = $wa->expect('message:new', 5);
+    ok($ev && $ev->{data}{body} eq 'through the new leader', 'and hears the next message live');
+    my $deadline = time + 10;
+    sleep 0.1 while listens() != 1 && time < $deadline;
+    is(listens(), 1, 'one LISTEN connection again');
+    forgive_kill($leader);
+    $wa->close;
 };
 
 $s->stop;
