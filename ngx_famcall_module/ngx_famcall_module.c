@@ -435,6 +435,11 @@ ngx_famcall_init_module(ngx_cycle_t *cycle)
 }
 
 
+static const char *const  ngx_famcall_empty_batch[] = {
+    "{}", "{}", "{}", "{}", "{}"
+};
+
+
 static ngx_int_t
 ngx_famcall_init_process(ngx_cycle_t *cycle)
 {
@@ -461,6 +466,10 @@ ngx_famcall_init_process(ngx_cycle_t *cycle)
     if (fmcf->pg == NULL) {
         return NGX_ERROR;
     }
+
+    /* a batch of no sends: each connection prepares and plans it at once */
+    ngx_famcall_pg_warm(fmcf->pg, NGX_FAMCALL_SQL_MESSAGE_SEND_BATCH,
+                        NGX_FAMCALL_SEND_FIELDS, ngx_famcall_empty_batch);
 
     if (ngx_famcall_ipc_init(cycle) != NGX_OK) {
         return NGX_ERROR;

@@ -51,6 +51,13 @@ typedef struct {
 } ngx_famcall_stmt_t;
 
 
+/*
+ * Run stmt with params (kept by pointer: static) on every query connection
+ * as it connects, its answer ignored.
+ */
+void ngx_famcall_pg_warm(ngx_famcall_pg_pool_t *pool, ngx_uint_t stmt,
+    ngx_uint_t nparams, const char *const *params);
+
 ngx_famcall_pg_pool_t *ngx_famcall_pg_pool_create(ngx_cycle_t *cycle,
     ngx_str_t *conninfo, ngx_uint_t size, ngx_msec_t timeout);
 void ngx_famcall_pg_pool_destroy(ngx_famcall_pg_pool_t *pool);

@@ -26,6 +26,22 @@ famcall_send_streams 2;
 famcall_send_queue_size 64k;
 CONF
 
+# every query connection runs an empty batch as it connects, so that the
+# first real one finds the statement prepared and its function planned
+# (a connection's later queries replace what pg_stat_activity shows)
+{
+    my $deadline = time + 10;
+    my $warm;
+    while (1) {
+        $warm = $s->psql("select count(*) from pg_stat_activity where "
+                       . "query like '%famcall_message_send_batch%' and pid <> pg_backend_pid()");
+        last if $warm >= 1 || time > $deadline;
+        sleep 0.1;
+    }
+    cmp_ok($warm, '>=', 1, 'query connections ran the empty batch at connect, before any send');
+    is($s->psql("select count(*) from messages"), 0, 'which stored nothing');
+}
+
 my @users = map { $s->signup } 1 .. 8;
 my @pairs = map { [ $users[2 * $_], $users[2 * $_ + 1] ] } 0 .. 3;
 for my $p (@pairs) {
