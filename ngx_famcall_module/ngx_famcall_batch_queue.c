@@ -62,6 +62,7 @@ ngx_famcall_bq_zone(ngx_conf_t *cf, ngx_str_t *name, ngx_uint_t nstreams,
     size_t size, void *tag)
 {
     size_t                 total;
+    ngx_str_t              zname;
     ngx_shm_zone_t        *zone;
     ngx_famcall_bq_ctx_t  *ctx;
 
@@ -76,14 +77,29 @@ ngx_famcall_bq_zone(ngx_conf_t *cf, ngx_str_t *name, ngx_uint_t nstreams,
     /* the rings, and room for the slab allocator's own pages */
     total = nstreams * (ctx->size + ctx->size / 64) + 256 * 1024;
 
-    zone = ngx_shared_memory_add(cf, name, total, tag);
+    /*
+     * The layout in the name: a reload with the same one shares the zone
+     * (the old workers' queued items carry on), one with another gets a
+     * new zone for the new workers while the old ones finish theirs.
+     */
+    zname.data = ngx_pnalloc(cf->pool, name->len + 2 * NGX_INT_T_LEN + 3);
+    if (zname.data == NULL) {
+        return NULL;
+    }
+
+    zname.len = ngx_sprintf(zname.data, "%V_%ui_%uz", name, nstreams,
+                            ctx->size)
+                - zname.data;
+
+    zone = ngx_shared_memory_add(cf, &zname, total, tag);
     if (zone == NULL) {
         return NULL;
     }
 
     if (zone->data != NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "shared memory zone \"%V\" is already used", name);
+                           "shared memory zone \"%V\" is already used",
+                           &zname);
         return NULL;
     }
 
@@ -107,14 +123,8 @@ ngx_famcall_bq_init_zone(ngx_shm_zone_t *zone, void *data)
     ctx = zone->data;
 
     if (octx != NULL) {
-        /* a reload: the old workers' queues carry on, shared with the new */
-        if (octx->nstreams != ctx->nstreams || octx->size != ctx->size) {
-            ngx_log_error(NGX_LOG_EMERG, zone->shm.log, 0,
-                          "famcall: famcall_send_streams and "
-                          "famcall_send_queue_size change only at a restart");
-            return NGX_ERROR;
-        }
-
+        /* a reload: the old workers' queues carry on, shared with the new
+           (the same name, so the same layout) */
         ctx->streams = octx->streams;
         return NGX_OK;
     }
