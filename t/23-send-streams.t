@@ -95,17 +95,6 @@ sub gapless {
                   . "where conversation_id = '$conv'") eq 't';
 }
 
-# the killed worker exited on a signal: expected here, not a crash
-sub forgive_kill {
-    my ($pid) = @_;
-    my $log = "$s->{data}/log/nginx-error.log";
-    my $text = do { local (@ARGV, $/) = ($log); <> };
-    $text =~ s/^.*worker process \Q$pid\E exited on signal 9.*\n//mg;
-    open my $fh, '>', $log or die;
-    print $fh $text;
-    close $fh;
-}
-
 sub log_text { my $log = "$s->{data}/log/nginx-error.log"; local (@ARGV, $/) = ($log); <> }
 
 sub listens { $s->psql("select count(*) from pg_stat_activity where query ilike 'listen%'") }
@@ -256,7 +245,7 @@ subtest 'a runner killed with a batch in hand: its stream is taken over' => sub 
 
     like(log_text(), qr/worker \Q$pa\E, which ran a send stream, is gone; worker \d+ takes the stream over/,
          'the log says which worker took the stream over');
-    forgive_kill($pa);
+    $s->forgive_kill($pa);
     $wb->close;
 };
 
@@ -292,7 +281,7 @@ subtest 'one LISTEN for the node; a killed leader is replaced' => sub {
     my $deadline = time + 10;
     sleep 0.1 while listens() != 1 && time < $deadline;
     is(listens(), 1, 'one LISTEN connection again');
-    forgive_kill($leader);
+    $s->forgive_kill($leader);
     $wa->close;
 };
 

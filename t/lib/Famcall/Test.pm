@@ -427,6 +427,16 @@ sub nginx_reload {
     die "nginx reload did not replace the workers:\n" . $self->_error_log_tail(20);
 }
 
+# forgive_kill($pid): a test killed that worker on purpose; its "exited on
+# signal 9" alert is taken out of the error log, which teardown checks.
+sub forgive_kill {
+    my ($self, $pid) = @_;
+    my $log = "$self->{data}/log/nginx-error.log";
+    my $text = _slurp($log) // '';
+    $text =~ s/^.*worker process \Q$pid\E exited on signal 9.*\n//mg;
+    _spew($log, $text);
+}
+
 #-------------------------------------------------------------------------
 # HTTP helpers
 #-------------------------------------------------------------------------
