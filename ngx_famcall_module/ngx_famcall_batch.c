@@ -118,6 +118,7 @@ static void ngx_famcall_batch_deliver(ngx_famcall_batcher_t *b,
 static void ngx_famcall_batch_answer(ngx_famcall_batch_entry_t *e,
     ngx_int_t status, u_char *body, size_t len);
 static void ngx_famcall_batch_forget(ngx_famcall_batch_entry_t *e);
+static void ngx_famcall_batch_drop(ngx_queue_t *q);
 static void ngx_famcall_batch_refuse_handler(ngx_event_t *ev);
 static void ngx_famcall_batch_expire_handler(ngx_event_t *ev);
 static void ngx_famcall_batch_arm(ngx_famcall_batcher_t *b);
@@ -206,7 +207,8 @@ ngx_famcall_batcher_create(ngx_pool_t *pool, ngx_famcall_pg_pool_t *pg,
 
     ngx_famcall_batchers[ngx_famcall_nbatchers++] = b;
 
-    ngx_famcall_ipc_on(NGX_FAMCALL_IPC_BATCH_ANSWERS, ngx_famcall_batch_answers);
+    ngx_famcall_ipc_on(NGX_FAMCALL_IPC_BATCH_ANSWERS,
+                       ngx_famcall_batch_answers);
     ngx_famcall_ipc_on(NGX_FAMCALL_IPC_BATCH_KICK, ngx_famcall_batch_kick);
 
     /* items that a runner which died before this worker started left */
@@ -222,8 +224,6 @@ void
 ngx_famcall_batcher_exit(ngx_famcall_batcher_t *b)
 {
     ngx_uint_t                   i;
-    ngx_queue_t                 *q;
-    ngx_famcall_batch_entry_t   *e;
     ngx_famcall_batch_stream_t  *st;
 
     for (i = 0; i < b->nstreams; i++) {
@@ -243,19 +243,28 @@ ngx_famcall_batcher_exit(ngx_famcall_batcher_t *b)
     }
 
     /* whatever still waits has no one left to answer (a fast shutdown) */
-    for (q = &b->waiting; q != NULL; q = (q == &b->waiting) ? &b->refused : NULL) {
-        while (!ngx_queue_empty(q)) {
-            e = ngx_queue_data(ngx_queue_head(q), ngx_famcall_batch_entry_t,
-                               queue);
-            if (e->ref != NULL) {
-                *e->ref = NULL;
-            }
-            ngx_famcall_batch_forget(e);
-        }
-    }
+    ngx_famcall_batch_drop(&b->waiting);
+    ngx_famcall_batch_drop(&b->refused);
 
     if (b->expire.timer_set) {
         ngx_del_timer(&b->expire);
+    }
+}
+
+
+/* free a queue's entries without answering: their owners are gone too */
+static void
+ngx_famcall_batch_drop(ngx_queue_t *q)
+{
+    ngx_famcall_batch_entry_t  *e;
+
+    while (!ngx_queue_empty(q)) {
+        e = ngx_queue_data(ngx_queue_head(q), ngx_famcall_batch_entry_t,
+                           queue);
+        if (e->ref != NULL) {
+            *e->ref = NULL;
+        }
+        ngx_famcall_batch_forget(e);
     }
 }
 
@@ -361,7 +370,8 @@ ngx_famcall_batch_run(ngx_famcall_batch_stream_t *st)
     while (st->running && !st->inflight) {
 
         batch = ngx_alloc(sizeof(ngx_famcall_batch_t)
-                          + (b->max_items - 1) * sizeof(ngx_famcall_bq_origin_t),
+                          + (b->max_items - 1)
+                            * sizeof(ngx_famcall_bq_origin_t),
                           b->log);
         if (batch == NULL) {
             /* the next item queued here retries; expiry covers the rest */

@@ -218,7 +218,7 @@ static const u_char  ngx_famcall_hex_value[256] = {
 #define X4 0xff, 0xff, 0xff, 0xff
 #define X16 X4, X4, X4, X4
     X16, X16, X16,
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, /* '0'.. */
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
     0xff, 10, 11, 12, 13, 14, 15, 0xff, X4, X4,       /* 'A'.. */
     X16,
     0xff, 10, 11, 12, 13, 14, 15, 0xff, X4, X4,       /* 'a'.. */

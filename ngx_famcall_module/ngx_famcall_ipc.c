@@ -30,11 +30,13 @@ static ngx_int_t ngx_famcall_ipc_sendto(ngx_pid_t pid, const u_char *type,
 static socklen_t ngx_famcall_ipc_addr(ngx_pid_t pid, struct sockaddr_un *sa);
 
 
-static ngx_connection_t            *ngx_famcall_ipc_conn;
-static ngx_famcall_ipc_handler_pt   ngx_famcall_ipc_handlers[NGX_FAMCALL_IPC_NTYPES];
-static ngx_queue_t                  ngx_famcall_ipc_held;
-static ngx_event_t                  ngx_famcall_ipc_retry_ev;
-static u_char                       ngx_famcall_ipc_buf[1 + NGX_FAMCALL_IPC_MAX];
+static ngx_connection_t  *ngx_famcall_ipc_conn;
+static ngx_queue_t        ngx_famcall_ipc_held;
+static ngx_event_t        ngx_famcall_ipc_retry_ev;
+static u_char             ngx_famcall_ipc_buf[1 + NGX_FAMCALL_IPC_MAX];
+
+static ngx_famcall_ipc_handler_pt
+    ngx_famcall_ipc_handlers[NGX_FAMCALL_IPC_NTYPES];
 
 
 ngx_int_t
@@ -341,5 +343,6 @@ ngx_famcall_ipc_addr(ngx_pid_t pid, struct sockaddr_un *sa)
     p = ngx_snprintf((u_char *) sa->sun_path + 1,
                      sizeof(sa->sun_path) - 1, "famcall.%P", pid);
 
-    return offsetof(struct sockaddr_un, sun_path) + (p - (u_char *) sa->sun_path);
+    return offsetof(struct sockaddr_un, sun_path)
+           + (p - (u_char *) sa->sun_path);
 }
