@@ -83,6 +83,16 @@ bench_pg_set() {
     [ -z "${BENCH_PG_SET:-}" ] || psql -X -q -c 'select pg_reload_conf()' > /dev/null
 }
 
+# bench_wait_http URL: true once URL answers 2xx, false after 10 s
+bench_wait_http() {
+    local _
+    for _ in $(seq 100); do
+        curl -sf -o /dev/null "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 bench_start() {
     local module=$1 extra=${2:-} plain_port
 
@@ -125,11 +135,7 @@ CONF
     nginx -p "$data" -c "$data/nginx.conf" -e "$data/log/nginx-error.log" &
     bench_nginx_pid=$!
     # up when it answers (daemon off: $! is the master)
-    for _ in $(seq 100); do
-        curl -s -o /dev/null "http://127.0.0.1:$plain_port/" && break
-        sleep 0.1
-    done
-    curl -sf -o /dev/null "http://127.0.0.1:$plain_port/" ||
+    bench_wait_http "http://127.0.0.1:$plain_port/" ||
         { echo "nginx did not start:" >&2; tail -5 "$data/log/nginx-error.log" >&2; exit 1; }
 
     api=http://127.0.0.1:$FAMCALL_HTTP_PORT

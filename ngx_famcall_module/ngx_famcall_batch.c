@@ -32,8 +32,9 @@ typedef struct {
     ngx_famcall_bq_t            *queue;       /* in shared memory */
     ngx_uint_t                   index;
     unsigned                     running:1;   /* this worker runs it */
-    unsigned                     inflight:1;  /* a batch at the database */
+    unsigned                     inflight:1;  /* its batch at the database */
     ngx_event_t                  flush;       /* posted: end of this turn */
+    struct ngx_famcall_batch_s  *batch;       /* the one it runs at a time */
 } ngx_famcall_batch_stream_t;
 
 
@@ -74,20 +75,17 @@ struct ngx_famcall_batch_entry_s {
 };
 
 
-/* a batch at the database: whose its items are */
-typedef struct {
+/*
+ * A batch at the database: whose its items are, and, once it is back, each
+ * item's row.  A stream has one, allocated with it: a stream runs one
+ * batch at a time, and nothing is allocated per batch.
+ */
+typedef struct ngx_famcall_batch_s {
     ngx_famcall_batch_stream_t  *stream;
     ngx_uint_t                   n;
+    int                         *row;         /* -1: no row */
     ngx_famcall_bq_origin_t      origins[1];  /* n of them */
 } ngx_famcall_batch_t;
-
-
-/* answers bound for one other worker, as one message */
-typedef struct {
-    ngx_pid_t                    pid;
-    size_t                       len;
-    u_char                      *buf;         /* NGX_FAMCALL_IPC_MAX */
-} ngx_famcall_batch_out_t;
 
 
 /* an answer in a message: token, status, body length (-1: none), body */
@@ -106,11 +104,10 @@ static void ngx_famcall_batch_done(void *data, ngx_famcall_pg_status_e status,
     PGresult *res);
 static void ngx_famcall_batch_route(ngx_famcall_batch_t *batch,
     ngx_int_t status, PGresult *res);
-static void ngx_famcall_batch_out(ngx_famcall_batcher_t *b,
-    ngx_famcall_batch_out_t *out, ngx_uint_t *nout,
-    ngx_famcall_bq_origin_t *o, ngx_int_t status, u_char *body, size_t len);
-static void ngx_famcall_batch_send_out(ngx_famcall_batcher_t *b,
-    ngx_famcall_batch_out_t *out);
+static void ngx_famcall_batch_item(ngx_famcall_batch_t *batch, ngx_uint_t k,
+    PGresult *res, ngx_int_t *status, u_char **body, size_t *len);
+static void ngx_famcall_batch_send_answers(ngx_famcall_batch_t *batch,
+    ngx_uint_t k, ngx_int_t status, PGresult *res);
 static void ngx_famcall_batch_answers(u_char *data, size_t len);
 static void ngx_famcall_batch_kick(u_char *data, size_t len);
 static void ngx_famcall_batch_deliver(ngx_famcall_batcher_t *b,
@@ -126,6 +123,9 @@ static void ngx_famcall_batch_arm(ngx_famcall_batcher_t *b);
 
 static ngx_famcall_batcher_t  *ngx_famcall_batchers[NGX_FAMCALL_BATCHERS];
 static ngx_uint_t              ngx_famcall_nbatchers;
+
+/* a message of answers to another worker, being written */
+static u_char                  ngx_famcall_batch_msg[NGX_FAMCALL_IPC_MAX];
 
 
 ngx_shm_zone_t *
@@ -183,6 +183,20 @@ ngx_famcall_batcher_create(ngx_pool_t *pool, ngx_famcall_pg_pool_t *pg,
 
     for (i = 0; i < b->nstreams; i++) {
         st = &b->streams[i];
+
+        st->batch = ngx_palloc(pool, sizeof(ngx_famcall_batch_t)
+                                     + (max_items - 1)
+                                       * sizeof(ngx_famcall_bq_origin_t));
+        if (st->batch == NULL) {
+            return NULL;
+        }
+
+        st->batch->stream = st;
+        st->batch->row = ngx_palloc(pool, max_items * sizeof(int));
+        if (st->batch->row == NULL) {
+            return NULL;
+        }
+
         st->batcher = b;
         st->queue = ngx_famcall_bq_stream(zone, i);
         st->index = i;
@@ -369,22 +383,11 @@ ngx_famcall_batch_run(ngx_famcall_batch_stream_t *st)
 
     while (st->running && !st->inflight) {
 
-        batch = ngx_alloc(sizeof(ngx_famcall_batch_t)
-                          + (b->max_items - 1)
-                            * sizeof(ngx_famcall_bq_origin_t),
-                          b->log);
-        if (batch == NULL) {
-            /* the next item queued here retries; expiry covers the rest */
-            st->running = 0;
-            return;
-        }
-
-        batch->stream = st;
+        batch = st->batch;
 
         n = ngx_famcall_bq_take(st->queue, b->nfields, b->max_items, &buf,
                                 params, batch->origins, b->log);
         if (n == 0) {
-            ngx_free(batch);
             st->running = 0;    /* nothing queued: the stream is let go */
             return;
         }
@@ -483,46 +486,34 @@ ngx_famcall_batch_done(void *data, ngx_famcall_pg_status_e status,
 
 /*
  * Every item of the batch gets its row's answer (status NGX_OK and res),
- * or status: this worker's at once, the others' in one message per worker.
- * An item without a row would be a bug in the SQL: it gets 500.  Frees
- * the batch.
+ * or status: this worker's at once, each other worker's in one message
+ * (or as few as its answers fit in).  An item without a row would be a
+ * bug in the SQL: it gets 500.
  */
 static void
 ngx_famcall_batch_route(ngx_famcall_batch_t *batch, ngx_int_t status,
     PGresult *res)
 {
-    int                       row, nrows;
-    u_char                   *answered, *body;
-    size_t                    len;
-    ngx_int_t                 i, code;
-    ngx_uint_t                k, nout;
-    ngx_famcall_batcher_t    *b = batch->stream->batcher;
-    ngx_famcall_batch_out_t   out[16];
+    int                     row, nrows;
+    u_char                 *body;
+    size_t                  len;
+    ngx_int_t               i, code;
+    ngx_uint_t              k;
+    ngx_famcall_batcher_t  *b = batch->stream->batcher;
 
-    nout = 0;
-    answered = ngx_calloc(batch->n, b->log);
+    for (k = 0; k < batch->n; k++) {
+        batch->row[k] = -1;
+    }
 
     nrows = (res != NULL && PQnfields(res) == 3) ? PQntuples(res) : 0;
 
-    for (row = 0; row < nrows && answered != NULL; row++) {
+    for (row = 0; row < nrows; row++) {
         i = ngx_atoi((u_char *) PQgetvalue(res, row, 0),
                      PQgetlength(res, row, 0));
 
-        if (i < 1 || (ngx_uint_t) i > batch->n || answered[i - 1]) {
-            continue;
+        if (i >= 1 && (ngx_uint_t) i <= batch->n && batch->row[i - 1] == -1) {
+            batch->row[i - 1] = row;
         }
-
-        answered[i - 1] = 1;
-
-        code = ngx_atoi((u_char *) PQgetvalue(res, row, 1),
-                        PQgetlength(res, row, 1));
-
-        body = PQgetisnull(res, row, 2) ? NULL
-                                        : (u_char *) PQgetvalue(res, row, 2);
-        len = body ? (size_t) PQgetlength(res, row, 2) : 0;
-
-        ngx_famcall_batch_out(b, out, &nout, &batch->origins[i - 1], code,
-                              body, len);
     }
 
     if (status == NGX_OK) {
@@ -530,102 +521,98 @@ ngx_famcall_batch_route(ngx_famcall_batch_t *batch, ngx_int_t status,
     }
 
     for (k = 0; k < batch->n; k++) {
-        if (answered == NULL || !answered[k]) {
-            ngx_famcall_batch_out(b, out, &nout, &batch->origins[k], status,
-                                  NULL, 0);
+        if (batch->origins[k].pid == ngx_pid) {
+            code = status;
+            ngx_famcall_batch_item(batch, k, res, &code, &body, &len);
+            ngx_famcall_batch_deliver(b, batch->origins[k].token, code,
+                                      body, len);
+
+        } else if (batch->origins[k].pid != 0) {
+            ngx_famcall_batch_send_answers(batch, k, status, res);
         }
     }
-
-    for (k = 0; k < nout; k++) {
-        ngx_famcall_batch_send_out(b, &out[k]);
-        ngx_free(out[k].buf);
-    }
-
-    if (answered != NULL) {
-        ngx_free(answered);
-    }
-
-    ngx_free(batch);
 }
 
 
-/* one answer: delivered here, or added to its worker's message */
+/* item k's answer: its row's, or (status, no body) */
 static void
-ngx_famcall_batch_out(ngx_famcall_batcher_t *b, ngx_famcall_batch_out_t *out,
-    ngx_uint_t *nout, ngx_famcall_bq_origin_t *o, ngx_int_t status,
-    u_char *body, size_t len)
+ngx_famcall_batch_item(ngx_famcall_batch_t *batch, ngx_uint_t k,
+    PGresult *res, ngx_int_t *status, u_char **body, size_t *len)
 {
-    ngx_uint_t                 k;
-    ngx_famcall_batch_out_t   *m;
+    int  row = batch->row[k];
+
+    *body = NULL;
+    *len = 0;
+
+    if (row == -1) {
+        return;
+    }
+
+    *status = ngx_atoi((u_char *) PQgetvalue(res, row, 1),
+                       PQgetlength(res, row, 1));
+
+    if (!PQgetisnull(res, row, 2)) {
+        *body = (u_char *) PQgetvalue(res, row, 2);
+        *len = PQgetlength(res, row, 2);
+    }
+}
+
+
+/*
+ * The answers of items k.. that belong to item k's worker, as messages to
+ * it; their origins are cleared (pid 0) as they are written.
+ */
+static void
+ngx_famcall_batch_send_answers(ngx_famcall_batch_t *batch, ngx_uint_t k,
+    ngx_int_t status, PGresult *res)
+{
+    u_char                    *body, *m;
+    size_t                     len, used;
+    ngx_int_t                  code;
+    ngx_pid_t                  pid;
+    ngx_uint_t                 j;
     ngx_famcall_batch_wire_t   w;
 
-    if (o->pid == ngx_pid) {
-        ngx_famcall_batch_deliver(b, o->token, status, body, len);
-        return;
-    }
+    m = ngx_famcall_batch_msg;
+    m[0] = (u_char) batch->stream->batcher->id;
+    used = 1;
+    pid = batch->origins[k].pid;
 
-    m = NULL;
-    for (k = 0; k < *nout; k++) {
-        if (out[k].pid == o->pid) {
-            m = &out[k];
-            break;
-        }
-    }
-
-    if (m == NULL) {
-        if (*nout == 16) {
-            /* more workers than slots: send the first one's now */
-            ngx_famcall_batch_send_out(b, &out[0]);
-            ngx_free(out[0].buf);
-            out[0] = out[--*nout];
+    for (j = k; j < batch->n; j++) {
+        if (batch->origins[j].pid != pid) {
+            continue;
         }
 
-        m = &out[(*nout)++];
-        m->pid = o->pid;
-        m->buf = ngx_alloc(NGX_FAMCALL_IPC_MAX, b->log);
-        if (m->buf == NULL) {
-            (*nout)--;
-            return;     /* its entry expires */
+        batch->origins[j].pid = 0;
+
+        code = status;
+        ngx_famcall_batch_item(batch, j, res, &code, &body, &len);
+
+        if (len > NGX_FAMCALL_IPC_MAX - 1 - sizeof(w)) {
+            /* cannot happen (a body is at most 4,000 characters) */
+            code = NGX_FAMCALL_BATCH_FAILED;
+            body = NULL;
+            len = 0;
         }
 
-        m->buf[0] = (u_char) b->id;
-        m->len = 1;
-    }
+        if (used + sizeof(w) + len > NGX_FAMCALL_IPC_MAX) {
+            (void) ngx_famcall_ipc_send(pid, NGX_FAMCALL_IPC_BATCH_ANSWERS,
+                                        m, used);
+            used = 1;
+        }
 
-    if (len > NGX_FAMCALL_IPC_MAX - 1 - sizeof(w)) {
-        /* cannot happen (a body is at most 4,000 characters); say so */
-        status = NGX_FAMCALL_BATCH_FAILED;
-        body = NULL;
-        len = 0;
-    }
+        w.token = batch->origins[j].token;
+        w.status = (int32_t) code;
+        w.len = body ? (int32_t) len : -1;
 
-    if (m->len + sizeof(w) + len > NGX_FAMCALL_IPC_MAX) {
-        ngx_famcall_batch_send_out(b, m);
-        m->len = 1;
-    }
-
-    w.token = o->token;
-    w.status = (int32_t) status;
-    w.len = body ? (int32_t) len : -1;
-
-    m->len = ngx_cpymem(m->buf + m->len, &w, sizeof(w)) - m->buf;
-    if (body != NULL) {
-        m->len = ngx_cpymem(m->buf + m->len, body, len) - m->buf;
-    }
-}
-
-
-static void
-ngx_famcall_batch_send_out(ngx_famcall_batcher_t *b,
-    ngx_famcall_batch_out_t *out)
-{
-    if (out->len <= 1) {
-        return;
+        used = ngx_cpymem(m + used, &w, sizeof(w)) - m;
+        if (body != NULL) {
+            used = ngx_cpymem(m + used, body, len) - m;
+        }
     }
 
     /* a worker that is gone has no one left to answer */
-    (void) ngx_famcall_ipc_send(out->pid, NGX_FAMCALL_IPC_BATCH_ANSWERS,
-                                out->buf, out->len);
+    (void) ngx_famcall_ipc_send(pid, NGX_FAMCALL_IPC_BATCH_ANSWERS, m, used);
 }
 
 

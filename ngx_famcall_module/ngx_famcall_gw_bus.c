@@ -56,15 +56,17 @@ ngx_famcall_gw_notify(void *data, const char *payload, size_t len)
     ngx_famcall_gw_line_t   line;
 
     if (payload == NULL) {
-        /* (re)subscribed: after an outage every socket may have missed
-         * events, and a sync finds them */
-        if (gw->subscribed) {
+        /* (re)subscribed: after an outage, or when this worker took the
+         * node's LISTEN over, every socket may have missed events, and a
+         * sync finds them */
+        if (gw->subscribed || gw->took_over) {
             ngx_log_error(NGX_LOG_WARN, gw->log, 0,
                           "famcall: the event bus is back; sockets resync");
             ngx_famcall_gw_resync_all(gw);
         }
 
         gw->subscribed = 1;
+        gw->took_over = 0;
         return;
     }
 

@@ -287,32 +287,20 @@ ngx_famcall_node_notify(void *data, const char *payload, size_t len)
 {
     ngx_famcall_gw_t  *gw = data;
 
-    ngx_uint_t           missed;
-    ngx_famcall_node_t  *node = gw->node;
-
-    if (node->leader != ngx_pid) {
+    if (gw->node->leader != ngx_pid) {
         return;     /* another worker took over: it passes them on */
     }
 
-    if (payload == NULL) {
-        /* subscribed: if anyone listened before, events were missed */
-        missed = gw->subscribed || gw->took_over;
-        gw->subscribed = 1;
-        gw->took_over = 0;
+    if (payload != NULL) {
+        ngx_famcall_node_broadcast(gw, NGX_FAMCALL_IPC_BUS_EVENTS,
+                                   (const u_char *) payload, len);
 
-        if (missed) {
-            ngx_log_error(NGX_LOG_WARN, gw->log, 0,
-                          "famcall: the event bus is back; sockets resync");
-            ngx_famcall_node_broadcast(gw, NGX_FAMCALL_IPC_BUS_RESYNC,
-                                       (u_char *) "", 0);
-            ngx_famcall_gw_resync_all(gw);
-        }
-
-        return;
+    } else if (gw->subscribed || gw->took_over) {
+        /* (re)subscribed after someone listened: events were missed */
+        ngx_famcall_node_broadcast(gw, NGX_FAMCALL_IPC_BUS_RESYNC,
+                                   (u_char *) "", 0);
     }
 
-    ngx_famcall_node_broadcast(gw, NGX_FAMCALL_IPC_BUS_EVENTS,
-                               (const u_char *) payload, len);
     ngx_famcall_gw_notify(gw, payload, len);
 }
 

@@ -176,7 +176,7 @@ subtest 'a full queue answers unavailable and stores nothing it refused' => sub 
     # one send that the database holds (its batch waits on the lock), then
     # 30 of 3,900 characters behind it: a 64k queue holds about 15 of them
     # (and a socket may have 32 sends waiting for answers)
-    my $locker = hold_lock(2);
+    my $locker = hold_lock(1.2);   # under famcall_db_timeout (2s)
     my ($first) = fire($wa, $conv, 1, 'held by the database');
     pump(0.5);
     my ($refs, $cid) = fire($wa, $conv, 30, sub { ('x' x 3890) . sprintf('%06d', $_[0]) });
@@ -282,6 +282,51 @@ subtest 'one LISTEN for the node; a killed leader is replaced' => sub {
     sleep 0.1 while listens() != 1 && time < $deadline;
     is(listens(), 1, 'one LISTEN connection again');
     $s->forgive_kill($leader);
+    $wa->close;
+};
+
+# datagrams to a worker's address ("@famcall.<pid>"), hex-encoded, sent
+# by a process of $user
+sub ipc_send_as {
+    my ($user, $pid, @msgs) = @_;
+    my $code = 'use Socket; socket(my $s, AF_UNIX, SOCK_DGRAM, 0) or die $!; '
+             . 'my $to = pack_sockaddr_un("\0famcall." . shift); '
+             . 'for (@ARGV) { defined send($s, pack("H*", $_), 0, $to) or die "send: $!" }';
+    return system('runuser', '-u', $user, '--', $^X, '-e', $code, $pid, @msgs) == 0;
+}
+
+subtest 'messages between workers: strangers and garbage are ignored' => sub {
+    my ($a, $b, $conv) = @{ $pairs[0] };
+    my $wa = ws($a);
+    my $pid = $wa->server_pid($s->http_port);
+    my $token = unpack('H*', pack('Q<', 7));
+
+    # from root: not the workers' user, so not heard at all
+    ok(ipc_send_as('root', $pid, '01' . '00' . $token . '01000000' . 'ffffffff'),
+       'a datagram sent as root');
+    my $deadline = time + 5;
+    sleep 0.05 until log_text() =~ /a worker message from uid 0 ignored/ || time > $deadline;
+    like(log_text(), qr/\[warn\].*a worker message from uid 0 ignored/, 'is ignored, and logged');
+
+    # from the workers' user: bad ones of every kind
+    ok(ipc_send_as('nobody', $pid,
+        '',                                             # empty
+        '63',                                           # an unknown type
+        '0109',                                         # answers for no such batcher
+        '0100' . $token . 'c9000000' . 'e8030000',      # an answer cut short
+        '0100' . $token . 'c9000000' . '02000000' . '7b7d',   # for nobody's send
+        '0200c8',                                       # kick: no such stream
+        '0300'),                                        # an event too short to read
+       'malformed messages sent as the workers\' user');
+    $deadline = time + 5;
+    sleep 0.05 until log_text() =~ /unreadable event ignored/ || time > $deadline;
+    like(log_text(), qr/unreadable event ignored/,
+         'were heard (the event cut short is logged) and dropped');
+
+    my $ack = $wa->request('message:send',
+        { conversation_id => $conv, client_id => new_uuid(), body => 'still here' });
+    is($ack && $ack->{type}, 'ack', 'the worker that got them still sends and answers');
+    ok(gapless($conv), 'nothing was stored or numbered by them');
     $wa->close;
 };
 

@@ -211,11 +211,7 @@ nodes)
     FAMCALL_WORKERS=$node_workers FAMCALL_DATA_DIR=$data FAMCALL_HTTP_PORT=$port2 \
         "$bench_top/scripts/node.sh" "$module" > "$data/node2.out" 2>&1 &
     node_pid=$!
-    for _ in $(seq 100); do
-        curl -sf -o /dev/null "http://127.0.0.1:$port2/healthz" && break
-        sleep 0.1
-    done
-    curl -sf -o /dev/null "http://127.0.0.1:$port2/healthz" ||
+    bench_wait_http "http://127.0.0.1:$port2/healthz" ||
         { echo "node 2 did not start:" >&2; cat "$data/node2.out" >&2; exit 1; }
     echo "== chat, two nodes: side a on :$port1, side b on :$port2 (same database)," \
          "$node_workers worker(s) each"
