@@ -41,6 +41,7 @@ ngx_famcall_gw_init(ngx_cycle_t *cycle, ngx_http_famcall_main_conf_t *fmcf)
     gw->scratch = ngx_palloc(cycle->pool, fmcf->ws_max_message);
 
     if (gw->buckets == NULL || gw->scratch == NULL
+        || ngx_famcall_gw_presence_init(gw, cycle->pool) != NGX_OK
         || RAND_bytes(rnd, sizeof(rnd)) != 1)
     {
         return NGX_ERROR;
@@ -94,6 +95,8 @@ ngx_famcall_gw_exit(ngx_http_famcall_main_conf_t *fmcf)
         ngx_del_timer(&gw->heartbeat);
     }
 
+    ngx_famcall_gw_presence_stop(gw);
+
     for (i = 0; i < gw->nbuckets; i++) {
         while (!ngx_queue_empty(&gw->buckets[i])) {
             q = ngx_queue_head(&gw->buckets[i]);
@@ -103,12 +106,6 @@ ngx_famcall_gw_exit(ngx_http_famcall_main_conf_t *fmcf)
                 q = ngx_queue_head(&u->sockets);
                 ngx_famcall_ws_abort(ngx_queue_data(q, ngx_famcall_ws_t,
                                                     gw_link));
-            }
-
-            /* its presence query (if any) dies with the pool */
-            if (u->query != NULL) {
-                ngx_famcall_pg_detach(u->query);
-                u->query = NULL;
             }
 
             ngx_queue_remove(&u->bucket);

@@ -30,6 +30,11 @@
 #define NGX_FAMCALL_GW_TYPING_BURST   5
 #define NGX_FAMCALL_GW_SRC_LEN        (NGX_FAMCALL_ID_LEN + 1 + NGX_INT64_LEN)
 
+/* users per presence batch: an advisory lock each, in a lock table of
+ * max_locks_per_transaction (64) x max_connections slots */
+#define NGX_FAMCALL_GW_PRESENCE_BATCH 128
+#define NGX_FAMCALL_GW_PRESENCE_RETRY 1000
+
 
 typedef struct ngx_famcall_node_s  ngx_famcall_node_t;
 
@@ -44,6 +49,15 @@ struct ngx_famcall_gw_s {
     ngx_queue_t                   *buckets;
     ngx_uint_t                     nbuckets;     /* a power of 2 */
     ngx_uint_t                     nusers;
+
+    /* presence changes: one batch at the database, the next one waits */
+    ngx_queue_t                    presence_wait;
+    ngx_famcall_pg_query_t        *presence_query;
+    ngx_event_t                    presence_retry; /* after a failed batch */
+    ngx_famcall_gw_user_t        **presence_batch;
+    ngx_uint_t                     presence_n;
+    char                          *presence_users;  /* its parameters */
+    char                          *presence_online;
 
     ngx_event_t                    heartbeat;
     ngx_famcall_node_t            *node;         /* NULL: listens alone */
@@ -62,9 +76,12 @@ struct ngx_famcall_gw_user_s {
     ngx_queue_t                    sockets;
     ngx_uint_t                     nsockets;
     ngx_famcall_gw_t              *gw;
-    ngx_famcall_pg_query_t        *query;        /* presence change */
+    ngx_queue_t                    presence;     /* in gw->presence_wait */
+    unsigned                       waiting:1;    /* in gw->presence_wait */
+    unsigned                       sent:1;       /* in the batch in flight */
     unsigned                       online:1;     /* as the database has it */
-    unsigned                       asked:1;      /* what query asks for */
+    unsigned                       unsure:1;     /* a batch failed: either */
+    unsigned                       asked:1;      /* what the batch asks */
 };
 
 
@@ -90,6 +107,8 @@ ngx_famcall_gw_user_t *ngx_famcall_gw_user_find(ngx_famcall_gw_t *gw,
 ngx_int_t ngx_famcall_gw_user_add(ngx_famcall_gw_t *gw, ngx_famcall_ws_t *ws);
 void ngx_famcall_gw_user_remove(ngx_famcall_ws_t *ws);
 void ngx_famcall_gw_user_format(const u_char *id, char *out);
+ngx_int_t ngx_famcall_gw_presence_init(ngx_famcall_gw_t *gw, ngx_pool_t *pool);
+void ngx_famcall_gw_presence_stop(ngx_famcall_gw_t *gw);
 
 /* ngx_famcall_gw_bus.c */
 void ngx_famcall_gw_notify(void *data, const char *payload, size_t len);

@@ -15,6 +15,10 @@
 
 static void ngx_famcall_gw_grow(ngx_famcall_gw_t *gw);
 static void ngx_famcall_gw_presence(ngx_famcall_gw_user_t *u);
+static ngx_uint_t ngx_famcall_gw_presence_wait(ngx_famcall_gw_user_t *u);
+static void ngx_famcall_gw_presence_send(ngx_famcall_gw_t *gw);
+static void ngx_famcall_gw_presence_failed(ngx_famcall_gw_t *gw);
+static void ngx_famcall_gw_presence_retry_handler(ngx_event_t *ev);
 static void ngx_famcall_gw_presence_done(void *data,
     ngx_famcall_pg_status_e status, PGresult *res);
 static void ngx_famcall_gw_user_free_maybe(ngx_famcall_gw_user_t *u);
@@ -137,36 +141,201 @@ ngx_famcall_gw_grow(ngx_famcall_gw_t *gw)
 }
 
 
+ngx_int_t
+ngx_famcall_gw_presence_init(ngx_famcall_gw_t *gw, ngx_pool_t *pool)
+{
+    size_t  n = NGX_FAMCALL_GW_PRESENCE_BATCH;
+
+    ngx_queue_init(&gw->presence_wait);
+
+    gw->presence_retry.handler = ngx_famcall_gw_presence_retry_handler;
+    gw->presence_retry.data = gw;
+    gw->presence_retry.log = gw->log;
+    gw->presence_retry.cancelable = 1;
+
+    /* "{id,id,...}" and "{t,f,...}" */
+    gw->presence_batch = ngx_palloc(pool, n * sizeof(ngx_famcall_gw_user_t *));
+    gw->presence_users = ngx_palloc(pool, n * (NGX_FAMCALL_ID_LEN + 1) + 2);
+    gw->presence_online = ngx_palloc(pool, n * 2 + 2);
+
+    if (gw->presence_batch == NULL || gw->presence_users == NULL
+        || gw->presence_online == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the worker exits: the batch in flight dies with the pool */
+void
+ngx_famcall_gw_presence_stop(ngx_famcall_gw_t *gw)
+{
+    if (gw->presence_query != NULL) {
+        ngx_famcall_pg_detach(gw->presence_query);
+        gw->presence_query = NULL;
+    }
+
+    if (gw->presence_retry.timer_set) {
+        ngx_del_timer(&gw->presence_retry);
+    }
+}
+
+
 /*
  * Tell the database what this worker knows: online while the user has a
- * socket here.  One query at a time per user, so an open and a close in
+ * socket here.  Changes go in batches, one at a time per worker (group
+ * commit, like the sends): those that arrive while a batch runs wait for
+ * the next.  A user is in one batch at most, so an open and a close in
  * quick succession reach the database in their order.
  */
 static void
 ngx_famcall_gw_presence(ngx_famcall_gw_user_t *u)
 {
-    char               user[NGX_FAMCALL_ID_LEN + 1];
-    ngx_uint_t         want;
-    const char        *params[3];
     ngx_famcall_gw_t  *gw = u->gw;
 
-    want = (u->nsockets > 0);
+    if (ngx_famcall_gw_presence_wait(u)) {
+        ngx_famcall_gw_presence_send(gw);
+    }
+}
 
-    if (u->query != NULL || want == u->online || gw->exiting
-        || ngx_exiting || ngx_quit)
+
+/* queue u's change, if it has one; 1 if queued */
+static ngx_uint_t
+ngx_famcall_gw_presence_wait(ngx_famcall_gw_user_t *u)
+{
+    ngx_famcall_gw_t  *gw = u->gw;
+
+    if (u->waiting || u->sent
+        || ((u->nsockets > 0) == u->online && !u->unsure)
+        || gw->exiting || ngx_exiting || ngx_quit)
+    {
+        return 0;
+    }
+
+    u->waiting = 1;
+    ngx_queue_insert_tail(&gw->presence_wait, &u->presence);
+
+    return 1;
+}
+
+
+static void
+ngx_famcall_gw_presence_send(ngx_famcall_gw_t *gw)
+{
+    char                   *ids, *ups;
+    ngx_uint_t              n, want;
+    ngx_queue_t            *q;
+    const char             *params[3];
+    ngx_famcall_gw_user_t  *u;
+
+    /* at exit, the sweep (ngx_famcall_gw_close) stands for every change */
+    if (gw->presence_query != NULL || gw->presence_retry.timer_set
+        || ngx_queue_empty(&gw->presence_wait)
+        || gw->exiting || ngx_exiting || ngx_quit)
     {
         return;
     }
 
-    ngx_famcall_gw_user_format(u->id, user);
+    ids = gw->presence_users;
+    ups = gw->presence_online;
+    *ids++ = '{';
+    *ups++ = '{';
+    n = 0;
+
+    while (n < NGX_FAMCALL_GW_PRESENCE_BATCH
+           && !ngx_queue_empty(&gw->presence_wait))
+    {
+        q = ngx_queue_head(&gw->presence_wait);
+        ngx_queue_remove(q);
+        u = ngx_queue_data(q, ngx_famcall_gw_user_t, presence);
+        u->waiting = 0;
+
+        want = (u->nsockets > 0);
+
+        if (want == u->online && !u->unsure) {  /* opened and closed */
+            ngx_famcall_gw_user_free_maybe(u);
+            continue;
+        }
+
+        if (n > 0) {
+            *ids++ = ',';
+            *ups++ = ',';
+        }
+
+        ngx_famcall_gw_user_format(u->id, ids);
+        ids += NGX_FAMCALL_ID_LEN;
+        *ups++ = want ? 't' : 'f';
+
+        u->asked = want;
+        u->sent = 1;
+        gw->presence_batch[n++] = u;
+    }
+
+    if (n == 0) {
+        return;
+    }
+
+    *ids++ = '}';
+    *ids = '\0';
+    *ups++ = '}';
+    *ups = '\0';
 
     params[0] = gw->instance;
-    params[1] = user;
-    params[2] = want ? "true" : "false";
+    params[1] = gw->presence_users;
+    params[2] = gw->presence_online;
 
-    u->asked = want;
-    u->query = ngx_famcall_pg_send(gw->fmcf->pg, NGX_FAMCALL_SQL_PRESENCE, 3,
-                                   params, ngx_famcall_gw_presence_done, u);
+    gw->presence_n = n;
+    gw->presence_query = ngx_famcall_pg_send(gw->fmcf->pg,
+                                             NGX_FAMCALL_SQL_PRESENCE_BATCH,
+                                             3, params,
+                                             ngx_famcall_gw_presence_done, gw);
+
+    if (gw->presence_query != NULL) {
+        return;
+    }
+
+    /* the database is unreachable right now */
+    ngx_famcall_gw_presence_failed(gw);
+}
+
+
+/*
+ * The batch failed (no database, a timeout, an error): its users wait again,
+ * for a retry in a second.  A timed-out batch may still commit, so the
+ * database may have either state: the retry writes what is true by then,
+ * whatever it is.  Writing a change twice announces nothing twice: a row
+ * already there (or gone) is not news.
+ */
+static void
+ngx_famcall_gw_presence_failed(ngx_famcall_gw_t *gw)
+{
+    ngx_uint_t              i;
+    ngx_famcall_gw_user_t  *u;
+
+    for (i = 0; i < gw->presence_n; i++) {
+        u = gw->presence_batch[i];
+        u->sent = 0;
+        u->unsure = 1;
+        (void) ngx_famcall_gw_presence_wait(u);
+        ngx_famcall_gw_user_free_maybe(u);
+    }
+
+    gw->presence_n = 0;
+
+    if (!ngx_queue_empty(&gw->presence_wait) && !gw->presence_retry.timer_set
+        && !gw->exiting)
+    {
+        ngx_add_timer(&gw->presence_retry, NGX_FAMCALL_GW_PRESENCE_RETRY);
+    }
+}
+
+
+static void
+ngx_famcall_gw_presence_retry_handler(ngx_event_t *ev)
+{
+    ngx_famcall_gw_presence_send(ev->data);
 }
 
 
@@ -174,18 +343,28 @@ static void
 ngx_famcall_gw_presence_done(void *data, ngx_famcall_pg_status_e status,
     PGresult *res)
 {
-    ngx_famcall_gw_user_t  *u = data;
+    ngx_famcall_gw_t       *gw = data;
+    ngx_uint_t              i;
+    ngx_famcall_gw_user_t  *u;
 
-    u->query = NULL;
+    gw->presence_query = NULL;
 
-    if (status == NGX_FAMCALL_PG_OK) {
-        u->online = u->asked;
-        ngx_famcall_gw_presence(u);     /* things changed meanwhile? */
+    if (status != NGX_FAMCALL_PG_OK) {
+        ngx_famcall_gw_presence_failed(gw);
+        return;
     }
 
-    /* else: the next open or close here tries again */
+    for (i = 0; i < gw->presence_n; i++) {
+        u = gw->presence_batch[i];
+        u->sent = 0;
+        u->online = u->asked;
+        u->unsure = 0;
+        (void) ngx_famcall_gw_presence_wait(u);     /* changed meanwhile? */
+        ngx_famcall_gw_user_free_maybe(u);
+    }
 
-    ngx_famcall_gw_user_free_maybe(u);
+    gw->presence_n = 0;
+    ngx_famcall_gw_presence_send(gw);
 }
 
 
@@ -194,12 +373,12 @@ ngx_famcall_gw_user_free_maybe(ngx_famcall_gw_user_t *u)
 {
     ngx_famcall_gw_t  *gw = u->gw;
 
-    if (u->nsockets > 0 || u->query != NULL || gw->exiting) {
+    if (u->nsockets > 0 || u->waiting || u->sent || gw->exiting) {
         return;     /* (at exit, ngx_famcall_gw_exit frees them all) */
     }
 
     /* online in the database but going away: the exit sweep clears it */
-    if (u->online && !(ngx_exiting || ngx_quit)) {
+    if ((u->online || u->unsure) && !(ngx_exiting || ngx_quit)) {
         return;
     }
 

@@ -115,8 +115,10 @@ const ngx_famcall_stmt_t  ngx_famcall_statements[] = {
     { "famcall_sync", FAMCALL_FN("famcall_sync", "$1::uuid, $2::text, $3::int"),
       3 },
 
-    { "famcall_presence",
-      FAMCALL_FN("famcall_presence", "$1::uuid, $2::uuid, $3::boolean"), 3 },
+    /* sql/014_presence_batch.sql */
+    { "famcall_presence_batch",
+      FAMCALL_FN("famcall_presence_batch",
+                 "$1::uuid, $2::uuid[], $3::boolean[]"), 3 },
 
     { "famcall_instance_register",
       FAMCALL_FN("famcall_instance_register", "$1::uuid, $2::text, $3::int"),
