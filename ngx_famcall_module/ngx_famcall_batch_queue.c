@@ -30,6 +30,8 @@ typedef struct {
 struct ngx_famcall_bq_s {
     ngx_slab_pool_t             *shpool;  /* its mutex is the lock */
     ngx_pid_t                    runner;  /* 0: none */
+    uint64_t                     beat;    /* ngx_current_msec when the
+                                             runner last took, or began */
     size_t                       size;
     size_t                       head;
     size_t                       tail;
@@ -230,6 +232,7 @@ ngx_famcall_bq_put(ngx_famcall_bq_t *q, uint64_t token, ngx_uint_t nfields,
 
     if (q->runner == 0 || ngx_famcall_bq_runner_dead(q, stale)) {
         q->runner = ngx_pid;
+        q->beat = ngx_current_msec;
     }
 
     *run = (q->runner == ngx_pid);
@@ -263,6 +266,7 @@ ngx_famcall_bq_take(ngx_famcall_bq_t *q, ngx_uint_t nfields, ngx_uint_t max,
 
     n = ngx_min(q->count, ngx_min(max, NGX_FAMCALL_BQ_MAX_TAKE));
     pos = q->head;
+    q->beat = ngx_current_msec;
 
     ngx_shmtx_unlock(&q->shpool->mutex);
 
@@ -315,6 +319,15 @@ ngx_famcall_bq_take(ngx_famcall_bq_t *q, ngx_uint_t nfields, ngx_uint_t max,
 
     ngx_shmtx_lock(&q->shpool->mutex);
 
+    if (q->runner != ngx_pid) {
+        /* taken over meanwhile (this worker stood still): the items are
+         * the new runner's; what was read may be torn */
+        ngx_shmtx_unlock(&q->shpool->mutex);
+        ngx_free(*buf);
+        *buf = NULL;
+        return 0;
+    }
+
     q->head = pos;
     q->used -= consumed;
     q->count -= n;
@@ -341,6 +354,7 @@ ngx_famcall_bq_claim(ngx_famcall_bq_t *q, ngx_msec_t stale)
         && (q->runner == 0 || ngx_famcall_bq_runner_dead(q, stale)))
     {
         q->runner = ngx_pid;
+        q->beat = ngx_current_msec;
     }
 
     mine = (q->count > 0 && q->runner == ngx_pid);
@@ -441,12 +455,16 @@ ngx_famcall_bq_field(ngx_famcall_bq_rec_t *rec, ngx_uint_t f)
 
 /*
  * Under the lock: the runner has left its oldest item waiting longer than
- * stale and its process is gone (it died with a batch in hand).
+ * stale, and its process is gone (it died with a batch in hand) or has
+ * not taken a batch for longer than stale (it stands still, or died and
+ * another process has its pid).  A live runner takes again within the
+ * database timeout (stale is more): its batch is answered or times out.
  */
 static ngx_uint_t
 ngx_famcall_bq_runner_dead(ngx_famcall_bq_t *q, ngx_msec_t stale)
 {
     size_t                 pos;
+    ngx_msec_int_t         idle;
     ngx_famcall_bq_rec_t  *rec;
 
     if (q->runner == 0 || q->runner == ngx_pid || q->count == 0) {
@@ -466,6 +484,16 @@ ngx_famcall_bq_runner_dead(ngx_famcall_bq_t *q, ngx_msec_t stale)
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "famcall: worker %P, which ran a send stream, is gone; "
                       "worker %P takes the stream over", q->runner, ngx_pid);
+        return 1;
+    }
+
+    idle = (ngx_msec_int_t) (ngx_current_msec - (ngx_msec_t) q->beat);
+
+    if (idle >= (ngx_msec_int_t) stale) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "famcall: worker %P, which ran a send stream, took "
+                      "nothing for %M ms; worker %P takes the stream over",
+                      q->runner, (ngx_msec_t) idle, ngx_pid);
         return 1;
     }
 

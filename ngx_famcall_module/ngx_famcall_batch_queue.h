@@ -7,9 +7,11 @@
  * of the one worker that takes batches from it, one at a time.  A worker
  * that queues into a stream with no runner becomes its runner; a runner
  * that finds the ring empty lets go, under the same lock, so an item is
- * never left with nobody to take it.  A runner that died is replaced by
- * the next worker to queue or look once the oldest item is older than
- * `stale` milliseconds and its pid is gone.  Only the runner reads and
+ * never left with nobody to take it.  A runner that died or stands still
+ * is replaced by the next worker to queue or look once the oldest item is
+ * older than `stale` milliseconds and the runner's pid is gone or it has
+ * taken nothing for as long (its beat: a live runner takes again within
+ * the database timeout, which is less).  Only the runner reads and
  * removes records, so it reads them without the lock; writers never touch
  * space it has not given back.
  */

@@ -249,6 +249,56 @@ subtest 'a runner killed with a batch in hand: its stream is taken over' => sub 
     $wb->close;
 };
 
+subtest 'a runner that stands still (its pid alive) is taken over' => sub {
+    my ($a, $b, $conv) = @{ $pairs[3] };
+
+    my $wa = ws($a);
+    my $pa = $wa->server_pid($s->http_port);
+    my ($wb, $pb);
+    for (1 .. 30) {
+        $wb = ws($b);
+        $pb = $wb->server_pid($s->http_port);
+        last if $pb && $pa && $pb != $pa;
+        $wb->close;
+    }
+    ok($pa && $pb && $pa != $pb, "A's socket on worker $pa, B's on $pb");
+
+    # A's worker runs the stream, its batch held by the lock; then it stops
+    # (as a hung worker would, or a dead one whose pid another process got)
+    my $locker = hold_lock(4);
+    my $cid = new_uuid();
+    $wa->send('message:send', { conversation_id => $conv, client_id => $cid,
+                                body => 'in the batch of the worker stopped' }, 'stood');
+    pump(0.3);
+    kill 'STOP', $pa;
+    my ($refs) = fire($wb, $conv, 3, 'queued behind it');
+
+    my @a = answers($wb, $refs, 15);
+    waitpid $locker, 0;
+    my @seq = map { $_ && $_->{type} eq 'ack' ? $_->{data}{seq} : () } @a;
+    is(scalar @seq, 3, "B's three sends, queued behind the runner that stopped, are acked");
+    ok(@seq == 3 && $seq[0] < $seq[1] && $seq[1] < $seq[2], 'in the order B sent them');
+    like(log_text(), qr/worker \Q$pa\E, which ran a send stream, took nothing for \d+ ms; worker \d+ takes the stream over/,
+         'the log says which worker took the stream over, and why');
+
+    # A's worker goes on: its send was stored once, whatever A was told
+    kill 'CONT', $pa;
+    my $r = $wa->wait_for(sub { ($_[0]{ref} // '') eq 'stood' }, 10);
+    ok($r && ($r->{type} eq 'ack' || ($r->{error}{code} // '') eq 'unavailable'),
+       "A's send is answered once its worker runs again") or diag explain $r;
+    $r = $wa->request('message:send', { conversation_id => $conv, client_id => $cid,
+                                        body => 'in the batch of the worker stopped' });
+    is($r && $r->{type}, 'ack', 'a retry with its client_id is acked');
+    is($s->psql("select count(*) from messages where client_id = '$cid'"), 1, 'stored once');
+    ok(gapless($conv), 'the conversation is numbered without a gap');
+
+    # and the stream still works, whoever runs it
+    ($refs) = fire($wa, $conv, 2, 'after');
+    @a = answers($wa, $refs, 10);
+    is(scalar(grep { $_ && $_->{type} eq 'ack' } @a), 2, 'later sends from the stopped worker are acked');
+    $_->close for $wa, $wb;
+};
+
 subtest 'one LISTEN for the node; a killed leader is replaced' => sub {
     my ($a, $b, $conv) = @{ $pairs[2] };
     is(listens(), 1, "four workers, one LISTEN connection");
