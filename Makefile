@@ -51,7 +51,7 @@ UNIT_CFLAGS := -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g -Ingx_famcall
 UNIT_LIBS   := -ljansson -ljwt -lcrypto
 UNIT_SRCS   := ngx_famcall_module/ngx_famcall_validate.c ngx_famcall_module/ngx_famcall_json.c \
                ngx_famcall_module/ngx_famcall_token.c ngx_famcall_module/ngx_famcall_ws_frame.c \
-               ngx_famcall_module/ngx_famcall_event.c
+               ngx_famcall_module/ngx_famcall_event.c ngx_famcall_module/ngx_famcall_gw_index.c
 $(BUILD)/unit/%: t/unit/%.c $(UNIT_SRCS) t/unit/tap.h $(wildcard ngx_famcall_module/*.h)
 	@mkdir -p $(BUILD)/unit
 	$(CC) $(UNIT_CFLAGS) $(UNIT_CFLAGS_EXTRA) -o $@ $< $(UNIT_SRCS) $(UNIT_LIBS)

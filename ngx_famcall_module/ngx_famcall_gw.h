@@ -39,6 +39,15 @@
 typedef struct ngx_famcall_node_s  ngx_famcall_node_t;
 
 
+/* an event on the bus: "<type> <users> <src> <data>" (ngx_famcall_gw_bus.c) */
+typedef struct {
+    ngx_str_t                      type;
+    ngx_str_t                      users;        /* ids, comma-separated */
+    ngx_str_t                      src;          /* empty: none */
+    ngx_str_t                      data;         /* JSON text */
+} ngx_famcall_gw_line_t;
+
+
 struct ngx_famcall_gw_s {
     ngx_http_famcall_main_conf_t  *fmcf;
     ngx_log_t                     *log;
@@ -61,6 +70,7 @@ struct ngx_famcall_gw_s {
 
     ngx_event_t                    heartbeat;
     ngx_famcall_node_t            *node;         /* NULL: listens alone */
+    ngx_uint_t                     slot;         /* its place in the node */
     ngx_event_t                    watch;        /* on the node's leader */
     unsigned                       listening:1;  /* holds a LISTEN */
     unsigned                       took_over:1;  /* led after another */
@@ -113,10 +123,14 @@ void ngx_famcall_gw_presence_stop(ngx_famcall_gw_t *gw);
 /* ngx_famcall_gw_bus.c */
 void ngx_famcall_gw_notify(void *data, const char *payload, size_t len);
 void ngx_famcall_gw_resync_all(ngx_famcall_gw_t *gw);
+ngx_int_t ngx_famcall_gw_line_parse(u_char *p, u_char *last,
+    ngx_famcall_gw_line_t *line);
 
 /* ngx_famcall_gw_node.c */
 ngx_int_t ngx_famcall_gw_node_start(ngx_famcall_gw_t *gw, ngx_cycle_t *cycle);
 void ngx_famcall_gw_node_stop(ngx_famcall_gw_t *gw);
+void ngx_famcall_gw_node_user(ngx_famcall_gw_t *gw, const u_char *id,
+    ngx_uint_t here);
 
 /* ngx_famcall_gw_events.c */
 void ngx_famcall_gw_ops_detach(ngx_famcall_ws_t *ws);

@@ -21,14 +21,6 @@
 #include "ngx_famcall_gw.h"
 
 
-typedef struct {
-    ngx_str_t                      type;
-    ngx_str_t                      users;        /* ids, comma-separated */
-    ngx_str_t                      src;          /* empty: none */
-    ngx_str_t                      data;         /* JSON text */
-} ngx_famcall_gw_line_t;
-
-
 /* a message announced by reference, waiting to be fetched */
 typedef struct {
     ngx_famcall_gw_t              *gw;
@@ -36,8 +28,6 @@ typedef struct {
 } ngx_famcall_gw_fetch_t;
 
 
-static ngx_int_t ngx_famcall_gw_line_parse(u_char *p, u_char *last,
-    ngx_famcall_gw_line_t *line);
 static void ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw,
     ngx_famcall_gw_line_t *line);
 static void ngx_famcall_gw_fetch(ngx_famcall_gw_t *gw,
@@ -95,7 +85,7 @@ ngx_famcall_gw_notify(void *data, const char *payload, size_t len)
 
 
 /* "<type> <users> <src> <data>" */
-static ngx_int_t
+ngx_int_t
 ngx_famcall_gw_line_parse(u_char *p, u_char *last, ngx_famcall_gw_line_t *line)
 {
     u_char     *sp;

@@ -15,6 +15,14 @@
  * socket of the node to resync, as a reconnected LISTEN always has.
  * A worker finding no free slot (more than NGX_FAMCALL_NODE_SLOTS workers,
  * with a reload's old ones) listens for itself.
+ *
+ * The leader sends each worker only the lines of the users it has sockets
+ * of (the index, ngx_famcall_gw_index.c: a worker sets its bit for a user
+ * when the user's first socket opens there and clears it when the last
+ * closes).  A worker's bit is set before its socket says hello, so before
+ * the client's first sync: an event the socket missed because the leader
+ * routed it earlier was committed before that sync's snapshot, and the
+ * sync returns it.
  */
 
 #include <ngx_config.h>
@@ -22,12 +30,14 @@
 #include <ngx_event.h>
 
 #include "ngx_famcall_gw.h"
+#include "ngx_famcall_gw_index.h"
 #include "ngx_famcall_ipc.h"
 
 
-#define NGX_FAMCALL_NODE_SLOTS  64
+#define NGX_FAMCALL_NODE_SLOTS  64            /* bits of an index mask */
 #define NGX_FAMCALL_NODE_BEAT   1000
 #define NGX_FAMCALL_NODE_DEAD   5000
+#define NGX_FAMCALL_NODE_LINES  1024            /* per notification */
 
 
 struct ngx_famcall_node_s {
@@ -36,10 +46,25 @@ struct ngx_famcall_node_s {
     ngx_msec_t                      beat;        /* the leader's last */
     ngx_uint_t                      led;         /* someone led before */
     ngx_pid_t                       workers[NGX_FAMCALL_NODE_SLOTS];
+    uint64_t                        used;        /* slots taken before */
+    ngx_famcall_index_t            *index;
 };
 
 
+/* a line of the notification the leader routes, and whose it is */
+typedef struct {
+    u_char                         *data;
+    size_t                          len;
+    uint64_t                        mask;
+} ngx_famcall_node_line_t;
+
+
+static ngx_uint_t ngx_famcall_node_capacity(ngx_conf_t *cf);
 static ngx_int_t ngx_famcall_node_init_zone(ngx_shm_zone_t *zone, void *data);
+static ngx_int_t ngx_famcall_node_route(ngx_famcall_gw_t *gw, u_char *payload,
+    size_t len);
+static u_char *ngx_famcall_node_lines(u_char *out,
+    ngx_famcall_node_line_t *lines, ngx_uint_t n, uint64_t bit);
 static void ngx_famcall_node_lead(ngx_famcall_gw_t *gw);
 static void ngx_famcall_node_notify(void *data, const char *payload,
     size_t len);
@@ -67,6 +92,7 @@ ngx_shm_zone_t *
 ngx_famcall_node_zone(ngx_conf_t *cf, void *tag)
 {
     ngx_str_t        name;
+    ngx_uint_t       capacity;
     ngx_shm_zone_t  *zone;
 
     static ngx_uint_t  generation;
@@ -79,31 +105,85 @@ ngx_famcall_node_zone(ngx_conf_t *cf, void *tag)
     name.len = ngx_sprintf(name.data, "famcall_node_%ui", ++generation)
                - name.data;
 
-    zone = ngx_shared_memory_add(cf, &name, 64 * 1024, tag);
+    capacity = ngx_famcall_node_capacity(cf);
+
+    zone = ngx_shared_memory_add(cf, &name,
+                                 64 * 1024 + ngx_famcall_index_size(capacity)
+                                 + ngx_pagesize, tag);
     if (zone == NULL) {
         return NULL;
     }
 
     zone->init = ngx_famcall_node_init_zone;
+    zone->data = (void *) capacity;
 
     return zone;
+}
+
+
+/*
+ * Index entries for the users the node's sockets can be of: twice the
+ * workers' connections (the table stays under 3/4 full), at least 4096.
+ * Pages are touched only as users are added.
+ */
+static ngx_uint_t
+ngx_famcall_node_capacity(ngx_conf_t *cf)
+{
+    void             ***ctx;
+    ngx_uint_t          want, capacity;
+    ngx_core_conf_t    *ccf;
+    ngx_event_conf_t   *ecf;
+
+    want = 1 << 18;
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cf->cycle->conf_ctx,
+                                           ngx_core_module);
+    ctx = (void ***) ngx_get_conf(cf->cycle->conf_ctx, ngx_events_module);
+
+    if (ctx != NULL && ccf->worker_processes > 0) {
+        ecf = (*ctx)[ngx_event_core_module.ctx_index];
+
+        if (ecf->connections != NGX_CONF_UNSET_UINT) {
+            want = 2 * (ngx_uint_t) ccf->worker_processes * ecf->connections;
+        }
+    }
+
+    want = ngx_min(ngx_max(want, 4096), (ngx_uint_t) 1 << 24);
+
+    for (capacity = 4096; capacity < want; capacity <<= 1) { /* void */ }
+
+    return capacity;
 }
 
 
 static ngx_int_t
 ngx_famcall_node_init_zone(ngx_shm_zone_t *zone, void *data)
 {
+    void                *mem;
+    size_t               size;
+    ngx_uint_t           capacity = (ngx_uint_t) zone->data;
     ngx_slab_pool_t     *shpool;
     ngx_famcall_node_t  *node;
 
     shpool = (ngx_slab_pool_t *) zone->shm.addr;
 
     node = ngx_slab_calloc(shpool, sizeof(ngx_famcall_node_t));
-    if (node == NULL) {
+    size = ngx_famcall_index_size(capacity);
+
+    /* the zone is new (a name per load), its pages still zero: not
+     * touching them keeps the table's memory for the users it gets */
+    mem = ngx_slab_alloc(shpool, size);
+
+    if (node == NULL || mem == NULL) {
         return NGX_ERROR;
     }
 
+#if (NGX_DEBUG_MALLOC)
+    ngx_memzero(mem, size);
+#endif
+
     node->mutex = &shpool->mutex;
+    node->index = ngx_famcall_index_init(mem, capacity);
     zone->data = node;
 
     return NGX_OK;
@@ -134,6 +214,16 @@ ngx_famcall_gw_node_start(ngx_famcall_gw_t *gw, ngx_cycle_t *cycle)
             slot = i;
             break;
         }
+    }
+
+    if (slot < NGX_FAMCALL_NODE_SLOTS) {
+        /* a worker that died had it: its users are not this one's */
+        if (node->used & ((uint64_t) 1 << slot)) {
+            ngx_famcall_index_clear_slot(node->index, (unsigned) slot);
+        }
+
+        node->used |= (uint64_t) 1 << slot;
+        gw->slot = slot;
     }
 
     ngx_shmtx_unlock(node->mutex);
@@ -203,6 +293,33 @@ ngx_famcall_gw_node_stop(ngx_famcall_gw_t *gw)
     if (next != 0) {
         id = 0;
         (void) ngx_famcall_ipc_send(next, NGX_FAMCALL_IPC_BUS_KICK, &id, 1);
+    }
+}
+
+
+/* user id's first socket opened in this worker (here), or its last closed */
+void
+ngx_famcall_gw_node_user(ngx_famcall_gw_t *gw, const u_char *id,
+    ngx_uint_t here)
+{
+    int                  rc;
+    ngx_famcall_node_t  *node = gw->node;
+
+    static ngx_uint_t  logged;
+
+    if (node == NULL) {
+        return;
+    }
+
+    ngx_shmtx_lock(node->mutex);
+    rc = ngx_famcall_index_set(node->index, id, (unsigned) gw->slot, here);
+    ngx_shmtx_unlock(node->mutex);
+
+    if (rc != 0 && !logged) {
+        logged = 1;
+        ngx_log_error(NGX_LOG_WARN, gw->log, 0,
+                      "famcall: the node's user index is full: every worker "
+                      "reads every event until the next reload");
     }
 }
 
@@ -292,6 +409,11 @@ ngx_famcall_node_notify(void *data, const char *payload, size_t len)
     }
 
     if (payload != NULL) {
+        if (ngx_famcall_node_route(gw, (u_char *) payload, len) == NGX_OK) {
+            return;
+        }
+
+        /* the index is full, or the notification too big to route */
         ngx_famcall_node_broadcast(gw, NGX_FAMCALL_IPC_BUS_EVENTS,
                                    (const u_char *) payload, len);
 
@@ -302,6 +424,137 @@ ngx_famcall_node_notify(void *data, const char *payload, size_t len)
     }
 
     ngx_famcall_gw_notify(gw, payload, len);
+}
+
+
+/*
+ * Each worker, this one too, gets the lines of the notification that
+ * concern users it has sockets of, in their order; a worker with none gets
+ * nothing.  NGX_DECLINED: not routed (the caller sends it all to all).
+ */
+static ngx_int_t
+ngx_famcall_node_route(ngx_famcall_gw_t *gw, u_char *payload, size_t len)
+{
+    u_char                 *p, *last, *eol, *u, *end, *comma, *o;
+    u_char                  id[16];
+    uint64_t                all, bit;
+    ngx_uint_t              n, s;
+    ngx_pid_t               pids[NGX_FAMCALL_NODE_SLOTS];
+    ngx_famcall_node_t     *node = gw->node;
+    ngx_famcall_gw_line_t   line;
+
+    static ngx_famcall_node_line_t  lines[NGX_FAMCALL_NODE_LINES];
+    static u_char                   out[NGX_FAMCALL_IPC_MAX];
+
+    if (len > sizeof(out)) {
+        return NGX_DECLINED;
+    }
+
+    n = 0;
+    all = 0;
+    p = payload;
+    last = payload + len;
+
+    ngx_shmtx_lock(node->mutex);
+
+    if (ngx_famcall_index_full(node->index)) {
+        ngx_shmtx_unlock(node->mutex);
+        return NGX_DECLINED;
+    }
+
+    for ( /* void */ ; p < last; p = eol + 1) {
+        eol = memchr(p, '\n', last - p);
+        if (eol == NULL) {
+            eol = last;
+        }
+
+        if (n == NGX_FAMCALL_NODE_LINES) {
+            ngx_shmtx_unlock(node->mutex);
+            return NGX_DECLINED;
+        }
+
+        lines[n].data = p;
+        lines[n].len = eol - p;
+        lines[n].mask = 0;
+
+        if (ngx_famcall_gw_line_parse(p, eol, &line) != NGX_OK) {
+            /* this worker logs it, once for the node */
+            lines[n].mask = (uint64_t) 1 << gw->slot;
+            all |= lines[n++].mask;
+            continue;
+        }
+
+        u = line.users.data;
+        end = u + line.users.len;
+
+        for ( /* void */ ; u < end; u = comma + 1) {
+            comma = memchr(u, ',', end - u);
+            if (comma == NULL) {
+                comma = end;
+            }
+
+            if (ngx_famcall_gw_user_parse(u, comma - u, id) == NGX_OK) {
+                lines[n].mask |= ngx_famcall_index_get(node->index, id);
+            }
+        }
+
+        all |= lines[n++].mask;
+    }
+
+    ngx_memcpy(pids, node->workers, sizeof(pids));
+
+    ngx_shmtx_unlock(node->mutex);
+
+    /* the others first: this worker's own sockets can wait a moment */
+    for (s = 0; s < NGX_FAMCALL_NODE_SLOTS; s++) {
+        bit = (uint64_t) 1 << s;
+
+        if (!(all & bit) || s == gw->slot || pids[s] == 0) {
+            continue;
+        }
+
+        o = ngx_famcall_node_lines(out, lines, n, bit);
+
+        if (ngx_famcall_ipc_send(pids[s], NGX_FAMCALL_IPC_BUS_EVENTS, out,
+                                 o - out)
+            == NGX_DECLINED)
+        {
+            ngx_famcall_node_forget(node, pids[s]);
+        }
+    }
+
+    bit = (uint64_t) 1 << gw->slot;
+
+    if (all & bit) {
+        o = ngx_famcall_node_lines(out, lines, n, bit);
+        ngx_famcall_gw_notify(gw, (const char *) out, o - out);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the lines of a worker's bit, one after another as in the notification */
+static u_char *
+ngx_famcall_node_lines(u_char *out, ngx_famcall_node_line_t *lines,
+    ngx_uint_t n, uint64_t bit)
+{
+    u_char      *o;
+    ngx_uint_t   i;
+
+    o = out;
+
+    for (i = 0; i < n; i++) {
+        if (lines[i].mask & bit) {
+            if (o != out) {
+                *o++ = '\n';
+            }
+
+            o = ngx_cpymem(o, lines[i].data, lines[i].len);
+        }
+    }
+
+    return o;
 }
 
 

@@ -82,8 +82,11 @@ ngx_famcall_gw_user_add(ngx_famcall_gw_t *gw, ngx_famcall_ws_t *ws)
     }
 
     ngx_queue_insert_tail(&u->sockets, &ws->gw_link);
-    u->nsockets++;
     ws->gw_user = u;
+
+    if (u->nsockets++ == 0) {
+        ngx_famcall_gw_node_user(gw, u->id, 1);     /* before hello */
+    }
 
     ngx_famcall_gw_presence(u);
 
@@ -97,8 +100,11 @@ ngx_famcall_gw_user_remove(ngx_famcall_ws_t *ws)
     ngx_famcall_gw_user_t  *u = ws->gw_user;
 
     ngx_queue_remove(&ws->gw_link);
-    u->nsockets--;
     ws->gw_user = NULL;
+
+    if (--u->nsockets == 0) {
+        ngx_famcall_gw_node_user(u->gw, u->id, 0);
+    }
 
     ngx_famcall_gw_presence(u);
     ngx_famcall_gw_user_free_maybe(u);
