@@ -91,6 +91,7 @@ static ngx_famcall_gw_t  *ngx_famcall_node_gw;
 ngx_shm_zone_t *
 ngx_famcall_node_zone(ngx_conf_t *cf, void *tag)
 {
+    size_t           size;
     ngx_str_t        name;
     ngx_uint_t       capacity;
     ngx_shm_zone_t  *zone;
@@ -106,10 +107,11 @@ ngx_famcall_node_zone(ngx_conf_t *cf, void *tag)
                - name.data;
 
     capacity = ngx_famcall_node_capacity(cf);
+    size = ngx_famcall_index_size(capacity);
 
-    zone = ngx_shared_memory_add(cf, &name,
-                                 64 * 1024 + ngx_famcall_index_size(capacity)
-                                 + ngx_pagesize, tag);
+    /* the slab pool's own: a descriptor (24 bytes) per page, and room */
+    zone = ngx_shared_memory_add(cf, &name, size + size / 64 + 128 * 1024,
+                                 tag);
     if (zone == NULL) {
         return NULL;
     }
@@ -148,7 +150,7 @@ ngx_famcall_node_capacity(ngx_conf_t *cf)
         }
     }
 
-    want = ngx_min(ngx_max(want, 4096), (ngx_uint_t) 1 << 24);
+    want = ngx_min(ngx_max(want, 4096), (ngx_uint_t) 1 << 22);
 
     for (capacity = 4096; capacity < want; capacity <<= 1) { /* void */ }
 

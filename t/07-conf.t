@@ -61,6 +61,12 @@ conf_ok('famcall_jwt_secret of 32 bytes',
 conf_ok('famcall_otp_sms webhook',
         sub { s/^\s*famcall_otp_sms\s[^;]*;/famcall_otp_sms webhook https:\/\/sms.example.com\/send;/m });
 conf_ok('famcall_db_pool_size 1', sub { s/famcall_db_pool_size \d+;/famcall_db_pool_size 1;/ });
+# the node's user index is sized from the workers' connections: a node for
+# 100,000 sockets and more (its shared memory must hold the index)
+conf_ok('16 workers of 20000 connections', sub {
+    s/^worker_processes \S+;/worker_processes 16;/m;
+    s/worker_connections \d+;/worker_connections 20000;/;
+});
 
 conf_ok('famcall_send_streams 1 and famcall_send_queue_size 64k', sub {
     s/^(\s*famcall_db_pool_size\s[^;]*;)/$1\n    famcall_send_streams 1;\n    famcall_send_queue_size 64k;/m });
