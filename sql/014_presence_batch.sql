@@ -128,25 +128,19 @@ end
 $$;
 
 -- A gateway instance is gone (sql/008): its users without another socket go
--- offline, announced in one round of NOTIFYs instead of one per user.
+-- offline, as one batch: one round of NOTIFYs instead of one per user.
 create or replace function famcall_instance_sweep(instance uuid)
 returns table (status int, body jsonb)
 language plpgsql
 set search_path = pg_catalog, public, pg_temp
 as $$
 declare
-    u     uuid;
-    l     text;
-    lines text[] := '{}';
+    users uuid[];
 begin
-    for u in select p.user_id from presence p
-              where p.instance_id = instance order by p.user_id loop
-        foreach l in array coalesce(famcall_presence_change(instance, u, false),
-                                    '{}') loop
-            lines := array_append(lines, l);
-        end loop;
-    end loop;
-    perform famcall_notify_lines(lines);
+    select coalesce(array_agg(p.user_id), '{}') into users
+      from presence p where p.instance_id = instance;
+    perform famcall_presence_batch(instance, users,
+                                   array_fill(false, array[cardinality(users)]));
     delete from gateway_instances g where g.id = instance;
     return query select 204, null::jsonb;
 end

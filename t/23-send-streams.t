@@ -13,7 +13,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use POSIX ();
 use Time::HiRes qw(time sleep);
 use Famcall::Test qw(new_uuid);
 use Famcall::WS;
@@ -100,22 +99,22 @@ sub log_text { my $log = "$s->{data}/log/nginx-error.log"; local (@ARGV, $/) = (
 sub listens { $s->psql("select count(*) from pg_stat_activity where query ilike 'listen%'") }
 
 # a psql session holding conversations locked (sends wait) for $secs
-sub hold_lock {
-    my ($secs) = @_;
-    my $env = $s->pg_env;
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        for (keys %$env) { defined $env->{$_} ? ($ENV{$_} = $env->{$_}) : delete $ENV{$_} }
-        open STDOUT, '>', '/dev/null';
-        { exec '/usr/bin/psql', '-X', '-q', '-c',
-              "begin; lock table conversations in exclusive mode; select pg_sleep($secs); commit;" }
-        POSIX::_exit(1);
+sub hold_lock { $s->hold_lock('conversations', $_[0]) }
+
+# sockets of users A and B on two different workers: ($wa, $pa, $wb, $pb)
+sub two_workers {
+    my ($a, $b) = @_;
+    my $wa = ws($a);
+    my $pa = $wa->server_pid($s->http_port);
+    my ($wb, $pb);
+    for (1 .. 30) {
+        $wb = ws($b);
+        $pb = $wb->server_pid($s->http_port);
+        last if $pb && $pa && $pb != $pa;
+        $wb->close;
     }
-    my $deadline = time + 5;
-    sleep 0.02 until time > $deadline
-        || $s->psql("select count(*) from pg_locks where relation = 'conversations'::regclass "
-                  . "and mode = 'ExclusiveLock' and granted");
-    return $pid;
+    ok($pa && $pb && $pa != $pb, "A's socket on worker $pa, B's on $pb");
+    return ($wa, $pa, $wb, $pb);
 }
 
 subtest 'bursts from sockets on every worker: answered to the right socket, in order' => sub {
@@ -213,18 +212,7 @@ subtest 'a full queue answers unavailable and stores nothing it refused' => sub 
 
 subtest 'a runner killed with a batch in hand: its stream is taken over' => sub {
     my ($a, $b, $conv) = @{ $pairs[1] };
-
-    # A and B on different workers
-    my $wa = ws($a);
-    my $pa = $wa->server_pid($s->http_port);
-    my ($wb, $pb);
-    for (1 .. 30) {
-        $wb = ws($b);
-        $pb = $wb->server_pid($s->http_port);
-        last if $pb && $pa && $pb != $pa;
-        $wb->close;
-    }
-    ok($pa && $pb && $pa != $pb, "A's socket on worker $pa, B's on $pb");
+    my ($wa, $pa, $wb, $pb) = two_workers($a, $b);
 
     # A's worker finds the stream idle and runs it: its batch waits on the lock
     my $locker = hold_lock(4);
@@ -251,17 +239,7 @@ subtest 'a runner killed with a batch in hand: its stream is taken over' => sub 
 
 subtest 'a runner that stands still (its pid alive) is taken over' => sub {
     my ($a, $b, $conv) = @{ $pairs[3] };
-
-    my $wa = ws($a);
-    my $pa = $wa->server_pid($s->http_port);
-    my ($wb, $pb);
-    for (1 .. 30) {
-        $wb = ws($b);
-        $pb = $wb->server_pid($s->http_port);
-        last if $pb && $pa && $pb != $pa;
-        $wb->close;
-    }
-    ok($pa && $pb && $pa != $pb, "A's socket on worker $pa, B's on $pb");
+    my ($wa, $pa, $wb, $pb) = two_workers($a, $b);
 
     # A's worker runs the stream, its batch held by the lock; then it stops
     # (as a hung worker would, or a dead one whose pid another process got)

@@ -9,7 +9,6 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use Time::HiRes qw(time sleep);
-use POSIX ();
 use Famcall::Test qw(new_uuid);
 use Famcall::WS;
 
@@ -37,23 +36,7 @@ sub calls {
 
 # a psql session holding the presence table for $secs: the batch at the
 # database waits, and the changes behind it queue in the worker
-sub hold_presence {
-    my ($secs) = @_;
-    my $env = $s->pg_env;
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        for (keys %$env) { defined $env->{$_} ? ($ENV{$_} = $env->{$_}) : delete $ENV{$_} }
-        open STDOUT, '>', '/dev/null';
-        { exec '/usr/bin/psql', '-X', '-q', '-c',
-              "begin; lock table presence in exclusive mode; select pg_sleep($secs); commit;" }
-        POSIX::_exit(1);
-    }
-    my $deadline = time + 5;
-    sleep 0.02 until time > $deadline
-        || $s->psql("select count(*) from pg_locks where relation = 'presence'::regclass "
-                  . "and mode = 'ExclusiveLock' and granted");
-    return $pid;
-}
+sub hold_presence { $s->hold_lock('presence', $_[0]) }
 
 # the presence events $ws got about the users @who within $secs: user -> [online...]
 sub heard {

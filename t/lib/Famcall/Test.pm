@@ -427,6 +427,27 @@ sub nginx_reload {
     die "nginx reload did not replace the workers:\n" . $self->_error_log_tail(20);
 }
 
+# hold_lock($table, $secs) -> pid: a psql session holds $table in exclusive
+# mode for $secs (the writes that need it wait); returns once the lock is
+# granted. The caller waitpid()s.
+sub hold_lock {
+    my ($self, $table, $secs) = @_;
+    my $env = $self->pg_env;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        for (keys %$env) { defined $env->{$_} ? ($ENV{$_} = $env->{$_}) : delete $ENV{$_} }
+        open STDOUT, '>', '/dev/null';
+        { exec '/usr/bin/psql', '-X', '-q', '-c',
+              "begin; lock table $table in exclusive mode; select pg_sleep($secs); commit;" }
+        POSIX::_exit(1);
+    }
+    my $deadline = time + 5;
+    sleep 0.02 until time > $deadline
+        || $self->psql("select count(*) from pg_locks where relation = '$table'::regclass "
+                     . "and mode = 'ExclusiveLock' and granted");
+    return $pid;
+}
+
 # forgive_kill($pid): a test killed that worker on purpose; its "exited on
 # signal 9" alert is taken out of the error log, which teardown checks.
 sub forgive_kill {
