@@ -30,8 +30,7 @@
 #define NGX_FAMCALL_GW_TYPING_BURST   5
 #define NGX_FAMCALL_GW_SRC_LEN        (NGX_FAMCALL_ID_LEN + 1 + NGX_INT64_LEN)
 
-/* users per presence batch: an advisory lock each, in a lock table of
- * max_locks_per_transaction (64) x max_connections slots */
+/* users per presence batch: one transaction holds their rows locked */
 #define NGX_FAMCALL_GW_PRESENCE_BATCH 128
 #define NGX_FAMCALL_GW_PRESENCE_RETRY 1000
 

@@ -18,6 +18,7 @@ static void ngx_famcall_gw_presence(ngx_famcall_gw_user_t *u);
 static ngx_uint_t ngx_famcall_gw_presence_wait(ngx_famcall_gw_user_t *u);
 static void ngx_famcall_gw_presence_send(ngx_famcall_gw_t *gw);
 static void ngx_famcall_gw_presence_failed(ngx_famcall_gw_t *gw);
+static void ngx_famcall_gw_presence_drop(ngx_famcall_gw_t *gw);
 static void ngx_famcall_gw_presence_retry_handler(ngx_event_t *ev);
 static void ngx_famcall_gw_presence_done(void *data,
     ngx_famcall_pg_status_e status, PGresult *res);
@@ -339,6 +340,23 @@ ngx_famcall_gw_presence_failed(ngx_famcall_gw_t *gw)
 
 
 static void
+ngx_famcall_gw_presence_drop(ngx_famcall_gw_t *gw)
+{
+    ngx_uint_t              i;
+    ngx_famcall_gw_user_t  *u;
+
+    for (i = 0; i < gw->presence_n; i++) {
+        u = gw->presence_batch[i];
+        u->sent = 0;
+        ngx_famcall_gw_user_free_maybe(u);
+    }
+
+    gw->presence_n = 0;
+    ngx_famcall_gw_presence_send(gw);
+}
+
+
+static void
 ngx_famcall_gw_presence_retry_handler(ngx_event_t *ev)
 {
     ngx_famcall_gw_presence_send(ev->data);
@@ -354,6 +372,14 @@ ngx_famcall_gw_presence_done(void *data, ngx_famcall_pg_status_e status,
     ngx_famcall_gw_user_t  *u;
 
     gw->presence_query = NULL;
+
+    if (status == NGX_FAMCALL_PG_SQL_ERROR) {
+        /* rolled back, and would fail again (logged): not retried, or one
+         * bad user would hold the others back; their next open or close
+         * here tries again */
+        ngx_famcall_gw_presence_drop(gw);
+        return;
+    }
 
     if (status != NGX_FAMCALL_PG_OK) {
         ngx_famcall_gw_presence_failed(gw);

@@ -136,6 +136,38 @@ subtest 'the database away: the change is written once it is back' => sub {
        'with last_seen');
 };
 
+subtest 'a worker with 40,000 users swept in one transaction' => sub {
+    # the sweep of a worker that exited or died: with an advisory lock per
+    # user it ran out of PostgreSQL's lock table (12,800 entries here, and
+    # what shared memory has to spare: 20,000 still passed, 32,500 did not)
+    my $inst = new_uuid();
+    $s->psql("insert into gateway_instances (id, host, pid) values ('$inst', 'elsewhere', 1)");
+    $s->psql(q{insert into users (id, phone, display_name, username)
+               select gen_random_uuid(), '+1777' || lpad(g::text, 8, '0'), 'S' || g, 'sweep' || g
+                 from generate_series(1, 40000) g});
+    $s->psql("insert into presence (user_id, instance_id)
+              select id, '$inst' from users where username like 'sweep%'");
+    my $ok = eval { $s->psql("select status from famcall_instance_sweep('$inst')") } // $@;
+    is($ok, 204, 'the sweep succeeds') or diag $ok;
+    is($s->psql("select count(*) from presence where instance_id = '$inst'"), 0, 'every row gone');
+    is($s->psql("select count(*) from gateway_instances where id = '$inst'"), 0, 'and the instance');
+    is($s->psql("select count(*) from users where username like 'sweep%' and last_seen_at is null"), 0,
+       'everyone has last_seen');
+};
+
+subtest 'a user who is gone does not fail the batch' => sub {
+    my $inst = new_uuid();
+    $s->psql("insert into gateway_instances (id, host, pid) values ('$inst', 'elsewhere', 1)");
+    my ($gone, $here) = (new_uuid(), $u[3]{user}{id});
+    my $ok = eval {
+        $s->psql("select status from famcall_presence_batch('$inst', '{$gone,$here}', '{t,t}')")
+    } // $@;
+    is($ok, 204, 'the batch is written') or diag $ok;
+    is($s->psql("select count(*) from presence where instance_id = '$inst'"), 1,
+       'the user who is there is online; the one who is gone is skipped');
+    $s->psql("select famcall_instance_sweep('$inst')");
+};
+
 subtest 'a batch the worker did not build is refused whole' => sub {
     my ($id1, $id2) = map { $_->{user}{id} } @u[1, 2];
     my $inst = new_uuid();
