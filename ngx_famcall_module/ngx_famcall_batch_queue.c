@@ -52,7 +52,8 @@ static ngx_int_t ngx_famcall_bq_init_zone(ngx_shm_zone_t *zone, void *data);
 static size_t ngx_famcall_bq_skip(ngx_famcall_bq_t *q, size_t *pos);
 static ngx_famcall_bq_rec_t *ngx_famcall_bq_at(ngx_famcall_bq_t *q,
     size_t *pos);
-static u_char *ngx_famcall_bq_field(ngx_famcall_bq_rec_t *rec, ngx_uint_t f);
+static u_char *ngx_famcall_bq_field(ngx_famcall_bq_rec_t *rec,
+    ngx_famcall_bq_rec_t *head, ngx_uint_t f);
 static ngx_uint_t ngx_famcall_bq_runner_dead(ngx_famcall_bq_t *q,
     ngx_msec_t stale);
 static size_t ngx_famcall_bq_elt_len(const ngx_str_t *v);
@@ -249,9 +250,11 @@ ngx_famcall_bq_take(ngx_famcall_bq_t *q, ngx_uint_t nfields, ngx_uint_t max,
     ngx_log_t *log)
 {
     u_char                *p;
-    size_t                 pos, len, consumed;
-    ngx_uint_t             n, k, f;
+    size_t                 pos, len, body, consumed;
+    ngx_uint_t             n, k, f, torn;
     ngx_famcall_bq_rec_t  *recs[NGX_FAMCALL_BQ_MAX_TAKE];
+
+    static ngx_famcall_bq_rec_t  heads[NGX_FAMCALL_BQ_MAX_TAKE];
 
     ngx_shmtx_lock(&q->shpool->mutex);
 
@@ -270,7 +273,15 @@ ngx_famcall_bq_take(ngx_famcall_bq_t *q, ngx_uint_t nfields, ngx_uint_t max,
 
     ngx_shmtx_unlock(&q->shpool->mutex);
 
-    /* the n records are complete, and only this runner moves head */
+    /*
+     * The n records are complete, and only this runner moves head.  Unless
+     * this worker stood still and was taken over meanwhile: then others may
+     * be writing where it reads.  So each record's header is read once,
+     * into heads[], and its sizes checked against the ring; what follows
+     * uses those, and a torn read is dropped (below) without reading or
+     * writing out of bounds.
+     */
+    torn = 0;
     consumed = 0;
     len = nfields * (n + 2);
 
@@ -278,15 +289,27 @@ ngx_famcall_bq_take(ngx_famcall_bq_t *q, ngx_uint_t nfields, ngx_uint_t max,
         consumed += ngx_famcall_bq_skip(q, &pos);
 
         recs[k] = (ngx_famcall_bq_rec_t *) (q->data + pos);
-        origins[k].pid = recs[k]->pid;
-        origins[k].token = recs[k]->token;
+        heads[k] = *recs[k];
 
+        body = 0;
         for (f = 0; f < nfields; f++) {
-            len += recs[k]->len[f];
+            body += heads[k].len[f];
         }
 
-        consumed += recs[k]->size;
-        pos += recs[k]->size;
+        if (heads[k].size < sizeof(ngx_famcall_bq_rec_t) + body
+            || pos + heads[k].size > q->size)
+        {
+            torn = 1;
+            n = k;
+            break;
+        }
+
+        origins[k].pid = heads[k].pid;
+        origins[k].token = heads[k].token;
+
+        len += body;
+        consumed += heads[k].size;
+        pos += heads[k].size;
     }
 
     if (pos == q->size) {
@@ -296,7 +319,7 @@ ngx_famcall_bq_take(ngx_famcall_bq_t *q, ngx_uint_t nfields, ngx_uint_t max,
     /* per field: braces, n elements, n - 1 commas, the NUL */
     *buf = ngx_alloc(len, log);
 
-    if (*buf != NULL) {
+    if (*buf != NULL && !torn) {
         p = *buf;
 
         for (f = 0; f < nfields; f++) {
@@ -308,8 +331,8 @@ ngx_famcall_bq_take(ngx_famcall_bq_t *q, ngx_uint_t nfields, ngx_uint_t max,
                     *p++ = ',';
                 }
 
-                p = ngx_cpymem(p, ngx_famcall_bq_field(recs[k], f),
-                               recs[k]->len[f]);
+                p = ngx_cpymem(p, ngx_famcall_bq_field(recs[k], &heads[k], f),
+                               heads[k].len[f]);
             }
 
             *p++ = '}';
@@ -319,9 +342,14 @@ ngx_famcall_bq_take(ngx_famcall_bq_t *q, ngx_uint_t nfields, ngx_uint_t max,
 
     ngx_shmtx_lock(&q->shpool->mutex);
 
-    if (q->runner != ngx_pid) {
+    if (q->runner != ngx_pid || torn) {
         /* taken over meanwhile (this worker stood still): the items are
-         * the new runner's; what was read may be torn */
+         * the new runner's, and what was read may be torn */
+        if (q->runner == ngx_pid) {
+            ngx_log_error(NGX_LOG_ALERT, log, 0,
+                          "famcall: a send stream's ring is inconsistent");
+        }
+
         ngx_shmtx_unlock(&q->shpool->mutex);
         ngx_free(*buf);
         *buf = NULL;
@@ -439,14 +467,15 @@ ngx_famcall_bq_at(ngx_famcall_bq_t *q, size_t *pos)
 
 /* where field f of a record starts: after its fields 0 .. f - 1 */
 static u_char *
-ngx_famcall_bq_field(ngx_famcall_bq_rec_t *rec, ngx_uint_t f)
+ngx_famcall_bq_field(ngx_famcall_bq_rec_t *rec, ngx_famcall_bq_rec_t *head,
+    ngx_uint_t f)
 {
     u_char      *p;
     ngx_uint_t   i;
 
     p = (u_char *) (rec + 1);
     for (i = 0; i < f; i++) {
-        p += rec->len[i];
+        p += head->len[i];
     }
 
     return p;

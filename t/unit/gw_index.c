@@ -100,10 +100,12 @@ main(void)
     ok(ngx_famcall_index_get(ix, ids[0]) == (uint64_t) 1 << 63,
        "worker 0's last socket closed: worker 63 left");
     ngx_famcall_index_set(ix, ids[0], 63, 0);
-    ok(ngx_famcall_index_get(ix, ids[0]) == 0 && ngx_famcall_index_count(ix) == 0,
+    ok(ngx_famcall_index_get(ix, ids[0]) == 0
+       && ngx_famcall_index_count(ix) == 0,
        "and then nobody: the entry is gone");
     ok(ngx_famcall_index_set(ix, ids[1], 5, 0) == 0
-       && ngx_famcall_index_count(ix) == 0, "clearing an absent user adds nothing");
+       && ngx_famcall_index_count(ix) == 0,
+       "clearing an absent user adds nothing");
     free(ix);
 
     /* crowded runs that wrap: random sets and clears against the model */
