@@ -63,8 +63,11 @@ static ngx_uint_t ngx_famcall_node_capacity(ngx_conf_t *cf);
 static ngx_int_t ngx_famcall_node_init_zone(ngx_shm_zone_t *zone, void *data);
 static ngx_int_t ngx_famcall_node_route(ngx_famcall_gw_t *gw, u_char *payload,
     size_t len);
-static u_char *ngx_famcall_node_lines(u_char *out,
+static size_t ngx_famcall_node_lines(u_char *out, size_t len,
     ngx_famcall_node_line_t *lines, ngx_uint_t n, uint64_t bit);
+static void ngx_famcall_node_flush_handler(ngx_event_t *ev);
+static void ngx_famcall_node_flush(ngx_famcall_gw_t *gw);
+static void ngx_famcall_node_flush_slot(ngx_famcall_gw_t *gw, ngx_uint_t s);
 static void ngx_famcall_node_lead(ngx_famcall_gw_t *gw);
 static void ngx_famcall_node_notify(void *data, const char *payload,
     size_t len);
@@ -79,6 +82,15 @@ static ngx_uint_t ngx_famcall_node_gone(ngx_pid_t pid);
 
 
 static ngx_famcall_gw_t  *ngx_famcall_node_gw;
+
+/* the leader's lines waiting for the end of the turn, per worker slot */
+typedef struct {
+    u_char                         *data;        /* NGX_FAMCALL_IPC_MAX */
+    size_t                          len;
+} ngx_famcall_node_out_t;
+
+static ngx_famcall_node_out_t  ngx_famcall_node_out[NGX_FAMCALL_NODE_SLOTS];
+static ngx_event_t             ngx_famcall_node_flush_ev;
 
 
 /*
@@ -270,6 +282,8 @@ ngx_famcall_gw_node_stop(ngx_famcall_gw_t *gw)
         return;
     }
 
+    ngx_famcall_node_flush(gw);     /* what the leader routed last */
+
     next = 0;
 
     ngx_shmtx_lock(node->mutex);
@@ -415,11 +429,14 @@ ngx_famcall_node_notify(void *data, const char *payload, size_t len)
             return;
         }
 
-        /* the index is full, or the notification too big to route */
+        /* the index is full, or the notification too big to route; what
+         * was routed before goes first */
+        ngx_famcall_node_flush(gw);
         ngx_famcall_node_broadcast(gw, NGX_FAMCALL_IPC_BUS_EVENTS,
                                    (const u_char *) payload, len);
 
     } else if (gw->subscribed || gw->took_over) {
+        ngx_famcall_node_flush(gw);
         /* (re)subscribed after someone listened: events were missed */
         ngx_famcall_node_broadcast(gw, NGX_FAMCALL_IPC_BUS_RESYNC,
                                    (u_char *) "", 0);
@@ -437,18 +454,17 @@ ngx_famcall_node_notify(void *data, const char *payload, size_t len)
 static ngx_int_t
 ngx_famcall_node_route(ngx_famcall_gw_t *gw, u_char *payload, size_t len)
 {
-    u_char                 *p, *last, *eol, *u, *end, *comma, *o;
-    u_char                  id[16];
-    uint64_t                all, bit;
-    ngx_uint_t              n, s;
-    ngx_pid_t               pids[NGX_FAMCALL_NODE_SLOTS];
-    ngx_famcall_node_t     *node = gw->node;
-    ngx_famcall_gw_line_t   line;
+    u_char                  *p, *last, *eol, *u, *end, *comma;
+    u_char                   id[16];
+    uint64_t                 all, bit;
+    ngx_uint_t               n, s;
+    ngx_famcall_node_t      *node = gw->node;
+    ngx_famcall_node_out_t  *o;
+    ngx_famcall_gw_line_t    line;
 
     static ngx_famcall_node_line_t  lines[NGX_FAMCALL_NODE_LINES];
-    static u_char                   out[NGX_FAMCALL_IPC_MAX];
 
-    if (len > sizeof(out)) {
+    if (len >= NGX_FAMCALL_IPC_MAX) {
         return NGX_DECLINED;
     }
 
@@ -503,48 +519,115 @@ ngx_famcall_node_route(ngx_famcall_gw_t *gw, u_char *payload, size_t len)
         all |= lines[n++].mask;
     }
 
-    ngx_memcpy(pids, node->workers, sizeof(pids));
-
     ngx_shmtx_unlock(node->mutex);
 
-    /* the others first: this worker's own sockets can wait a moment */
+    /*
+     * Into each worker's pending lines; they go at the end of the event
+     * loop's turn, together with those of the other notifications read in
+     * the same turn (a batch's commit sends several): one datagram, and one
+     * wake-up, per worker instead of one per notification.
+     */
     for (s = 0; s < NGX_FAMCALL_NODE_SLOTS; s++) {
-        bit = (uint64_t) 1 << s;
+        o = &ngx_famcall_node_out[s];
 
-        if (!(all & bit) || s == gw->slot || pids[s] == 0) {
-            continue;
-        }
-
-        o = ngx_famcall_node_lines(out, lines, n, bit);
-
-        if (ngx_famcall_ipc_send(pids[s], NGX_FAMCALL_IPC_BUS_EVENTS, out,
-                                 o - out)
-            == NGX_DECLINED)
-        {
-            ngx_famcall_node_forget(node, pids[s]);
+        if ((all & ((uint64_t) 1 << s)) && o->data == NULL) {
+            o->data = ngx_alloc(NGX_FAMCALL_IPC_MAX, gw->log);
+            if (o->data == NULL) {
+                return NGX_DECLINED;
+            }
         }
     }
 
-    bit = (uint64_t) 1 << gw->slot;
+    for (s = 0; s < NGX_FAMCALL_NODE_SLOTS; s++) {
+        bit = (uint64_t) 1 << s;
 
-    if (all & bit) {
-        o = ngx_famcall_node_lines(out, lines, n, bit);
-        ngx_famcall_gw_notify(gw, (const char *) out, o - out);
+        if (!(all & bit)) {
+            continue;
+        }
+
+        o = &ngx_famcall_node_out[s];
+
+        if (o->len + 1 + len > NGX_FAMCALL_IPC_MAX) {
+            ngx_famcall_node_flush_slot(gw, s);
+        }
+
+        o->len = ngx_famcall_node_lines(o->data, o->len, lines, n, bit);
+    }
+
+    if (!ngx_famcall_node_flush_ev.posted) {
+        ngx_famcall_node_flush_ev.handler = ngx_famcall_node_flush_handler;
+        ngx_famcall_node_flush_ev.data = gw;
+        ngx_famcall_node_flush_ev.log = gw->log;
+        ngx_post_event(&ngx_famcall_node_flush_ev, &ngx_posted_events);
     }
 
     return NGX_OK;
 }
 
 
-/* the lines of a worker's bit, one after another as in the notification */
-static u_char *
-ngx_famcall_node_lines(u_char *out, ngx_famcall_node_line_t *lines,
+static void
+ngx_famcall_node_flush_handler(ngx_event_t *ev)
+{
+    ngx_famcall_node_flush(ev->data);
+}
+
+
+/* the leader's pending lines, to every worker that has some */
+static void
+ngx_famcall_node_flush(ngx_famcall_gw_t *gw)
+{
+    ngx_uint_t  s;
+
+    if (ngx_famcall_node_flush_ev.posted) {
+        ngx_delete_posted_event(&ngx_famcall_node_flush_ev);
+    }
+
+    for (s = 0; s < NGX_FAMCALL_NODE_SLOTS; s++) {
+        if (ngx_famcall_node_out[s].len > 0) {
+            ngx_famcall_node_flush_slot(gw, s);
+        }
+    }
+}
+
+
+static void
+ngx_famcall_node_flush_slot(ngx_famcall_gw_t *gw, ngx_uint_t s)
+{
+    size_t                  len;
+    ngx_pid_t               pid;
+    ngx_famcall_node_t     *node = gw->node;
+    ngx_famcall_node_out_t *o = &ngx_famcall_node_out[s];
+
+    len = o->len;
+    o->len = 0;
+
+    if (s == gw->slot) {
+        ngx_famcall_gw_notify(gw, (const char *) o->data, len);
+        return;
+    }
+
+    ngx_shmtx_lock(node->mutex);
+    pid = node->workers[s];
+    ngx_shmtx_unlock(node->mutex);
+
+    if (pid != 0
+        && ngx_famcall_ipc_send(pid, NGX_FAMCALL_IPC_BUS_EVENTS, o->data, len)
+           == NGX_DECLINED)
+    {
+        ngx_famcall_node_forget(node, pid);
+    }
+}
+
+
+/* the lines of a worker's bit appended to out's len bytes; the new len */
+static size_t
+ngx_famcall_node_lines(u_char *out, size_t len, ngx_famcall_node_line_t *lines,
     ngx_uint_t n, uint64_t bit)
 {
     u_char      *o;
     ngx_uint_t   i;
 
-    o = out;
+    o = out + len;
 
     for (i = 0; i < n; i++) {
         if (lines[i].mask & bit) {
@@ -556,7 +639,7 @@ ngx_famcall_node_lines(u_char *out, ngx_famcall_node_line_t *lines,
         }
     }
 
-    return o;
+    return o - out;
 }
 
 
