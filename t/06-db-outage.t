@@ -21,9 +21,18 @@ my %close = (Connection => 'close');
 sub healthz { $s->json_req(GET => '/healthz', undef, undef, {%close}) }
 sub me      { $s->json_req(GET => '/v1/me', undef, $tok, {%close}) }
 
+# the workers' database connections (their pools and the node's LISTEN)
+sub backends {
+    $s->psql("select count(*) from pg_stat_activity where backend_type = 'client backend' "
+           . "and pid <> pg_backend_pid()");
+}
+
+my $backends;
 subtest 'before' => sub {
     is(healthz()->res->code, 200, 'healthz 200');
     is(me()->res->code, 200, '/v1/me 200');
+    $backends = backends();
+    cmp_ok($backends, '>=', 2 * @workers, "every worker's pool is connected ($backends)");
 };
 
 $s->pg_stop;
@@ -63,7 +72,11 @@ subtest 'database back' => sub {
     is($m, 200, '/v1/me 200 again within 15 s');
 
     # Every pooled connection of every worker must be usable again, not just
-    # the first one that happened to reconnect.
+    # the first one that happened to reconnect: all of them back (a worker
+    # still in its reconnect backoff answers 503 meanwhile, as it should),
+    # then requests spread over the workers.
+    sleep 0.2 while backends() < $backends && time < $deadline;
+    is(backends(), $backends, 'every connection is back within 15 s');
     my @codes = map { (healthz()->res->code // 0, me()->res->code // 0) } 1 .. 20;
     is_deeply([ grep { $_ != 200 } @codes ], [], '40 more requests on fresh connections: all 200');
 
