@@ -17,8 +17,8 @@ static void ngx_famcall_gw_grow(ngx_famcall_gw_t *gw);
 static void ngx_famcall_gw_presence(ngx_famcall_gw_user_t *u);
 static ngx_uint_t ngx_famcall_gw_presence_wait(ngx_famcall_gw_user_t *u);
 static void ngx_famcall_gw_presence_send(ngx_famcall_gw_t *gw);
-static void ngx_famcall_gw_presence_failed(ngx_famcall_gw_t *gw);
-static void ngx_famcall_gw_presence_drop(ngx_famcall_gw_t *gw);
+static void ngx_famcall_gw_presence_failed(ngx_famcall_gw_t *gw,
+    ngx_uint_t retry);
 static void ngx_famcall_gw_presence_retry_handler(ngx_event_t *ev);
 static void ngx_famcall_gw_presence_done(void *data,
     ngx_famcall_pg_status_e status, PGresult *res);
@@ -304,19 +304,22 @@ ngx_famcall_gw_presence_send(ngx_famcall_gw_t *gw)
     }
 
     /* the database is unreachable right now */
-    ngx_famcall_gw_presence_failed(gw);
+    ngx_famcall_gw_presence_failed(gw, 1);
 }
 
 
 /*
- * The batch failed (no database, a timeout, an error): its users wait again,
- * for a retry in a second.  A timed-out batch may still commit, so the
- * database may have either state: the retry writes what is true by then,
- * whatever it is.  Writing a change twice announces nothing twice: a row
- * already there (or gone) is not news.
+ * The batch failed.  For want of the database (down, a timeout): its users
+ * wait again, for a retry in a second.  A timed-out batch may still commit,
+ * so the database may have either state: the retry writes what is true by
+ * then, whatever it is.  Writing a change twice announces nothing twice: a
+ * row already there (or gone) is not news.  Refused by PostgreSQL (an
+ * error, logged; rolled back): not retried, as it would fail again and
+ * hold the worker's other users back; those users' next open or close
+ * here tries again.
  */
 static void
-ngx_famcall_gw_presence_failed(ngx_famcall_gw_t *gw)
+ngx_famcall_gw_presence_failed(ngx_famcall_gw_t *gw, ngx_uint_t retry)
 {
     ngx_uint_t              i;
     ngx_famcall_gw_user_t  *u;
@@ -324,35 +327,27 @@ ngx_famcall_gw_presence_failed(ngx_famcall_gw_t *gw)
     for (i = 0; i < gw->presence_n; i++) {
         u = gw->presence_batch[i];
         u->sent = 0;
-        u->unsure = 1;
-        (void) ngx_famcall_gw_presence_wait(u);
+
+        if (retry) {
+            u->unsure = 1;
+            (void) ngx_famcall_gw_presence_wait(u);
+        }
+
         ngx_famcall_gw_user_free_maybe(u);
     }
 
     gw->presence_n = 0;
+
+    if (!retry) {
+        ngx_famcall_gw_presence_send(gw);
+        return;
+    }
 
     if (!ngx_queue_empty(&gw->presence_wait) && !gw->presence_retry.timer_set
         && !gw->exiting)
     {
         ngx_add_timer(&gw->presence_retry, NGX_FAMCALL_GW_PRESENCE_RETRY);
     }
-}
-
-
-static void
-ngx_famcall_gw_presence_drop(ngx_famcall_gw_t *gw)
-{
-    ngx_uint_t              i;
-    ngx_famcall_gw_user_t  *u;
-
-    for (i = 0; i < gw->presence_n; i++) {
-        u = gw->presence_batch[i];
-        u->sent = 0;
-        ngx_famcall_gw_user_free_maybe(u);
-    }
-
-    gw->presence_n = 0;
-    ngx_famcall_gw_presence_send(gw);
 }
 
 
@@ -373,16 +368,9 @@ ngx_famcall_gw_presence_done(void *data, ngx_famcall_pg_status_e status,
 
     gw->presence_query = NULL;
 
-    if (status == NGX_FAMCALL_PG_SQL_ERROR) {
-        /* rolled back, and would fail again (logged): not retried, or one
-         * bad user would hold the others back; their next open or close
-         * here tries again */
-        ngx_famcall_gw_presence_drop(gw);
-        return;
-    }
-
     if (status != NGX_FAMCALL_PG_OK) {
-        ngx_famcall_gw_presence_failed(gw);
+        ngx_famcall_gw_presence_failed(gw,
+                                       status != NGX_FAMCALL_PG_SQL_ERROR);
         return;
     }
 
