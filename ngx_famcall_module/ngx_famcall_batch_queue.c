@@ -317,9 +317,9 @@ ngx_famcall_bq_take(ngx_famcall_bq_t *q, ngx_uint_t nfields, ngx_uint_t max,
     }
 
     /* per field: braces, n elements, n - 1 commas, the NUL */
-    *buf = ngx_alloc(len, log);
+    *buf = torn ? NULL : ngx_alloc(len, log);
 
-    if (*buf != NULL && !torn) {
+    if (*buf != NULL) {
         p = *buf;
 
         for (f = 0; f < nfields; f++) {

@@ -4,10 +4,9 @@
  *
  *     <type> <user id>,<user id>,... <source socket or -> <data as JSON>
  *
- * The node's LISTEN passes each notification here, in every worker
- * (ngx_famcall_gw_node.c).  Every worker of every node reads every
- * notification, so routing parses no
- * JSON: the users are looked up in this worker's registry, and for those
+ * The node's leader passes each worker the lines of the users it has
+ * sockets of (ngx_famcall_gw_node.c), and they arrive here.  Routing parses
+ * no JSON: the users are looked up in this worker's registry, and for those
  * who have sockets here the frame {"type": <type>, "data": <data>} is put
  * together once from the line's text and written to each of their sockets
  * but the source.

@@ -1,8 +1,8 @@
 /*
  * famcall: one LISTEN per node.  One worker of the node, the leader, holds
- * the bus's LISTEN connection and hands every notification to the node's
- * other workers (ngx_famcall_ipc.c), which route its lines to their own
- * sockets as the leader does (ngx_famcall_gw_bus.c).  With a LISTEN per
+ * the bus's LISTEN connection and passes each notification's lines to the
+ * node's workers (ngx_famcall_ipc.c), which deliver them to their own
+ * sockets (ngx_famcall_gw_bus.c).  With a LISTEN per
  * worker, PostgreSQL woke every worker's backend for every commit, and
  * each paid libpq's reading of every notification: on 8 workers, 2 s of
  * CPU in the LISTEN backends per 20 s at 10,000 messages/s.
@@ -414,7 +414,7 @@ ngx_famcall_node_lead(ngx_famcall_gw_t *gw)
 }
 
 
-/* the leader's LISTEN: to the other workers, then to this one's sockets */
+/* the leader's LISTEN: each worker's lines, this one's included */
 static void
 ngx_famcall_node_notify(void *data, const char *payload, size_t len)
 {

@@ -74,19 +74,9 @@ begin
 end
 $$;
 
--- One user's change, as before (kept for callers of sql/008's signature).
-create or replace function famcall_presence(instance uuid, me uuid,
-                                            online boolean)
-returns table (status int, body jsonb)
-language plpgsql rows 1
-set search_path = pg_catalog, public, pg_temp
-as $$
-begin
-    perform famcall_notify_lines(famcall_presence_change(instance, me, online));
-    return query select 204, null::jsonb;
-end
-$$;
-
+-- One user's change at a time is gone: workers send batches, and the sweep
+-- is a batch (below).
+drop function famcall_presence(uuid, uuid, boolean);
 drop function famcall_presence_announce(uuid, boolean, timestamptz);
 
 -- A worker's batch: users[k] has a socket on the instance (online[k]) or no
