@@ -416,6 +416,7 @@ ngx_famcall_ws_takeover(ngx_event_t *ev)
     ngx_connection_t              *c = ws->connection;
     ngx_http_request_t            *r = c->data;
     ngx_http_connection_t         *hc = r->http_connection;
+    ngx_http_core_loc_conf_t      *clcf;
     ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
 
     /* bytes the client sent right after the handshake: frames already */
@@ -431,6 +432,18 @@ ngx_famcall_ws_takeover(ngx_event_t *ev)
         } else {
             ngx_memcpy(left, r->header_in->pos, nleft);
         }
+    }
+
+    /*
+     * Events are small frames that must leave at once: without TCP_NODELAY,
+     * a frame queued while the previous one is unacknowledged waits for the
+     * client's delayed ACK (up to 40 ms on Linux).  nginx sets it only on
+     * the connections it keeps itself (keepalive, proxied upgrades).
+     */
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
+        ws->failed = 1;
     }
 
     r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;

@@ -24,13 +24,14 @@ use Famcall::RawWS qw(:all);
 # autotunes up to 4 MB otherwise), so that a client that stops reading fills
 # famcall_ws_max_queue after tens of messages, not thousands. log_level info:
 # what operators run with at most, for the token-in-logs check.
-my $s = Famcall::Test->new(workers => 1, log_level => 'info',
-    conf_edit => sub { s/ reuseport;/ reuseport sndbuf=32k;/ }, extra_conf => <<'CONF');
+my $EXTRA = <<'CONF';
 famcall_ws_max_message 4k;
 famcall_ws_max_queue 16k;
 famcall_ws_ping_interval 1s;
 famcall_ws_idle_timeout 2500ms;
 CONF
+my $s = Famcall::Test->new(workers => 1, log_level => 'info',
+    conf_edit => sub { s/ reuseport;/ reuseport sndbuf=32k;/ }, extra_conf => $EXTRA);
 my $PORT = $s->http_port;
 my $MAX  = 4096;
 
@@ -249,6 +250,19 @@ subtest 'handshake: famcall.v1 and access_token.<JWT> offered' => sub {
     is($hello->{data}{ping_interval}, 1, 'hello.ping_interval: seconds (1s configured)');
     like($f->{payload}, qr/"expires_at":\d+[,}]/, 'expires_at is a JSON number');
     expect_steps($ws, open => 1);
+};
+
+# Events are small frames: with Nagle's algorithm on, a frame written while
+# the previous one is unacknowledged waits for the client's delayed ACK (up
+# to 40 ms). nginx's tcp_nodelay (on by default) covers the socket.
+subtest 'handshake: the socket has TCP_NODELAY (tcp_nodelay on, the default)' => sub {
+    my $ws = open_ws();
+    is($ws->hello->{type}, 'hello', 'hello');
+    my ($nodelay, $why) = $s->server_tcp_nodelay($ws->sock);
+    SKIP: {
+        skip "cannot read the worker's socket: $why", 1 unless defined $nodelay;
+        is($nodelay, 1, "the worker's end of the socket has TCP_NODELAY");
+    }
 };
 
 subtest 'handshake: Authorization: Bearer, no subprotocol' => sub {
@@ -963,6 +977,18 @@ subtest 'no token in the access or error log' => sub {
     }
     ok(!@leaks, 'none of the ' . scalar(keys %uniq) . ' tokens used is in a log') or diag(join "\n", @leaks);
     unlike(join('', values %logs), qr/access_token\.ey/, 'no access_token.<JWT> subprotocol logged');
+};
+
+# Last: it reloads nginx with tcp_nodelay off.
+subtest 'tcp_nodelay off: the operator\'s choice is kept' => sub {
+    $s->nginx_reload(extra_conf => $EXTRA . "tcp_nodelay off;\n");
+    my $ws = open_ws();
+    is($ws->hello->{type}, 'hello', 'hello');
+    my ($nodelay, $why) = $s->server_tcp_nodelay($ws->sock);
+    SKIP: {
+        skip "cannot read the worker's socket: $why", 1 unless defined $nodelay;
+        is($nodelay, 0, "the worker's end of the socket has no TCP_NODELAY");
+    }
 };
 
 $s->stop;

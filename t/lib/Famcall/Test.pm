@@ -458,6 +458,37 @@ sub forgive_kill {
     _spew($log, $text);
 }
 
+# server_tcp_nodelay($client_sock) -> 1 or 0, or undef with a reason: the
+# TCP_NODELAY option of the worker's end of $client_sock, read through a copy
+# of the worker's descriptor (pidfd_getfd, Linux 5.6+, needs ptrace rights).
+sub server_tcp_nodelay {
+    my ($self, $client) = @_;
+    require 'syscall.ph';
+    require Socket;
+    my $port = $client->sockport;
+    for my $pid ($self->_worker_pids) {
+        my $pidfd = syscall(&SYS_pidfd_open, $pid + 0, 0);
+        return (undef, "pidfd_open: $!") if $pidfd < 0;
+        for my $path (glob "/proc/$pid/fd/*") {
+            next unless (readlink($path) // '') =~ /^socket:/;
+            my ($n) = $path =~ m{/(\d+)$};
+            my $fd = syscall(&SYS_pidfd_getfd, $pidfd, $n + 0, 0);
+            if ($fd < 0) { POSIX::close($pidfd); return (undef, "pidfd_getfd: $!") }
+            open(my $h, '+<&=', $fd) or do { POSIX::close($fd); next };
+            my $peer = getpeername($h);
+            my $ours = $peer && length $peer == 16
+                && (Socket::unpack_sockaddr_in($peer))[0] == $port;
+            my $opt = $ours && getsockopt($h, Socket::IPPROTO_TCP(), Socket::TCP_NODELAY());
+            close $h;
+            next unless $ours;
+            POSIX::close($pidfd);
+            return $opt ? (unpack('i', $opt) ? 1 : 0) : (undef, "getsockopt: $!");
+        }
+        POSIX::close($pidfd);
+    }
+    return (undef, "no worker holds the other end of port $port");
+}
+
 #-------------------------------------------------------------------------
 # HTTP helpers
 #-------------------------------------------------------------------------
@@ -897,7 +928,9 @@ C<befriend($a, $b)> (accepted contacts through the API),
 C<open_conversation($a, $b)> (the conversation object),
 C<send_message($user, $conversation_id, $body, $client_id?)> (the transaction),
 C<pg_start>, C<nginx_reload(extra_conf =E<gt> ...)>, C<data_dir>,
-C<http_port>, C<pg_port>, C<jwt_key>, C<stop>.
+C<http_port>, C<pg_port>, C<jwt_key>, C<worker_pids>, C<hold_lock($table,
+$secs)>, C<forgive_kill($pid)>, C<server_tcp_nodelay($client_socket)>,
+C<stop>.
 
 Functions: C<run_cases($s, \@cases)> (exported; see the comment above it for
 the case keys), C<check_json_response>, C<is_error($tx, $status, $code,
