@@ -464,8 +464,9 @@ sub forgive_kill {
 sub server_tcp_nodelay {
     my ($self, $client) = @_;
     require 'syscall.ph';
-    require Socket;
+    require Socket;    # TCP_NODELAY
     my $port = $client->sockport;
+    my $name = $client->sockname;     # the worker's end has it as its peer
     for my $pid ($self->_worker_pids) {
         my $pidfd = syscall(&SYS_pidfd_open, $pid + 0, 0);
         return (undef, "pidfd_open: $!") if $pidfd < 0;
@@ -475,9 +476,7 @@ sub server_tcp_nodelay {
             my $fd = syscall(&SYS_pidfd_getfd, $pidfd, $n + 0, 0);
             if ($fd < 0) { POSIX::close($pidfd); return (undef, "pidfd_getfd: $!") }
             open(my $h, '+<&=', $fd) or do { POSIX::close($fd); next };
-            my $peer = getpeername($h);
-            my $ours = $peer && length $peer == 16
-                && (Socket::unpack_sockaddr_in($peer))[0] == $port;
+            my $ours = (getpeername($h) // '') eq $name;
             my $opt = $ours && getsockopt($h, Socket::IPPROTO_TCP(), Socket::TCP_NODELAY());
             close $h;
             next unless $ours;
