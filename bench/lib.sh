@@ -226,13 +226,15 @@ bench_wal() {
                                   wal_sync_time from pg_stat_wal' 2> /dev/null || true
 }
 
-# Every process's CPU so far, "pid ticks what" (utime + stime from
-# /proc/PID/stat, in USER_HZ ticks). what: nginx, wsload, wrk, or for
+# Every process's CPU so far, "pid ticks what wait runs" (utime + stime from
+# /proc/PID/stat, in USER_HZ ticks; from /proc/PID/schedstat, the time its
+# main thread waited runnable for a core, in microseconds, and the times it
+# was given one). what: nginx, wsload, wrk, or for
 # PostgreSQL "pool" (the workers' query connections: the send batches and
 # the rest), "listen" (their LISTEN connections), "psql" (the bench's own
 # sampling) or "server" (background processes).
 bench_procs() {
-    local pid stat cmd what f
+    local pid stat cmd what f w
     declare -A q
     while read -r pid what; do
         q[$pid]=$what
@@ -253,17 +255,26 @@ bench_procs() {
             "(wrk)") cmd=wrk ;;
             *) continue ;;
         esac
-        echo "$pid $(( f[13] + f[14] )) $cmd"
+        read -r -a w < "/proc/$pid/schedstat" 2> /dev/null || w=(0 0 0)
+        echo "$pid $(( f[13] + f[14] )) $cmd $(( w[1] / 1000 )) ${w[2]}"
     done
 }
-# CPU each kind of process used since bench_cpu_mark, in seconds (processes
-# that ended meanwhile, autovacuum workers say, are not in it)
+# CPU each kind of process used since bench_cpu_mark, in seconds, and how
+# long it waited for a core, in all and per turn on a core: at 85% busy, a
+# message's path wakes 6 or 7 processes, and each may wait (processes that
+# ended meanwhile, autovacuum workers say, are not in it)
 bench_procs_report() {
     bench_procs > "$data/procs1.txt"
     echo "  CPU seconds by process:" $(awk '
         NR == FNR { t0[$1] = $2; next }
         { use[$3] += $2 - t0[$1] }
         END { for (w in use) if (use[w] > 0) printf "%s %.1f,\n", w, use[w] / 100 }
+    ' "$data/procs0.txt" "$data/procs1.txt" | sort) | sed 's/,$//'
+    echo "  waiting for a core, seconds (ms per turn on one):" $(awk '
+        NR == FNR { w0[$1] = $4; r0[$1] = $5; next }
+        ($1 in w0) && $5 > r0[$1] { wait[$3] += $4 - w0[$1]; runs[$3] += $5 - r0[$1] }
+        END { for (w in wait) if (runs[w] > 1000)
+                  printf "%s %.1f (%.2f),\n", w, wait[w] / 1e6, wait[w] / runs[w] / 1e3 }
     ' "$data/procs0.txt" "$data/procs1.txt" | sort) | sed 's/,$//'
     rm -f "$data/procs0.txt" "$data/procs1.txt"
 }

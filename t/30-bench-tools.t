@@ -66,6 +66,8 @@ is(scalar @oks, 4, 'wsload selftest: four checks passed') or diag $self;
          'WAL flush time second by second');
     like($ws, qr/CPU seconds by process: .*nginx [\d.]+.*postgres:listen [\d.]+.*postgres:pool [\d.]+/,
          'CPU by kind of process reported');
+    like($ws, qr/waiting for a core, seconds \(ms per turn on one\): .*nginx [\d.]+ \([\d.]+\).*postgres:pool [\d.]+ \([\d.]+\)/,
+         'run-queue waits by kind of process reported');
     like($ws, qr/^PostgreSQL set for this experiment: commit_delay=7 synchronous_commit=on$/m,
          'BENCH_PG_SET took: the report reads the settings back');
     like($ws, qr/^nginx set for this run: famcall_send_streams 1;$/m,
