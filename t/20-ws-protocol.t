@@ -255,14 +255,20 @@ subtest 'handshake: famcall.v1 and access_token.<JWT> offered' => sub {
 # Events are small frames: with Nagle's algorithm on, a frame written while
 # the previous one is unacknowledged waits for the client's delayed ACK (up
 # to 40 ms). nginx's tcp_nodelay (on by default) covers the socket.
-subtest 'handshake: the socket has TCP_NODELAY (tcp_nodelay on, the default)' => sub {
+# nodelay_is($want, $name): a new socket's TCP_NODELAY at the worker's end.
+sub nodelay_is {
+    my ($want, $name) = @_;
     my $ws = open_ws();
     is($ws->hello->{type}, 'hello', 'hello');
     my ($nodelay, $why) = $s->server_tcp_nodelay($ws->sock);
     SKIP: {
         skip "cannot read the worker's socket: $why", 1 unless defined $nodelay;
-        is($nodelay, 1, "the worker's end of the socket has TCP_NODELAY");
+        is($nodelay, $want, $name);
     }
+}
+
+subtest 'handshake: the socket has TCP_NODELAY (tcp_nodelay on, the default)' => sub {
+    nodelay_is(1, "the worker's end of the socket has TCP_NODELAY");
 };
 
 subtest 'handshake: Authorization: Bearer, no subprotocol' => sub {
@@ -982,13 +988,7 @@ subtest 'no token in the access or error log' => sub {
 # Last: it reloads nginx with tcp_nodelay off.
 subtest 'tcp_nodelay off: the operator\'s choice is kept' => sub {
     $s->nginx_reload(extra_conf => $EXTRA . "tcp_nodelay off;\n");
-    my $ws = open_ws();
-    is($ws->hello->{type}, 'hello', 'hello');
-    my ($nodelay, $why) = $s->server_tcp_nodelay($ws->sock);
-    SKIP: {
-        skip "cannot read the worker's socket: $why", 1 unless defined $nodelay;
-        is($nodelay, 0, "the worker's end of the socket has no TCP_NODELAY");
-    }
+    nodelay_is(0, "the worker's end of the socket has no TCP_NODELAY");
 };
 
 $s->stop;
