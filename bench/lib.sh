@@ -169,17 +169,45 @@ bench_cpu_mark() {
     bench_steal_stop
     bench_waits_start
     bench_flush_start
-    # field 9 of the cpu line is steal, in USER_HZ (100/s) ticks
+    # field 9 of the cpu line is steal, in USER_HZ (100/s) ticks; the waits
+    # for a core are nginx's and PostgreSQL's, summed over their processes
+    : > "$data/runwait.txt"
     (
+        declare -A w0
+        bench_run_waits w0
         read -r _ _ _ _ _ _ _ _ prev _ < /proc/stat
         while sleep 1; do
             read -r _ _ _ _ _ _ _ _ now _ < /proc/stat
             printf '%d ' $(( (now - prev) * 10 ))
+            bench_run_waits w0
+            printf '%d ' "$bench_run_waited" >> "$data/runwait.txt"
             prev=$now
         done > "$data/steal.txt"
     ) &
     bench_steal_pid=$!
     disown "$bench_steal_pid"
+}
+
+# bench_run_waits ARRAY: how long nginx's and PostgreSQL's processes waited
+# runnable for a core since the last call with ARRAY (pid -> microseconds
+# waited so far, from /proc/PID/schedstat), in ms, into bench_run_waited (not
+# printed: ARRAY must be updated in the caller's shell); processes new since
+# then count from their first sight
+bench_run_waits() {
+    local -n seen=$1
+    local f pid comm w total=0
+    declare -A now
+    for f in /proc/[0-9]*/schedstat; do
+        pid=${f#/proc/}; pid=${pid%/schedstat}
+        read -r comm < "/proc/$pid/comm" 2> /dev/null || continue
+        case $comm in nginx|postgres) ;; *) continue ;; esac
+        read -r _ w _ < "$f" 2> /dev/null || continue
+        now[$pid]=$(( w / 1000 ))
+        [ -n "${seen[$pid]:-}" ] && total=$(( total + now[$pid] - seen[$pid] ))
+    done
+    seen=()
+    for pid in "${!now[@]}"; do seen[$pid]=${now[$pid]}; done
+    bench_run_waited=$(( total / 1000 ))
 }
 bench_steal_stop() {
     [ -n "${bench_steal_pid:-}" ] || return 0
@@ -202,6 +230,11 @@ bench_cpu_report() {
     if [ -s "$data/steal.txt" ]; then
         echo "  steal by second, ms of CPU:"
         { cat "$data/steal.txt"; echo; } | fold -s -w 72 | sed 's/^/    /'
+    fi
+    if [ -s "$data/runwait.txt" ]; then
+        echo "  waits for a core by second, nginx's and PostgreSQL's processes together, ms:"
+        { cat "$data/runwait.txt"; echo; } | fold -s -w 72 | sed 's/^/    /'
+        rm -f "$data/runwait.txt"
     fi
     bench_procs_report
     bench_autovacuum_report

@@ -68,6 +68,8 @@ is(scalar @oks, 4, 'wsload selftest: four checks passed') or diag $self;
          'CPU by kind of process reported');
     like($ws, qr/waiting for a core, seconds \(ms per turn on one\): .*nginx [\d.]+ \([\d.]+\).*postgres:pool [\d.]+ \([\d.]+\)/,
          'run-queue waits by kind of process reported');
+    like($ws, qr/waits for a core by second, nginx's and PostgreSQL's processes together, ms:\n +\d+ /,
+         'run-queue waits second by second');
     like($ws, qr/^PostgreSQL set for this experiment: commit_delay=7 synchronous_commit=on$/m,
          'BENCH_PG_SET took: the report reads the settings back');
     like($ws, qr/^nginx set for this run: famcall_send_streams 1;$/m,
