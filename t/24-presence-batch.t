@@ -170,7 +170,8 @@ subtest 'a user who is gone does not fail the batch' => sub {
 
 subtest 'a batch the worker did not build is refused whole' => sub {
     my ($id1, $id2) = map { $_->{user}{id} } @u[1, 2];
-    my $inst = new_uuid();
+    my $inst = new_uuid();      # registered: a batch let through would write
+    $s->psql("insert into gateway_instances (id, host, pid) values ('$inst', 'elsewhere', 1)");
     for my $case (["{$id1,$id2}", '{t}', 'arrays of two lengths'],
                   ["{$id1,$id1}", '{t,f}', 'a user twice'],
                   ["{$id1,NULL}", '{t,t}', 'a NULL user'],
@@ -181,9 +182,10 @@ subtest 'a batch the worker did not build is refused whole' => sub {
         } // $@;
         like($err, qr/bad arrays/, "$name: refused");
     }
-    is(rows(@u[1, 2]), 0, 'nothing written');
+    is($s->psql("select count(*) from presence where instance_id = '$inst'"), 0, 'nothing written');
     my $ok = $s->psql("select status from famcall_presence_batch('$inst', '{}', '{}')");
     is($ok, 204, 'an empty batch is a no-op');
+    $s->psql("select famcall_instance_sweep('$inst')");
 };
 
 $w1->close;
