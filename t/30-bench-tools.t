@@ -30,7 +30,7 @@ sub run_out {
 
 my $self = run_out('wsload selftest', 'bench/ws/selftest.sh');
 my @oks = $self =~ /^ok - /mg;
-is(scalar @oks, 4, 'wsload selftest: four checks passed') or diag $self;
+is(scalar @oks, 5, 'wsload selftest: five checks passed') or diag $self;
 
 {
     local @ENV{qw(WS_PARTS WS_RATE WS_SECONDS WS_PAIRS WS_CONNS WS_DRAIN
@@ -56,6 +56,11 @@ is(scalar @oks, 4, 'wsload selftest: four checks passed') or diag $self;
          'hold: memory per socket reported');
     like($ws, qr/two nodes: .*1 worker\(s\) each/, 'the nodes run says its workers');
     like($ws, qr/to the socket +p50 [\d.]+ ms/, 'kernel receive latency reported');
+    like($ws, qr/over 25 ms by second of sending, % of its messages:\n +[\d.]+ [\d.]+\n/,
+         'the share over 25 ms second by second');
+    my @met = $ws =~ /seconds meeting p99 < 25 ms \(under 1% of their messages over it\): (\d+) of (\d+) after the warm-up/g;
+    is(scalar @met, 4, 'both chat runs say how many seconds met the target') or diag $ws;
+    is_deeply([@met[1, 3]], [2, 2], '... out of the 2 seconds each sent for');
     like($ws, qr/steal by second, ms of CPU:\n +\d/, 'steal second by second');
     like($ws, qr/buffers written out: \d+ by backends/, 'buffer writes reported');
     like($ws, qr/batch backends by second, % of samples in WAL fsync\/on a lock:\n +\d+\/\d+ /,

@@ -86,6 +86,18 @@ awk -F= '{ v[$1] = $2 } END { exit !(v["lat_sock_p99_ms"] > 0 && v["lat_sock_p99
     || fail "chat: socket latency not within the read latency"
 echo "ok - chat: 1800 sent over two ports, acked and delivered once; merge; p99 $(val "$tmp/chat" lat_p99_ms) ms"
 
+# merge adds the seconds up (summaries written by hand, known sums):
+# deliveries, latency sums and deliveries over 25 ms add, maxima take the
+# higher; a timeline without the count over 25 ms is refused
+printf 'mode=chat\nsent=3\ntimeline=2:30000:20000:0,3:90000:40000:2\n' > "$tmp/tl0"
+printf 'mode=chat\nsent=2\ntimeline=1:26000:26000:1\n' > "$tmp/tl1"
+"$w" merge "$tmp/tl0" "$tmp/tl1" > "$tmp/tl"
+[ "$(val "$tmp/tl" timeline)" = 3:56000:26000:1,3:90000:40000:2 ] ||
+    fail "merged timeline $(val "$tmp/tl" timeline)"
+printf 'mode=chat\nsent=1\ntimeline=1:1000:1000\n' > "$tmp/tl2"
+"$w" merge "$tmp/tl2" > /dev/null 2>&1 && fail "a timeline of three fields merged"
+echo "ok - merge: timelines added second by second, with the deliveries over 25 ms"
+
 # a token signed with another key is refused (401), and counted so
 "$w" hold --users "$tmp/users" --secret "$tmp/otherkey" --port "$p1" --count 5 --seconds 1 \
     --src 127.35.0.1 > "$tmp/bad" 2> /dev/null && fail "refused sockets exit 0"

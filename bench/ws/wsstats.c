@@ -125,11 +125,14 @@ timeline_add(stats_t *s, uint64_t second, uint64_t us)
         if (us > s->tl_max_us[second]) {
             s->tl_max_us[second] = us;
         }
+        if (us > TL_TARGET_US) {
+            s->tl_over[second]++;
+        }
     }
 }
 
 
-/* "n:sum_us:max_us" per second, up to the last second with deliveries */
+/* "n:sum_us:max_us:over" per second, up to the last second with deliveries */
 static void
 timeline_print(const stats_t *s, FILE *f)
 {
@@ -142,10 +145,11 @@ timeline_print(const stats_t *s, FILE *f)
     }
     fputs("timeline=", f);
     for (i = 0; i < last; i++) {
-        fprintf(f, "%s%llu:%llu:%llu", i ? "," : "",
+        fprintf(f, "%s%llu:%llu:%llu:%llu", i ? "," : "",
                 (unsigned long long) s->tl_n[i],
                 (unsigned long long) s->tl_sum_us[i],
-                (unsigned long long) s->tl_max_us[i]);
+                (unsigned long long) s->tl_max_us[i],
+                (unsigned long long) s->tl_over[i]);
     }
     fputc('\n', f);
 }
@@ -155,15 +159,18 @@ static int
 timeline_parse(stats_t *s, const char *v)
 {
     unsigned            i;
-    unsigned long long  n, sum, max;
+    unsigned long long  n, sum, max, over;
     int                 used;
 
     for (i = 0; *v && i < TL_SECONDS; i++) {
-        if (sscanf(v, "%llu:%llu:%llu%n", &n, &sum, &max, &used) != 3) {
+        if (sscanf(v, "%llu:%llu:%llu:%llu%n", &n, &sum, &max, &over, &used)
+            != 4)
+        {
             return -1;
         }
         s->tl_n[i] += n;
         s->tl_sum_us[i] += sum;
+        s->tl_over[i] += over;
         if (max > s->tl_max_us[i]) {
             s->tl_max_us[i] = max;
         }
