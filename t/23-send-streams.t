@@ -14,6 +14,8 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use Time::HiRes qw(time sleep);
+use Compress::Zlib qw(crc32);
+use POSIX ();
 use Famcall::Test qw(new_uuid);
 use Famcall::WS;
 
@@ -208,6 +210,65 @@ subtest 'a full queue answers unavailable and stores nothing it refused' => sub 
     is(scalar @retry, scalar @refused, 'sent again, each is stored');
     ok(gapless($conv), 'the conversation is numbered without a gap');
     $wa->close;
+};
+
+# a psql session holding one conversation's row (its sends wait) for $secs
+sub hold_row {
+    my ($conv, $secs) = @_;
+    my $env = $s->pg_env;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        for (keys %$env) { defined $env->{$_} ? ($ENV{$_} = $env->{$_}) : delete $ENV{$_} }
+        open STDOUT, '>', '/dev/null';
+        { exec '/usr/bin/psql', '-X', '-q', '-c',
+              "begin; select 1 from conversations where id = '$conv' for update; "
+              . "select pg_sleep($secs); commit;" }
+        POSIX::_exit(1);
+    }
+    my $deadline = time + 5;
+    sleep 0.02 until time > $deadline
+        || $s->psql("select count(*) from pg_stat_activity where query like '%pg_sleep($secs)%' "
+                  . "and state = 'active' and pid <> pg_backend_pid()");
+    return $pid;
+}
+
+# A send waits on the batches of its own stream only: a batch stuck at the
+# database (its conversation's row held) holds up nothing in the others.
+subtest 'a batch held at the database holds up its own stream only' => sub {
+    # a conversation's stream: the CRC-32 of its id, modulo the 2 streams
+    my %in;
+    push @{ $in{ crc32($_->[2]) % 2 } }, $_ for @pairs;
+    for (1 .. 20) {
+        last if $in{0} && $in{1};
+        my ($x, $y) = ($s->signup, $s->signup);
+        $s->befriend($x, $y);
+        my $c = $s->open_conversation($x, $y)->{id};
+        push @{ $in{ crc32($c) % 2 } }, [$x, $y, $c];
+    }
+    ok($in{0} && $in{1}, 'a conversation in each of the two streams');
+    my ($held, $free) = ($in{0}[0], $in{1}[0]);
+
+    my $wh = ws($held->[0]);
+    my $wf = ws($free->[0]);
+    my $t0 = time;
+    my $locker = hold_row($held->[2], 1.5);   # under famcall_db_timeout (2s)
+    $wh->send('message:send', { conversation_id => $held->[2], client_id => new_uuid(),
+                                body => 'its batch waits on the row' }, 'held');
+    pump(0.3);
+
+    my $t1 = time;
+    my $r = $wf->request('message:send', { conversation_id => $free->[2],
+                                           client_id => new_uuid(), body => 'the other stream' });
+    my $took = time - $t1;
+    is($r && $r->{type}, 'ack', 'a send in the other stream is acked');
+    cmp_ok($took, '<', 1, sprintf('at once (%.3f s), not after the held batch', $took));
+
+    my $h = $wh->wait_for(sub { ($_[0]{ref} // '') eq 'held' }, 15);
+    is($h && $h->{type}, 'ack', 'the held send is acked once the row is let go');
+    cmp_ok(time - $t0, '>=', 1.5, 'which was after the row was let go');
+    waitpid $locker, 0;
+    ok(gapless($_->[2]), 'both conversations numbered without a gap') for $held, $free;
+    $_->close for $wh, $wf;
 };
 
 subtest 'a runner killed with a batch in hand: its stream is taken over' => sub {
