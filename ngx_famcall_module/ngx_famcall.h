@@ -78,6 +78,7 @@ typedef struct {
     ngx_uint_t                 db_pool_size;
     ngx_msec_t                 db_timeout;
     ngx_uint_t                 send_streams;
+    ngx_flag_t                 send_turns;
     size_t                     send_queue_size;
     ngx_shm_zone_t            *send_zone;   /* the node's send streams */
     ngx_shm_zone_t            *node_zone;   /* the node's workers, bus */

@@ -12,6 +12,17 @@
  * waiting until it is answered.  An entry whose answer never comes (its
  * runner died) gets 503 after the batcher's timeout; the client retries
  * with the same client_id, which answers it with what was stored.
+ *
+ * The streams take turns: a runner whose items are few and fresh waits
+ * while another stream's batch is at the database, or while another
+ * stream has waited longer for its turn, and is woken when that batch
+ * comes back.  A batch has a fixed cost in PostgreSQL of about 0.8 ms of
+ * CPU, more than a dozen sends (docs/benchmarks.md, "Ninth session"), and
+ * streams that never wait run many small batches side by side, most of
+ * whose commits queue behind each other anyway (a NOTIFY's commits are
+ * serialised).  Turns make fewer, bigger batches when the node is calm;
+ * a backlog (NGX_FAMCALL_BATCH_TURN_ITEMS items, or an oldest one
+ * NGX_FAMCALL_BATCH_TURN_MS old) goes at once, side by side, as before.
  */
 
 #include <ngx_config.h>
@@ -25,6 +36,14 @@
 
 #define NGX_FAMCALL_BATCHERS  4
 
+/* a stream waits for its turn only with fewer items than this, all of
+   them younger than this: so a turn adds at most that much to a send */
+#define NGX_FAMCALL_BATCH_TURN_ITEMS  48
+#define NGX_FAMCALL_BATCH_TURN_MS     8
+/* a batch at the database for longer is stuck, or its runner is gone:
+   nobody waits for it */
+#define NGX_FAMCALL_BATCH_TURN_BUSY_MS  100
+
 
 /* this worker's side of one of the node's streams */
 typedef struct {
@@ -34,6 +53,8 @@ typedef struct {
     unsigned                     running:1;   /* this worker runs it */
     unsigned                     inflight:1;  /* its batch at the database */
     ngx_event_t                  flush;       /* posted: end of this turn */
+    ngx_event_t                  turn;        /* its wait for its turn
+                                                 ends at the latest */
     struct ngx_famcall_batch_s  *batch;       /* the one it runs at a time */
 } ngx_famcall_batch_stream_t;
 
@@ -45,6 +66,7 @@ struct ngx_famcall_batcher_s {
     ngx_uint_t                   nfields;
     ngx_uint_t                   part;        /* the field picking a stream */
     ngx_uint_t                   max_items;
+    ngx_uint_t                   turns;       /* famcall_send_turns */
     ngx_msec_t                   timeout;
     ngx_msec_t                   stale;       /* timeout / 2 */
     ngx_uint_t                   nstreams;
@@ -98,6 +120,8 @@ typedef struct {
 
 static void ngx_famcall_batch_flush_handler(ngx_event_t *ev);
 static void ngx_famcall_batch_run(ngx_famcall_batch_stream_t *st);
+static ngx_msec_t ngx_famcall_batch_wait_turn(ngx_famcall_batch_stream_t *st);
+static void ngx_famcall_batch_wake(ngx_famcall_batch_stream_t *st);
 static void ngx_famcall_batch_hand_on(ngx_famcall_batch_stream_t *st);
 static void ngx_famcall_batch_claim(ngx_famcall_batch_stream_t *st);
 static void ngx_famcall_batch_done(void *data, ngx_famcall_pg_status_e status,
@@ -139,8 +163,8 @@ ngx_famcall_batch_zone(ngx_conf_t *cf, ngx_str_t *name, ngx_uint_t nstreams,
 ngx_famcall_batcher_t *
 ngx_famcall_batcher_create(ngx_pool_t *pool, ngx_famcall_pg_pool_t *pg,
     ngx_shm_zone_t *zone, ngx_uint_t stmt, ngx_uint_t nfields,
-    ngx_uint_t part, ngx_uint_t max_items, ngx_msec_t timeout,
-    ngx_log_t *log)
+    ngx_uint_t part, ngx_uint_t max_items, ngx_uint_t turns,
+    ngx_msec_t timeout, ngx_log_t *log)
 {
     ngx_uint_t                   i;
     ngx_famcall_batcher_t       *b;
@@ -163,6 +187,7 @@ ngx_famcall_batcher_create(ngx_pool_t *pool, ngx_famcall_pg_pool_t *pg,
     b->nfields = nfields;
     b->part = part;
     b->max_items = max_items;
+    b->turns = turns;
     b->timeout = timeout;
     b->stale = timeout / 2;
     b->log = log;
@@ -203,6 +228,10 @@ ngx_famcall_batcher_create(ngx_pool_t *pool, ngx_famcall_pg_pool_t *pg,
         st->flush.handler = ngx_famcall_batch_flush_handler;
         st->flush.data = st;
         st->flush.log = log;
+        /* not cancelable: an exiting worker waits the few ms for it */
+        st->turn.handler = ngx_famcall_batch_flush_handler;
+        st->turn.data = st;
+        st->turn.log = log;
     }
 
     ngx_rbtree_init(&b->entries, &b->sentinel, ngx_rbtree_insert_value);
@@ -377,6 +406,7 @@ ngx_famcall_batch_run(ngx_famcall_batch_stream_t *st)
 {
     u_char                 *buf;
     ngx_uint_t              n;
+    ngx_msec_t              wait;
     const char             *params[NGX_FAMCALL_BATCH_MAX_FIELDS];
     ngx_famcall_batch_t    *batch;
     ngx_famcall_batcher_t  *b = st->batcher;
@@ -384,6 +414,18 @@ ngx_famcall_batch_run(ngx_famcall_batch_stream_t *st)
     while (st->running && !st->inflight) {
 
         batch = st->batch;
+
+        wait = ngx_famcall_batch_wait_turn(st);
+        if (wait) {
+            if (!st->turn.timer_set) {
+                ngx_add_timer(&st->turn, wait);
+            }
+            return;
+        }
+
+        if (st->turn.timer_set) {
+            ngx_del_timer(&st->turn);
+        }
 
         n = ngx_famcall_bq_take(st->queue, b->nfields, b->max_items, &buf,
                                 params, batch->origins, b->log);
@@ -412,6 +454,124 @@ ngx_famcall_batch_run(ngx_famcall_batch_stream_t *st)
 
         ngx_free(buf);
         st->inflight = 1;
+        ngx_famcall_bq_set_busy(st->queue, 1);
+    }
+}
+
+
+/*
+ * Whether the runner waits for its turn, and for how long at most: while
+ * another stream's batch is at the database, or another runner has been
+ * waiting for longer than this one, unless this one has a backlog.  The
+ * waiting mark goes up before the others are looked at, and a batch that
+ * comes back is marked done before its runner looks for waiting ones
+ * (ngx_famcall_batch_done): so one of the two sees the other.  A mark
+ * older than a turn can last is a runner that died waiting: ignored.
+ */
+static ngx_msec_t
+ngx_famcall_batch_wait_turn(ngx_famcall_batch_stream_t *st)
+{
+    ngx_pid_t               runner;
+    ngx_uint_t              j, n, turn;
+    ngx_msec_t              since, mine;
+    ngx_msec_int_t          age;
+    ngx_famcall_batcher_t  *b = st->batcher;
+
+    if (!b->turns || b->nstreams < 2) {
+        return 0;
+    }
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        ngx_famcall_bq_clear_waiting(st->queue);
+        return 0;
+    }
+
+    n = ngx_famcall_bq_backlog(st->queue, &age);
+
+    if (n == 0 || n >= NGX_FAMCALL_BATCH_TURN_ITEMS
+        || age >= NGX_FAMCALL_BATCH_TURN_MS)
+    {
+        ngx_famcall_bq_clear_waiting(st->queue);
+        return 0;
+    }
+
+    mine = ngx_famcall_bq_waiting(st->queue, &runner);
+    if (mine == 0) {
+        mine = ngx_current_msec;
+        ngx_famcall_bq_set_waiting(st->queue, mine);
+    }
+
+    turn = 1;
+
+    for (j = 0; j < b->nstreams; j++) {
+        if (j == st->index) {
+            continue;
+        }
+
+        since = ngx_famcall_bq_busy(b->streams[j].queue);
+
+        if (since != 0
+            && (ngx_msec_int_t) (ngx_current_msec - since)
+               < NGX_FAMCALL_BATCH_TURN_BUSY_MS)
+        {
+            turn = 0;
+            break;
+        }
+
+        since = ngx_famcall_bq_waiting(b->streams[j].queue, &runner);
+
+        if (since != 0
+            && (ngx_msec_int_t) (ngx_current_msec - since)
+               <= NGX_FAMCALL_BATCH_TURN_MS
+            && ((ngx_msec_int_t) (mine - since) > 0
+                || ((ngx_msec_int_t) (mine - since) == 0 && j < st->index)))
+        {
+            /* it has waited longer (or as long, and comes first) */
+            turn = 0;
+            break;
+        }
+    }
+
+    if (turn) {
+        ngx_famcall_bq_clear_waiting(st->queue);
+        return 0;
+    }
+
+    return NGX_FAMCALL_BATCH_TURN_MS - age;
+}
+
+
+/* the runners waiting for their turn: this worker's at the end of this
+   event-loop turn, another worker's by a message */
+static void
+ngx_famcall_batch_wake(ngx_famcall_batch_stream_t *st)
+{
+    u_char                       msg[2];
+    ngx_pid_t                    runner;
+    ngx_uint_t                   j;
+    ngx_famcall_batcher_t       *b = st->batcher;
+    ngx_famcall_batch_stream_t  *other;
+
+    for (j = 0; j < b->nstreams; j++) {
+        other = &b->streams[j];
+
+        if (j == st->index
+            || ngx_famcall_bq_waiting(other->queue, &runner) == 0
+            || runner == 0)
+        {
+            continue;
+        }
+
+        if (runner == ngx_pid) {
+            if (other->running && !other->inflight && !other->flush.posted) {
+                ngx_post_event(&other->flush, &ngx_posted_events);
+            }
+            continue;
+        }
+
+        msg[0] = (u_char) b->id;
+        msg[1] = (u_char) j;
+        (void) ngx_famcall_ipc_send(runner, NGX_FAMCALL_IPC_BATCH_KICK, msg, 2);
     }
 }
 
@@ -463,6 +623,7 @@ ngx_famcall_batch_done(void *data, ngx_famcall_pg_status_e status,
     ngx_famcall_batch_stream_t  *st = batch->stream;
 
     st->inflight = 0;
+    ngx_famcall_bq_set_busy(st->queue, 0);
 
     ngx_famcall_batch_route(batch,
                             status == NGX_FAMCALL_PG_OK ? NGX_OK
@@ -480,6 +641,7 @@ ngx_famcall_batch_done(void *data, ngx_famcall_pg_status_e status,
         ngx_famcall_batch_hand_on(st);
     }
 
+    ngx_famcall_batch_wake(st);
     ngx_famcall_batch_run(st);
 }
 
@@ -655,7 +817,8 @@ ngx_famcall_batch_answers(u_char *data, size_t len)
 static void
 ngx_famcall_batch_kick(u_char *data, size_t len)
 {
-    ngx_famcall_batcher_t  *b;
+    ngx_famcall_batcher_t       *b;
+    ngx_famcall_batch_stream_t  *st;
 
     if (len < 2 || data[0] >= ngx_famcall_nbatchers) {
         return;
@@ -663,8 +826,18 @@ ngx_famcall_batch_kick(u_char *data, size_t len)
 
     b = ngx_famcall_batchers[data[0]];
 
-    if (data[1] < b->nstreams) {
-        ngx_famcall_batch_claim(&b->streams[data[1]]);
+    if (data[1] >= b->nstreams) {
+        return;
+    }
+
+    st = &b->streams[data[1]];
+
+    if (!st->running) {
+        ngx_famcall_batch_claim(st);
+
+    } else if (!st->inflight && !st->flush.posted) {
+        /* its runner, waiting for its turn */
+        ngx_post_event(&st->flush, &ngx_posted_events);
     }
 }
 

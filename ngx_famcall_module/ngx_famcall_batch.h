@@ -60,7 +60,8 @@ ngx_shm_zone_t *ngx_famcall_batch_zone(ngx_conf_t *cf, ngx_str_t *name,
 
 /*
  * In a worker.  part: the field whose value picks an item's stream (the
- * conversation).  timeout: an item not answered after this many
+ * conversation).  turns: the streams take turns (ngx_famcall_batch.c).
+ * timeout: an item not answered after this many
  * milliseconds gets 503 (its runner died; the stream is taken over from a
  * dead runner after half of it); the batch's query has the pool's own
  * timeout.
@@ -68,7 +69,7 @@ ngx_shm_zone_t *ngx_famcall_batch_zone(ngx_conf_t *cf, ngx_str_t *name,
 ngx_famcall_batcher_t *ngx_famcall_batcher_create(ngx_pool_t *pool,
     ngx_famcall_pg_pool_t *pg, ngx_shm_zone_t *zone, ngx_uint_t stmt,
     ngx_uint_t nfields, ngx_uint_t part, ngx_uint_t max_items,
-    ngx_msec_t timeout, ngx_log_t *log);
+    ngx_uint_t turns, ngx_msec_t timeout, ngx_log_t *log);
 
 /* the worker is exiting: hand its stream to another worker */
 void ngx_famcall_batcher_exit(ngx_famcall_batcher_t *b);

@@ -38,6 +38,12 @@ struct ngx_famcall_bq_s {
     size_t                       used;
     ngx_uint_t                   count;
     u_char                      *data;
+    /* for the runners of the other streams (ngx_famcall_batch.c, "taking
+       turns"), read and written without the lock: hints, each bounded */
+    ngx_atomic_t                 busy;    /* ngx_current_msec its batch
+                                             went to the database; 0: none */
+    ngx_atomic_t                 waiting; /* ngx_current_msec it began to
+                                             wait for its turn; 0: not */
 };
 
 
@@ -85,13 +91,15 @@ ngx_famcall_bq_zone(ngx_conf_t *cf, ngx_str_t *name, ngx_uint_t nstreams,
      * (the old workers' queued items carry on), one with another gets a
      * new zone for the new workers while the old ones finish theirs.
      */
-    zname.data = ngx_pnalloc(cf->pool, name->len + 2 * NGX_INT_T_LEN + 3);
+    zname.data = ngx_pnalloc(cf->pool, name->len + 3 * NGX_INT_T_LEN + 4);
     if (zname.data == NULL) {
         return NULL;
     }
 
-    zname.len = ngx_sprintf(zname.data, "%V_%ui_%uz", name, nstreams,
-                            ctx->size)
+    /* the struct's size too: a reload into a module built with another
+       layout must not read the old one's streams */
+    zname.len = ngx_sprintf(zname.data, "%V_%ui_%uz_%uz", name, nstreams,
+                            ctx->size, sizeof(ngx_famcall_bq_t))
                 - zname.data;
 
     zone = ngx_shared_memory_add(cf, &zname, total, tag);
@@ -573,4 +581,79 @@ ngx_famcall_bq_elt(u_char *p, const ngx_str_t *v)
     *p++ = '"';
 
     return p;
+}
+
+
+/*
+ * A runner writes its own mark, then reads the others' (and one whose
+ * batch came back does the same the other way round): a full fence
+ * between, so that one of the two sees the other's write (on x86 a store
+ * can pass a later load; ngx_memory_barrier() stops only the compiler).
+ */
+static ngx_inline void
+ngx_famcall_bq_fence(void)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+
+void
+ngx_famcall_bq_set_busy(ngx_famcall_bq_t *q, ngx_uint_t busy)
+{
+    q->busy = busy ? (ngx_current_msec ? ngx_current_msec : 1) : 0;
+    ngx_famcall_bq_fence();
+}
+
+
+ngx_msec_t
+ngx_famcall_bq_busy(ngx_famcall_bq_t *q)
+{
+    return (ngx_msec_t) q->busy;
+}
+
+
+void
+ngx_famcall_bq_set_waiting(ngx_famcall_bq_t *q, ngx_msec_t since)
+{
+    q->waiting = since ? since : 1;     /* 0 means "not waiting" */
+    ngx_famcall_bq_fence();
+}
+
+
+void
+ngx_famcall_bq_clear_waiting(ngx_famcall_bq_t *q)
+{
+    q->waiting = 0;
+}
+
+
+ngx_msec_t
+ngx_famcall_bq_waiting(ngx_famcall_bq_t *q, ngx_pid_t *runner)
+{
+    *runner = q->runner;
+    return (ngx_msec_t) q->waiting;
+}
+
+
+ngx_uint_t
+ngx_famcall_bq_backlog(ngx_famcall_bq_t *q, ngx_msec_int_t *age)
+{
+    size_t                 pos;
+    ngx_uint_t             n;
+    ngx_famcall_bq_rec_t  *rec;
+
+    ngx_shmtx_lock(&q->shpool->mutex);
+
+    n = q->count;
+    *age = 0;
+
+    if (n > 0) {
+        pos = q->head;
+        rec = ngx_famcall_bq_at(q, &pos);
+        *age = (ngx_msec_int_t) (ngx_current_msec - (ngx_msec_t) rec->added);
+    }
+
+    ngx_shmtx_unlock(&q->shpool->mutex);
+
+    return n;
 }

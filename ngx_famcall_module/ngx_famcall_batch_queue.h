@@ -69,4 +69,19 @@ ngx_uint_t ngx_famcall_bq_claim(ngx_famcall_bq_t *q, ngx_msec_t stale);
 ngx_int_t ngx_famcall_bq_release(ngx_famcall_bq_t *q, ngx_pid_t *kick);
 
 
+/*
+ * Taking turns (ngx_famcall_batch.c): since when the stream's batch has
+ * been at the database, and since when its runner has been waiting for
+ * its turn (0: not), with the runner's pid to wake it.  Hints for the
+ * other runners, without the lock; a wrong one costs a wait, never an item.
+ */
+void ngx_famcall_bq_set_busy(ngx_famcall_bq_t *q, ngx_uint_t busy);
+ngx_msec_t ngx_famcall_bq_busy(ngx_famcall_bq_t *q);
+void ngx_famcall_bq_set_waiting(ngx_famcall_bq_t *q, ngx_msec_t since);
+void ngx_famcall_bq_clear_waiting(ngx_famcall_bq_t *q);
+ngx_msec_t ngx_famcall_bq_waiting(ngx_famcall_bq_t *q, ngx_pid_t *runner);
+
+/* the runner: items queued, and how long the oldest has waited */
+ngx_uint_t ngx_famcall_bq_backlog(ngx_famcall_bq_t *q, ngx_msec_int_t *age);
+
 #endif /* _NGX_FAMCALL_BATCH_QUEUE_H_INCLUDED_ */

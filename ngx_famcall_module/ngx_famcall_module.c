@@ -86,6 +86,9 @@ static ngx_command_t  ngx_famcall_commands[] = {
       ngx_conf_set_num_slot, FAMCALL_MCF, famcall_off(send_streams),
       &ngx_famcall_send_streams_bounds },
 
+    { ngx_string("famcall_send_turns"), FAMCALL_MAIN,
+      ngx_conf_set_flag_slot, FAMCALL_MCF, famcall_off(send_turns), NULL },
+
     { ngx_string("famcall_send_queue_size"), FAMCALL_MAIN,
       ngx_conf_set_size_slot, FAMCALL_MCF, famcall_off(send_queue_size),
       NULL },
@@ -270,6 +273,7 @@ ngx_famcall_create_main_conf(ngx_conf_t *cf)
     fmcf->db_pool_size = NGX_CONF_UNSET_UINT;
     fmcf->db_timeout = NGX_CONF_UNSET_MSEC;
     fmcf->send_streams = NGX_CONF_UNSET_UINT;
+    fmcf->send_turns = NGX_CONF_UNSET;
     fmcf->send_queue_size = NGX_CONF_UNSET_SIZE;
     fmcf->jwt_ttl = NGX_CONF_UNSET;
     fmcf->refresh_ttl = NGX_CONF_UNSET;
@@ -305,6 +309,7 @@ ngx_famcall_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(fmcf->db_pool_size, 2);
     ngx_conf_init_msec_value(fmcf->db_timeout, 5000);
     ngx_conf_init_uint_value(fmcf->send_streams, 2);
+    ngx_conf_init_value(fmcf->send_turns, 1);
     ngx_conf_init_size_value(fmcf->send_queue_size, 1024 * 1024);
     ngx_conf_init_value(fmcf->jwt_ttl, 15 * 60);
     ngx_conf_init_value(fmcf->refresh_ttl, 30 * 24 * 60 * 60);
@@ -480,15 +485,18 @@ ngx_famcall_init_process(ngx_cycle_t *cycle)
      * (2) streams per node, however many workers it has: what arrives
      * meanwhile waits and leaves as the next batch.  More batches side by
      * side make each smaller for the same wait, and every batch has a fixed
-     * cost in PostgreSQL of about four sends; with one stream per worker,
+     * cost in PostgreSQL of about fifteen sends; with one stream per worker,
      * 10,000 sends/s over WebSocket fell behind on 8 workers (seconds of
-     * latency) while 2 carried it (docs/benchmarks.md).  An item unanswered
-     * after twice the database timeout (its runner died) gets 503.
+     * latency) while 2 carried it (docs/benchmarks.md).  The streams take
+     * turns unless famcall_send_turns is off (ngx_famcall_batch.c).  An
+     * item unanswered after twice the database timeout (its runner died)
+     * gets 503.
      */
     fmcf->send_batcher = ngx_famcall_batcher_create(cycle->pool, fmcf->pg,
                              fmcf->send_zone,
                              NGX_FAMCALL_SQL_MESSAGE_SEND_BATCH,
                              NGX_FAMCALL_SEND_FIELDS, 1, 256,
+                             fmcf->send_turns,
                              2 * fmcf->db_timeout + 1000, cycle->log);
     if (fmcf->send_batcher == NULL) {
         return NGX_ERROR;

@@ -68,6 +68,11 @@ conf_ok('16 workers of 20000 connections', sub {
     s/worker_connections \d+;/worker_connections 20000;/;
 });
 
+conf_ok('famcall_send_turns off', sub {
+    s/^(\s*famcall_db_pool_size\s[^;]*;)/$1\n    famcall_send_turns off;/m });
+conf_fails('famcall_send_turns sometimes', qr/famcall_send_turns/,
+           sub { s/^(\s*famcall_db_pool_size\s[^;]*;)/$1 famcall_send_turns sometimes;/m });
+
 conf_ok('famcall_send_streams 1 and famcall_send_queue_size 64k', sub {
     s/^(\s*famcall_db_pool_size\s[^;]*;)/$1\n    famcall_send_streams 1;\n    famcall_send_queue_size 64k;/m });
 
