@@ -15,7 +15,6 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use Time::HiRes qw(time sleep);
 use Compress::Zlib qw(crc32);
-use POSIX ();
 use Famcall::Test qw(new_uuid);
 use Famcall::WS;
 
@@ -212,26 +211,6 @@ subtest 'a full queue answers unavailable and stores nothing it refused' => sub 
     $wa->close;
 };
 
-# a psql session holding one conversation's row (its sends wait) for $secs
-sub hold_row {
-    my ($conv, $secs) = @_;
-    my $env = $s->pg_env;
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        for (keys %$env) { defined $env->{$_} ? ($ENV{$_} = $env->{$_}) : delete $ENV{$_} }
-        open STDOUT, '>', '/dev/null';
-        { exec '/usr/bin/psql', '-X', '-q', '-c',
-              "begin; select 1 from conversations where id = '$conv' for update; "
-              . "select pg_sleep($secs); commit;" }
-        POSIX::_exit(1);
-    }
-    my $deadline = time + 5;
-    sleep 0.02 until time > $deadline
-        || $s->psql("select count(*) from pg_stat_activity where query like '%pg_sleep($secs)%' "
-                  . "and state = 'active' and pid <> pg_backend_pid()");
-    return $pid;
-}
-
 # A send waits on the batches of its own stream only: a batch stuck at the
 # database (its conversation's row held) holds up nothing in the others.
 subtest 'a batch held at the database holds up its own stream only' => sub {
@@ -251,7 +230,7 @@ subtest 'a batch held at the database holds up its own stream only' => sub {
     my $wh = ws($held->[0]);
     my $wf = ws($free->[0]);
     my $t0 = time;
-    my $locker = hold_row($held->[2], 1.5);   # under famcall_db_timeout (2s)
+    my $locker = $s->hold_row('conversations', $held->[2], 1.5);   # under famcall_db_timeout (2s)
     $wh->send('message:send', { conversation_id => $held->[2], client_id => new_uuid(),
                                 body => 'its batch waits on the row' }, 'held');
     pump(0.3);

@@ -432,19 +432,36 @@ sub nginx_reload {
 # granted. The caller waitpid()s.
 sub hold_lock {
     my ($self, $table, $secs) = @_;
+    return $self->_hold("lock table $table in exclusive mode", $secs,
+        "select count(*) from pg_locks where relation = '$table'::regclass "
+        . "and mode = 'ExclusiveLock' and granted");
+}
+
+# hold_row($table, $id, $secs) -> pid: the same for one row (by id), locked
+# FOR UPDATE: only the writes to that row wait.
+sub hold_row {
+    my ($self, $table, $id, $secs) = @_;
+    return $self->_hold("select 1 from $table where id = '$id' for update /* hold_row */",
+        $secs,
+        "select count(*) from pg_stat_activity where state = 'active' "
+        . "and query like '%hold_row%pg_sleep%' and pid <> pg_backend_pid()");
+}
+
+# a psql session: begin, $sql, then pg_sleep($secs) and commit; returns
+# once $ready (a count) is non-zero, or after 5 s
+sub _hold {
+    my ($self, $sql, $secs, $ready) = @_;
     my $env = $self->pg_env;
     my $pid = fork // die "fork: $!";
     if (!$pid) {
         for (keys %$env) { defined $env->{$_} ? ($ENV{$_} = $env->{$_}) : delete $ENV{$_} }
         open STDOUT, '>', '/dev/null';
         { exec '/usr/bin/psql', '-X', '-q', '-c',
-              "begin; lock table $table in exclusive mode; select pg_sleep($secs); commit;" }
+              "begin; $sql; select pg_sleep($secs); commit;" }
         POSIX::_exit(1);
     }
     my $deadline = time + 5;
-    sleep 0.02 until time > $deadline
-        || $self->psql("select count(*) from pg_locks where relation = '$table'::regclass "
-                     . "and mode = 'ExclusiveLock' and granted");
+    sleep 0.02 until time > $deadline || $self->psql($ready);
     return $pid;
 }
 
