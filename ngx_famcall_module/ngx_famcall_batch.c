@@ -549,15 +549,23 @@ ngx_famcall_batch_wake(ngx_famcall_batch_stream_t *st)
     u_char                       msg[2];
     ngx_pid_t                    runner;
     ngx_uint_t                   j;
+    ngx_msec_t                   since;
     ngx_famcall_batcher_t       *b = st->batcher;
     ngx_famcall_batch_stream_t  *other;
 
     for (j = 0; j < b->nstreams; j++) {
         other = &b->streams[j];
 
-        if (j == st->index
-            || ngx_famcall_bq_waiting(other->queue, &runner) == 0
-            || runner == 0)
+        if (j == st->index) {
+            continue;
+        }
+
+        /* a mark older than a turn lasts: its runner died waiting */
+        since = ngx_famcall_bq_waiting(other->queue, &runner);
+
+        if (since == 0 || runner == 0
+            || (ngx_msec_int_t) (ngx_current_msec - since)
+               > NGX_FAMCALL_BATCH_TURN_MS)
         {
             continue;
         }
