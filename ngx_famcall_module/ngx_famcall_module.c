@@ -309,7 +309,7 @@ ngx_famcall_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(fmcf->db_pool_size, 2);
     ngx_conf_init_msec_value(fmcf->db_timeout, 5000);
     ngx_conf_init_uint_value(fmcf->send_streams, 2);
-    ngx_conf_init_value(fmcf->send_turns, 1);
+    ngx_conf_init_value(fmcf->send_turns, 0);
     ngx_conf_init_size_value(fmcf->send_queue_size, 1024 * 1024);
     ngx_conf_init_value(fmcf->jwt_ttl, 15 * 60);
     ngx_conf_init_value(fmcf->refresh_ttl, 30 * 24 * 60 * 60);
@@ -487,8 +487,8 @@ ngx_famcall_init_process(ngx_cycle_t *cycle)
      * side make each smaller for the same wait, and every batch has a fixed
      * cost in PostgreSQL of about fifteen sends; with one stream per worker,
      * 10,000 sends/s over WebSocket fell behind on 8 workers (seconds of
-     * latency) while 2 carried it (docs/benchmarks.md).  The streams take
-     * turns unless famcall_send_turns is off (ngx_famcall_batch.c).  An
+     * latency) while 2 carried it (docs/benchmarks.md).  With
+     * famcall_send_turns on, the streams take turns (ngx_famcall_batch.c).  An
      * item unanswered after twice the database timeout (its runner died)
      * gets 503.
      */

@@ -68,8 +68,8 @@ conf_ok('16 workers of 20000 connections', sub {
     s/worker_connections \d+;/worker_connections 20000;/;
 });
 
-conf_ok('famcall_send_turns off', sub {
-    s/^(\s*famcall_db_pool_size\s[^;]*;)/$1\n    famcall_send_turns off;/m });
+conf_ok('famcall_send_turns on', sub {
+    s/^(\s*famcall_db_pool_size\s[^;]*;)/$1\n    famcall_send_turns on;/m });
 conf_fails('famcall_send_turns sometimes', qr/famcall_send_turns/,
            sub { s/^(\s*famcall_db_pool_size\s[^;]*;)/$1 famcall_send_turns sometimes;/m });
 

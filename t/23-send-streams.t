@@ -5,7 +5,8 @@
 # reach the right socket and are stored in the order each device sent them;
 # a full queue answers "unavailable" and stores nothing it refused; a
 # runner killed with a batch in hand is replaced and what was queued behind
-# it is stored and answered. Events: one LISTEN per node, its leader hands
+# it is stored and answered; the streams take turns here (famcall_send_turns
+# on), so every case runs through them. Events: one LISTEN per node, its leader hands
 # every notification to the other workers; a killed leader is replaced and
 # the node's sockets are told to resync.
 use strict;
@@ -23,6 +24,7 @@ use Famcall::WS;
 my $s = Famcall::Test->new(workers => 4, log_level => 'notice', extra_conf => <<'CONF');
 famcall_db_timeout 2s;
 famcall_send_streams 2;
+famcall_send_turns on;
 famcall_send_queue_size 64k;
 CONF
 
