@@ -160,6 +160,12 @@ bench_wrk() {
 # it second by second (ms of CPU taken from both cores together), to hold
 # against the latency timeline.
 bench_cpu_mark() {
+    # Write back every dirty page first: the kernel writes a page back 30 s
+    # after it was dirtied (vm.dirty_expire_centisecs), so the setup's files
+    # (pairs.txt and the like, megabytes) went to the disk in the middle of
+    # a run, and the WAL's fsyncs waited tens of ms behind them
+    # (docs/benchmarks.md, "Tenth session")
+    sync
     bench_cpu0=$(head -1 /proc/stat)
     bench_t0=$(date +%s.%N)
     bench_pglog0=$(stat -c %s "$data/log/postgresql.log" 2> /dev/null || echo 0)

@@ -25,7 +25,8 @@
 #   waits for missing acks and deliveries), WS_WARMUP (0: seconds of sends
 #   left out of the latency figures), BENCH_POOL (2), WS_CONF (http-level
 #   directives for both nodes, e.g. "famcall_send_streams 3;": an experiment,
-#   named in the report).
+#   named in the report), WS_TRACE (a directory: each chat process writes
+#   <part>-<n>.trace there, a line per delivery: send time and latency).
 # Quick: WS_CONNS=2000 WS_RATE=1000 WS_SECONDS=5 WS_HOLD=5 bench/ws/run.sh ...
 set -euo pipefail
 
@@ -124,6 +125,7 @@ ws_chat() {
             --port-a "$pa" --port-b "$pb" --offset $((p * pp)) --count "$pp" \
             --rate "$(python3 -c "print($rate / $cprocs)")" --seconds "$secs" \
             --src "127.$((oct + p)).0.1" --nsrc 4 --wait-go --drain "$drain" --warmup "$warmup" \
+            ${WS_TRACE:+--trace "$WS_TRACE/$name-$p.trace"} \
             > "$data/$name-$p.out" 2> "$data/$name-$p.out.err" &
         ws_pids+=($!)
         files+=("$data/$name-$p.out")

@@ -55,12 +55,15 @@ common=(--secret "$tmp/key" --nsrc 4)
 [ "$(val "$tmp/hold" closed_clean)" = 400 ] || fail "hold: clean closes $(val "$tmp/hold" closed_clean)"
 echo "ok - hold: 400 sockets, pongs keep them, clean closes"
 
-# chat: two processes, sides on two ports, started together with SIGUSR1
+# chat: two processes, sides on two ports, started together with SIGUSR1;
+# the first one traces its deliveries
 pids=()
 for i in 0 1; do
+    trace=()
+    [ "$i" = 0 ] && trace=(--trace "$tmp/trace0")
     "$w" chat --pairs "$tmp/pairs" "${common[@]}" --port-a "$p1" --port-b "$p2" \
         --offset $((100 * i)) --count 100 --rate 300 --seconds 3 --src "127.3$((2 + i)).0.1" \
-        --wait-go > "$tmp/chat$i" &
+        --wait-go "${trace[@]}" > "$tmp/chat$i" &
     pids+=($!)
 done
 for i in 0 1; do
@@ -84,7 +87,13 @@ done
 awk -F= '{ v[$1] = $2 } END { exit !(v["lat_sock_p99_ms"] > 0 && v["lat_sock_p99_ms"] <= v["lat_p99_ms"] &&
                                      v["lat_sock_max_ms"] <= v["lat_max_ms"]) }' "$tmp/chat" \
     || fail "chat: socket latency not within the read latency"
-echo "ok - chat: 1800 sent over two ports, acked and delivered once; merge; p99 $(val "$tmp/chat" lat_p99_ms) ms"
+# the trace: its start, then a line per delivery to the first process's
+# sockets, sent after the start, none slower than the slowest counted
+awk -v max="$(val "$tmp/chat0" lat_max_ms)" '
+    NR == 1 { if ($1 != "#" || $2 != "t_send0") { bad = 1; exit } t0 = $3; next }
+    NF != 2 || $1 < t0 || $2 > max * 1000 + 1 { bad = 1; exit }
+    END { exit bad || NR != 901 }' "$tmp/trace0" || fail "chat: trace $(head -c 200 "$tmp/trace0")"
+echo "ok - chat: 1800 sent over two ports, acked and delivered once; merge; trace; p99 $(val "$tmp/chat" lat_p99_ms) ms"
 
 # merge adds the seconds up (summaries written by hand, known sums):
 # deliveries, latency sums and deliveries over 25 ms add, maxima take the

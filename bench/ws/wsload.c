@@ -33,7 +33,9 @@
  * --connect-rate R (5000/s), --inflight M (200 handshakes at once: the
  * listen backlog is finite), --ttl S (token lifetime, 7200), --wait-go
  * (after connecting print "# phase=ready" and wait for SIGUSR1, so several
- * processes start sending together).
+ * processes start sending together), --trace FILE (chat: one line per
+ * delivery, "send_ns latency_us", send time on CLOCK_MONOTONIC as perf's
+ * -k CLOCK_MONOTONIC: to find a stall's moment within its second).
  *
  * Output: key=value lines on stdout (wsstats.c); progress lines start
  * with '#'. Exit status 0 when every wanted socket was connected (and, in
@@ -71,7 +73,8 @@ typedef struct {
 } user_t;
 
 /* options */
-static const char  *o_users, *o_pairs, *o_secret, *o_path = "/v1/ws";
+static const char  *o_users, *o_pairs, *o_secret, *o_path = "/v1/ws", *o_trace;
+static FILE        *trace;
 static uint32_t     o_host = 0x7f000001, o_src = 0x7f010001, o_nsrc = 16;
 static uint16_t     o_port_a, o_port_b;
 static long         o_offset, o_count = -1, o_ttl = 7200;
@@ -913,6 +916,10 @@ chat_text(conn_t *c, const unsigned char *p, size_t n)
             if (ts >= t_send0) {
                 timeline_add(&st, (ts - t_send0) / 1000000000u, (now - ts) / 1000);
             }
+            if (trace != NULL) {
+                fprintf(trace, "%llu %llu\n", (unsigned long long) ts,
+                        (unsigned long long) (now - ts) / 1000);
+            }
         }
 
     } else if (strcmp(type, "ack") == 0) {
@@ -1061,7 +1068,7 @@ main(int argc, char **argv)
 {
     enum { O_USERS = 1, O_PAIRS, O_SECRET, O_HOST, O_PORT, O_PORT_A, O_PORT_B,
            O_PATH, O_SRC, O_NSRC, O_OFFSET, O_COUNT, O_SECONDS, O_RATE,
-           O_CRATE, O_INFLIGHT, O_DRAIN, O_TTL, O_GO, O_WARMUP };
+           O_CRATE, O_INFLIGHT, O_DRAIN, O_TTL, O_GO, O_WARMUP, O_TRACE };
     static const struct option  opts[] = {
         { "users", 1, 0, O_USERS }, { "pairs", 1, 0, O_PAIRS },
         { "secret", 1, 0, O_SECRET }, { "host", 1, 0, O_HOST },
@@ -1073,6 +1080,7 @@ main(int argc, char **argv)
         { "connect-rate", 1, 0, O_CRATE }, { "inflight", 1, 0, O_INFLIGHT },
         { "drain", 1, 0, O_DRAIN }, { "ttl", 1, 0, O_TTL },
         { "wait-go", 0, 0, O_GO }, { "warmup", 1, 0, O_WARMUP },
+        { "trace", 1, 0, O_TRACE },
         { 0, 0, 0, 0 }
     };
     const char    *mode;
@@ -1117,6 +1125,7 @@ main(int argc, char **argv)
         case O_TTL:      o_ttl = atol(optarg); break;
         case O_GO:       o_wait_go = 1; break;
         case O_WARMUP:   o_warmup = atof(optarg); break;
+        case O_TRACE:    o_trace = optarg; break;
         default:         usage();
         }
     }
@@ -1173,7 +1182,13 @@ main(int argc, char **argv)
         if (sent_at == NULL || acked_flag == NULL) {
             die("out of memory");
         }
+        if (o_trace != NULL && (trace = fopen(o_trace, "w")) == NULL) {
+            die("cannot open the trace file");
+        }
         t_send0 = now_ns();
+        if (trace != NULL) {
+            fprintf(trace, "# t_send0 %llu\n", (unsigned long long) t_send0);
+        }
         t_send_end = t_send0 + (uint64_t) (o_seconds * 1e9);
         t_measure = t_send0 + (uint64_t) (o_warmup * 1e9);
         st.warmup_ms = (uint64_t) (o_warmup * 1000);
@@ -1183,6 +1198,9 @@ main(int argc, char **argv)
         st.not_acked = st.sent - answered;
         st.not_delivered = st.acked > st.delivered
                            ? st.acked - st.delivered : 0;
+        if (trace != NULL) {
+            fclose(trace);
+        }
     }
 
     close_all();
