@@ -690,5 +690,22 @@ subtest 'deleting a conversation or a user deletes its messages' => sub {
        0, 'no message left without its conversation');
 };
 
+# sql/016: analyze gathers what can steer a plan (how many rows a
+# conversation, a sender or a user has), not ids, bodies or counters
+subtest 'analyze keeps statistics only for the columns plans use' => sub {
+    my ($x, $y, $cv) = pair();
+    send_ok($x, $cv, "hello $_") for 1 .. 3;
+    $s->psql('analyze messages, conversations');
+    my %cols = map { $_ => 1 } split /\n/, $s->psql(
+        "select tablename || '.' || attname from pg_stats "
+        . "where schemaname = 'public' and tablename in ('messages', 'conversations')");
+    ok($cols{$_}, "$_ has statistics")
+        for qw(messages.conversation_id messages.sender_id messages.seq
+               conversations.user_lo conversations.user_hi);
+    ok(!$cols{$_}, "$_ has none")
+        for qw(messages.id messages.body messages.client_id messages.txid
+               messages.sent_at conversations.id conversations.last_seq);
+};
+
 $s->stop;
 done_testing;
