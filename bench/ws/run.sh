@@ -21,7 +21,9 @@
 #   all), WS_RATE (10000), WS_SECONDS (30), WS_PAIRS (1000),
 #   WS_CHAT_PROCS (1), WS_CHAT_WORKERS (2), WS_NODE_WORKERS (1: workers of
 #   each node in nodes, so that two nodes on these two cores have as many
-#   workers together as chat's one), WS_DRAIN (10: seconds a chat
+#   workers together as chat's one), WS_NODE_STREAMS (1: famcall_send_streams
+#   of each node in nodes, so that the two have as many streams at the
+#   database together as one node has by default), WS_DRAIN (10: seconds a chat
 #   waits for missing acks and deliveries), WS_WARMUP (0: seconds of sends
 #   left out of the latency figures), BENCH_POOL (2), WS_CONF (http-level
 #   directives for both nodes, e.g. "famcall_send_streams 3;": an experiment,
@@ -46,6 +48,7 @@ cprocs=${WS_CHAT_PROCS:-1}
 drain=${WS_DRAIN:-10}
 warmup=${WS_WARMUP:-0}
 node_workers=${WS_NODE_WORKERS:-1}
+node_streams=${WS_NODE_STREAMS:-1}
 [ "$procs" -le "$conns" ] || procs=$conns
 per=$(( (conns + procs - 1) / procs ))
 procs=$(( (conns + per - 1) / per ))    # none left with nothing to open
@@ -221,22 +224,33 @@ chat)
     ws_nginx_errors
     ;;
 nodes)
-    # both nodes share this machine's two cores: WS_NODE_WORKERS each
+    # both nodes share this machine's two cores: WS_NODE_WORKERS each; and
+    # its database: together they run the send streams one node would,
+    # WS_NODE_STREAMS each (docs/scaling.md), unless WS_CONF says otherwise
+    node_conf=${WS_CONF:-}
+    case $node_conf in
+        *famcall_send_streams*) ;;
+        *) node_conf="famcall_send_streams $node_streams; $node_conf" ;;
+    esac
+    cp "$data/extra.conf" "$data/extra.conf.one-node"
+    { printf '%s\n' "$node_conf"; grep -v famcall_send_streams "$data/extra.conf.one-node"; } \
+        > "$data/extra.conf"
     ws_workers "$node_workers" "$chat_wc"
     port2=$(bench_free_port)
     mkdir -p "$data/node-$port2"
-    printf '%s\n' "${WS_CONF:-}" > "$data/node-$port2/extra.conf"
+    printf '%s\n' "$node_conf" > "$data/node-$port2/extra.conf"
     FAMCALL_WORKERS=$node_workers FAMCALL_DATA_DIR=$data FAMCALL_HTTP_PORT=$port2 \
         "$bench_top/scripts/node.sh" "$module" > "$data/node2.out" 2>&1 &
     node_pid=$!
     bench_wait_http "http://127.0.0.1:$port2/healthz" ||
         { echo "node 2 did not start:" >&2; cat "$data/node2.out" >&2; exit 1; }
     echo "== chat, two nodes: side a on :$port1, side b on :$port2 (same database)," \
-         "$node_workers worker(s) each"
+         "$node_workers worker(s) each; $node_conf"
     ws_chat nodes "$port1" "$port2" 80
     kill "$node_pid"; wait "$node_pid" 2> /dev/null || true
     node_pid=
     ws_nginx_errors "$data/node-$port2/log/nginx-error.log"
+    mv "$data/extra.conf.one-node" "$data/extra.conf"
     ;;
 hold)
     # fresh workers sized for the sockets (so the baseline is theirs)
