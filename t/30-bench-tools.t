@@ -54,7 +54,8 @@ is(scalar @oks, 5, 'wsload selftest: five checks passed') or diag $self;
          'hold: every socket connected, held and closed cleanly');
     like($ws, qr/after 2s idle: +Pss [\d.]+ MiB \([+-]\d+ B per socket\)/,
          'hold: memory per socket reported');
-    like($ws, qr/two nodes: .*1 worker\(s\) each/, 'the nodes run says its workers');
+    like($ws, qr/two nodes: .*1 worker\(s\) each; famcall_send_streams 1;/,
+         'the nodes run says its workers and its streams');
     like($ws, qr/to the socket +p50 [\d.]+ ms/, 'kernel receive latency reported');
     like($ws, qr/over 25 ms by second of sending, % of its messages:\n +[\d.]+ [\d.]+\n/,
          'the share over 25 ms second by second');
