@@ -34,9 +34,11 @@ is(scalar @oks, 5, 'wsload selftest: five checks passed') or diag $self;
 
 {
     local @ENV{qw(WS_PARTS WS_RATE WS_SECONDS WS_PAIRS WS_CONNS WS_DRAIN
-                  WS_PROCS WS_WORKERS WS_HOLD BENCH_WAITS BENCH_PG_SET WS_CONF)}
+                  WS_PROCS WS_WORKERS WS_HOLD BENCH_WAITS BENCH_PG_SET WS_CONF
+                  WS_HISTORY)}
         = ('chat nodes hold', 400, 2, 40, 80, 5, 2, 2, 2, 1,
-           'commit_delay=7 synchronous_commit=on', 'famcall_send_streams 1;');
+           'commit_delay=7 synchronous_commit=on', 'famcall_send_streams 1;',
+           400);
     my $ws = run_out('bench/ws/run.sh: chat on one node and two, hold',
                      'bench/ws/run.sh', $module);
     my @runs = $ws =~ /^  sent (\d+), acked (\d+), errors (\d+), delivered (\d+) \(not acked (\d+), not delivered (\d+), foreign (\d+), echoed (\d+)/mg;
@@ -45,8 +47,11 @@ is(scalar @oks, 5, 'wsload selftest: five checks passed') or diag $self;
         is_deeply(\@r, [800, 800, 0, 800, 0, 0, 0, 0],
                   '800 sent, every one acked and delivered once');
     }
+    like($ws, qr/^40 pairs of users set up, 400 older messages;/m,
+         'WS_HISTORY: the database had messages before the runs');
     my @seq = $ws =~ /seq check: (\d+) conversations, (\d+) with seq exactly/g;
-    is_deeply(\@seq, [40, 40, 40, 40], 'seqs 1..last_seq after both runs')
+    is_deeply(\@seq, [40, 40, 40, 40],
+              'seqs 1..last_seq after both runs, following the history')
         or diag $ws;
     my @err = $ws =~ /nginx error log: (\d+) lines/g;
     is_deeply(\@err, [0, 0, 0], 'nothing at error level in nginx logs');

@@ -27,7 +27,10 @@
 #   waits for missing acks and deliveries), WS_WARMUP (0: seconds of sends
 #   left out of the latency figures), BENCH_POOL (2), WS_CONF (http-level
 #   directives for both nodes, e.g. "famcall_send_streams 3;": an experiment,
-#   named in the report), WS_TRACE (a directory: each chat process writes
+#   named in the report), WS_HISTORY (0: messages in the database before a
+#   run, spread over every conversation by bench/ws/history.sql; 3000000
+#   makes a used table whose autovacuum thresholds a 25 s run does not
+#   reach), WS_TRACE (a directory: each chat process writes
 #   <part>-<n>.trace there, a line per delivery: send time and latency).
 # Quick: WS_CONNS=2000 WS_RATE=1000 WS_SECONDS=5 WS_HOLD=5 bench/ws/run.sh ...
 set -euo pipefail
@@ -77,6 +80,9 @@ total_pairs=$(( (conns + 1) / 2 > npairs ? (conns + 1) / 2 : npairs ))
 psql -X -q -At -F ' ' -v ON_ERROR_STOP=1 -v pairs="$total_pairs" \
     -f "$bench_top/bench/ws/setup.sql" > "$data/pairs.txt"
 awk '{ print $1, $2; print $3, $4 }' "$data/pairs.txt" > "$data/users.txt"
+if [ "${WS_HISTORY:-0}" -gt 0 ]; then
+    psql -X -q -v ON_ERROR_STOP=1 -v n="$WS_HISTORY" -f "$bench_top/bench/ws/history.sql"
+fi
 bench_settle
 
 # a token as wsload makes them must pass the server's check
@@ -86,7 +92,10 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$api/v1/me" -H "Authorization: Be
 
 port1=$FAMCALL_HTTP_PORT
 bench_machine
-echo "$total_pairs pairs of users set up; wsload: $(nproc) cores shared with nginx and PostgreSQL"
+history=
+[ "${WS_HISTORY:-0}" -gt 0 ] &&
+    history=", $(psql -X -At -c 'select count(*) from messages') older messages"
+echo "$total_pairs pairs of users set up$history; wsload: $(nproc) cores shared with nginx and PostgreSQL"
 
 # wait until wsload (pid $1) printed its "# phase=" line in $2
 ws_wait_phase() {
