@@ -241,9 +241,12 @@ nodes)
         *famcall_send_streams*) ;;
         *) node_conf="famcall_send_streams $node_streams; $node_conf" ;;
     esac
+    # node 1's extra.conf begins with WS_CONF (bench_start): that part
+    # becomes node_conf, the rest stays
     cp "$data/extra.conf" "$data/extra.conf.one-node"
-    { printf '%s\n' "$node_conf"; grep -v famcall_send_streams "$data/extra.conf.one-node"; } \
-        > "$data/extra.conf"
+    { printf '%s\n' "$node_conf"
+      tail -n +$(( $(printf '%s\n' "${WS_CONF:-}" | wc -l) + 1 )) "$data/extra.conf.one-node"
+    } > "$data/extra.conf"
     ws_workers "$node_workers" "$chat_wc"
     port2=$(bench_free_port)
     mkdir -p "$data/node-$port2"
@@ -259,7 +262,9 @@ nodes)
     kill "$node_pid"; wait "$node_pid" 2> /dev/null || true
     node_pid=
     ws_nginx_errors "$data/node-$port2/log/nginx-error.log"
+    # node 1 back to its one-node configuration, for the parts after this
     mv "$data/extra.conf.one-node" "$data/extra.conf"
+    ws_workers "$node_workers" "$chat_wc"
     ;;
 hold)
     # fresh workers sized for the sockets (so the baseline is theirs)
