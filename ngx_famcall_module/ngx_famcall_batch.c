@@ -123,6 +123,7 @@ typedef struct {
 static void ngx_famcall_batch_flush_handler(ngx_event_t *ev);
 static void ngx_famcall_batch_run(ngx_famcall_batch_stream_t *st);
 static ngx_msec_t ngx_famcall_batch_wait_turn(ngx_famcall_batch_stream_t *st);
+static void ngx_famcall_batch_resume(ngx_famcall_batch_stream_t *st);
 static void ngx_famcall_batch_wake(ngx_famcall_batch_stream_t *st);
 static void ngx_famcall_batch_hand_on(ngx_famcall_batch_stream_t *st);
 static void ngx_famcall_batch_claim(ngx_famcall_batch_stream_t *st);
@@ -543,6 +544,17 @@ ngx_famcall_batch_wait_turn(ngx_famcall_batch_stream_t *st)
 }
 
 
+/* this worker's runner of st, if it waits for its turn, looks again at the
+   end of this event-loop turn */
+static void
+ngx_famcall_batch_resume(ngx_famcall_batch_stream_t *st)
+{
+    if (st->running && !st->inflight && !st->flush.posted) {
+        ngx_post_event(&st->flush, &ngx_posted_events);
+    }
+}
+
+
 /* the runners waiting for their turn: this worker's at the end of this
    event-loop turn, another worker's by a message */
 static void
@@ -573,9 +585,7 @@ ngx_famcall_batch_wake(ngx_famcall_batch_stream_t *st)
         }
 
         if (runner == ngx_pid) {
-            if (other->running && !other->inflight && !other->flush.posted) {
-                ngx_post_event(&other->flush, &ngx_posted_events);
-            }
+            ngx_famcall_batch_resume(other);
             continue;
         }
 
@@ -845,9 +855,8 @@ ngx_famcall_batch_kick(u_char *data, size_t len)
     if (!st->running) {
         ngx_famcall_batch_claim(st);
 
-    } else if (!st->inflight && !st->flush.posted) {
-        /* its runner, waiting for its turn */
-        ngx_post_event(&st->flush, &ngx_posted_events);
+    } else {
+        ngx_famcall_batch_resume(st);
     }
 }
 

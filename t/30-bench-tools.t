@@ -88,6 +88,14 @@ is(scalar @oks, 5, 'wsload selftest: five checks passed') or diag $self;
 }
 
 {
+    # a bad WS_HISTORY is refused before anything starts, not taken as 0
+    local $ENV{WS_HISTORY} = '3M';
+    my $out = qx{cd '$repo' && bench/ws/run.sh $module 2>&1};
+    is($? >> 8, 2, 'WS_HISTORY=3M: run.sh exits 2');
+    like($out, qr/^WS_HISTORY: a number of messages, not '3M'$/m, '... and says why');
+}
+
+{
     local @ENV{qw(BENCH_DURATION BENCH_PAIRS BENCH_CONNECTIONS)} = ('2s', 4, 8);
     my $http = run_out('bench/chat.sh', 'bench/chat.sh', $module);
     my ($n) = $http =~ /persisted: (\d+) messages/;

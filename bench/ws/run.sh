@@ -52,6 +52,10 @@ drain=${WS_DRAIN:-10}
 warmup=${WS_WARMUP:-0}
 node_workers=${WS_NODE_WORKERS:-1}
 node_streams=${WS_NODE_STREAMS:-1}
+history_n=${WS_HISTORY:-0}
+case $history_n in
+    ''|*[!0-9]*) echo "WS_HISTORY: a number of messages, not '$history_n'" >&2; exit 2 ;;
+esac
 [ "$procs" -le "$conns" ] || procs=$conns
 per=$(( (conns + procs - 1) / procs ))
 procs=$(( (conns + per - 1) / per ))    # none left with nothing to open
@@ -80,8 +84,8 @@ total_pairs=$(( (conns + 1) / 2 > npairs ? (conns + 1) / 2 : npairs ))
 psql -X -q -At -F ' ' -v ON_ERROR_STOP=1 -v pairs="$total_pairs" \
     -f "$bench_top/bench/ws/setup.sql" > "$data/pairs.txt"
 awk '{ print $1, $2; print $3, $4 }' "$data/pairs.txt" > "$data/users.txt"
-if [ "${WS_HISTORY:-0}" -gt 0 ]; then
-    psql -X -q -v ON_ERROR_STOP=1 -v n="$WS_HISTORY" -f "$bench_top/bench/ws/history.sql"
+if [ "$history_n" -gt 0 ]; then
+    psql -X -q -v ON_ERROR_STOP=1 -v n="$history_n" -f "$bench_top/bench/ws/history.sql"
 fi
 bench_settle
 
@@ -93,7 +97,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$api/v1/me" -H "Authorization: Be
 port1=$FAMCALL_HTTP_PORT
 bench_machine
 history=
-[ "${WS_HISTORY:-0}" -gt 0 ] &&
+[ "$history_n" -gt 0 ] &&
     history=", $(psql -X -At -c 'select count(*) from messages') older messages"
 echo "$total_pairs pairs of users set up$history; wsload: $(nproc) cores shared with nginx and PostgreSQL"
 
