@@ -705,6 +705,15 @@ subtest 'analyze keeps statistics only for the columns plans use' => sub {
     ok(!$cols{$_}, "$_ has none")
         for qw(messages.id messages.body messages.client_id messages.txid
                messages.sent_at conversations.id conversations.last_seq);
+    # sql/017: samples of 3,000 conversations and 9,000 messages
+    my $targets = sub {
+        $s->psql("select string_agg(attname || '=' || attstattarget, ' ' order by attname) "
+                 . "from pg_attribute where attrelid = '$_[0]'::regclass and attstattarget > 0");
+    };
+    is($targets->('conversations'), 'user_hi=10 user_lo=10',
+       'conversations: user_lo and user_hi at statistics target 10');
+    is($targets->('messages'), 'conversation_id=30 sender_id=30 seq=30',
+       'messages: conversation_id, sender_id and seq at 30');
 };
 
 $s->stop;

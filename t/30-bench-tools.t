@@ -105,4 +105,32 @@ is(scalar @oks, 5, 'wsload selftest: five checks passed') or diag $self;
     unlike($http, qr/Non-2xx/, 'every send answered 2xx');
 }
 
+{
+    # the cost of an analyze, and the plans, per statistics target
+    local @ENV{qw(USERS PER PAIRS MESSAGES)} = (3000, 2, 200, 6000);
+    my $out = run_out('analyze-cost.sh conversations',
+                      'bench/sql/analyze-cost.sh', 'conversations', 10, 0);
+    like($out, qr/^6000 rows in conversations, /m, 'it loads 2 x PER conversations a user');
+    like($out, qr/^target 10: analyze conversations, ms: (\d+\.\d ){5}$/m,
+         'five analyzes timed at target 10');
+    like($out, qr/^  distinct values estimated: user_hi=[-\d.]+ user_lo=[-\d.]+ $/m,
+         '... with the estimates of the users');
+    like($out, qr/by pair:\n.*conversations_pair_key/, '... and the plan by pair');
+    like($out, qr/^target 0: analyze conversations, ms: (\d+\.\d ){5}\n  distinct values estimated: \n/m,
+         'at target 0, no estimates');
+    $out = run_out('analyze-cost.sh messages', 'bench/sql/analyze-cost.sh', 'messages', 30);
+    like($out, qr/^6000 rows in messages, /m, 'MESSAGES older messages loaded');
+    like($out, qr/^  distinct values estimated: conversation_id=[-\d.]+ sender_id=[-\d.]+ seq=[-\d.]+ $/m,
+         'estimates of the three columns');
+    my ($sync) = $out =~ /^  sync:\n(.*?)^  purge:/ms;
+    like($sync // '', qr/Nested Loop\n.*conversation_members_user_idx.*\n(.*\n)*.*messages_conversation_seq_key/,
+         "sync's plan: from the user's conversations to their messages by index");
+    my $bad = qx{cd '$repo' && bench/sql/analyze-cost.sh messages 10x 2>&1};
+    is($? >> 8, 2, 'a bad target: exit 2');
+    like($bad, qr/a target is a number, not '10x'/, '... and says why');
+    $bad = qx{cd '$repo' && bench/sql/analyze-cost.sh users 2>&1};
+    is($? >> 8, 2, 'a table it does not know: exit 2');
+    like($bad, qr/^usage: /, '... with the usage');
+}
+
 done_testing;
