@@ -344,8 +344,11 @@ bench_sample_stop() {
 # The WAL flushes as they went: every commit that stores a message waits for
 # its flush, and a notifying commit holds the NOTIFY lock meanwhile, so one
 # slow flush (the host's disk) stalls every send. A psql samples pg_stat_wal
-# every 100 ms (bench_start turns track_wal_io_timing on); the report gives,
-# per second, the mean flush time of its slowest 100 ms, in ms.
+# every 100 ms (bench_start turns track_wal_io_timing on). A backend adds
+# its counts to pg_stat_wal at most once a second (PostgreSQL 15), so a
+# sample's increase is mostly one backend's flushes since its last report:
+# the report gives, per second, the slowest such mean flush time in ms,
+# which places a slow flush to within about a second.
 bench_flush_start() {
     bench_sample flush 0.1 "select extract(epoch from clock_timestamp()),
         wal_sync, wal_sync_time from pg_stat_wal"
@@ -353,7 +356,7 @@ bench_flush_start() {
 bench_flush_stop() { bench_sample_stop flush; }
 bench_flush_report() {
     [ -s "$data/flush.txt" ] || return 0
-    echo "  WAL flush by second, mean ms in its slowest 100 ms:"
+    echo "  WAL flush by second, ms: the slowest mean a backend reported in it:"
     awk -v t0="$bench_t0" '
         NF == 3 && $1 ~ /^[0-9.]+$/ {
             if (seen && $2 > n0) {
