@@ -131,6 +131,9 @@ is(scalar @oks, 5, 'wsload selftest: five checks passed') or diag $self;
     $bad = qx{cd '$repo' && bench/sql/analyze-cost.sh users 2>&1};
     is($? >> 8, 2, 'a table it does not know: exit 2');
     like($bad, qr/^usage: /, '... with the usage');
+    $bad = qx{cd '$repo' && MESSAGES=3M bench/sql/analyze-cost.sh messages 2>&1};
+    is($? >> 8, 2, 'MESSAGES=3M: exit 2');
+    like($bad, qr/MESSAGES is a count, not '3M'/, '... and says why');
 }
 
 done_testing;

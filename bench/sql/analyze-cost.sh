@@ -15,10 +15,10 @@
 # the fastest runs are its cost), the distinct values estimated, and the
 # generic plans (as a cached statement, a function or a cascade runs
 # them) of the queries on the table; a target whose plans differ from the
-# first target's shows the difference.
+# first target's shows the difference. COST_KEEP=1 keeps the cluster's
+# directory (bench/sql/cost-lib.sh).
 set -euo pipefail
 
-top=$(cd "$(dirname "$0")/../.." && pwd)
 table=${1:-}
 case $table in
 conversations) defaults=(100 10 0); columns=(user_lo user_hi) ;;
@@ -31,17 +31,12 @@ targets=("$@")
 for t in "${targets[@]}"; do
     [[ $t =~ ^[0-9]+$ ]] || { echo "$0: a target is a number, not '$t'" >&2; exit 2; }
 done
+for v in USERS PER PAIRS MESSAGES; do
+    [[ ${!v:-1} =~ ^[1-9][0-9]*$ ]] || { echo "$0: $v is a count, not '${!v}'" >&2; exit 2; }
+done
 
-dir=$(mktemp -d /tmp/famcall-analyze-XXXX)
-chmod 755 "$dir"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export PGHOST=127.0.0.1 PGPORT=$port PGUSER=famcall PGDATABASE=famcall
-trap '"$top/scripts/pg.sh" stop "$dir/pg" > /dev/null 2>&1; rm -rf "$dir"' EXIT
-
-"$top/scripts/pg.sh" init "$dir/pg" "$port" > /dev/null
-echo "shared_buffers = 2GB" >> "$dir/pg/postgresql.conf"
-"$top/scripts/pg.sh" start "$dir/pg" "$port" > /dev/null
-"$top/scripts/migrate.sh" > /dev/null
+. "$(dirname "$0")/cost-lib.sh"
+cost_cluster "shared_buffers = 2GB"
 
 z=00000000-0000-0000-0000-000000000000
 
@@ -85,9 +80,9 @@ SQL
 
 load_messages() {
     psql -X -q -At -v ON_ERROR_STOP=1 -v pairs="${PAIRS:-50000}" \
-         -f "$top/bench/ws/setup.sql" > /dev/null
+         -f "$cost_top/bench/ws/setup.sql" > /dev/null
     psql -X -q -v ON_ERROR_STOP=1 -v n="${MESSAGES:-3000000}" \
-         -f "$top/bench/ws/history.sql"
+         -f "$cost_top/bench/ws/history.sql"
 }
 
 # the statements of sql/003-013 that read messages by a key, as their

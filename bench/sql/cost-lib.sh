@@ -1,7 +1,12 @@
-# Sourced by bench/sql/*-cost.sh: what a statement costs PostgreSQL, in
-# instructions (callgrind), a count that repeats run after run, unlike time
-# on a shared 2-core VM.
+# Sourced by bench/sql/*-cost.sh: throwaway clusters, and what a statement
+# costs PostgreSQL in instructions (callgrind), a count that repeats run
+# after run, unlike time on a shared 2-core VM.
 #
+#   cost_cluster [LINE ...]
+#                     a throwaway cluster in $dir/pg, running, with the
+#                     migrations and the libpq environment set; each LINE
+#                     goes into its postgresql.conf first ("shared_buffers =
+#                     2GB"); stopped and removed at exit
 #   cost_setup        a throwaway cluster (left stopped in $dir/pg) with the
 #                     migrations, COST_SQL if set (a file run after them: a
 #                     variant of a function under another name, to hold
@@ -28,9 +33,8 @@
 cost_top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cost_pgbin=/usr/lib/postgresql/15/bin
 
-cost_setup() {
-    local port j
-    command -v valgrind > /dev/null || { echo "$0: needs valgrind" >&2; exit 1; }
+cost_cluster() {
+    local port
     dir=$(mktemp -d /tmp/famcall-cost-XXXX)
     chmod 755 "$dir"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -38,8 +42,15 @@ cost_setup() {
 
     export PGHOST=127.0.0.1 PGPORT=$port PGUSER=famcall PGDATABASE=famcall
     "$cost_top/scripts/pg.sh" init "$dir/pg" "$port" > /dev/null
+    [ $# = 0 ] || printf '%s\n' "$@" >> "$dir/pg/postgresql.conf"
     "$cost_top/scripts/pg.sh" start "$dir/pg" "$port" > /dev/null
     "$cost_top/scripts/migrate.sh" > /dev/null
+}
+
+cost_setup() {
+    local j
+    command -v valgrind > /dev/null || { echo "$0: needs valgrind" >&2; exit 1; }
+    cost_cluster
     [ -z "${COST_SQL:-}" ] || psql -X -q -v ON_ERROR_STOP=1 -f "$COST_SQL"
     psql -X -q -At -v ON_ERROR_STOP=1 -v pairs=1000 -v tag=cost \
          -f "$cost_top/bench/ws/setup.sql" > /dev/null

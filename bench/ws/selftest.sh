@@ -93,6 +93,13 @@ awk -v max="$(val "$tmp/chat0" lat_max_ms)" '
     NR == 1 { if ($1 != "#" || $2 != "t_send0") { bad = 1; exit } t0 = $3; next }
     NF != 2 || $1 < t0 || $2 > max * 1000 + 1 { bad = 1; exit }
     END { exit bad || NR != 901 }' "$tmp/trace0" || fail "chat: trace $(head -c 200 "$tmp/trace0")"
+# a trace it cannot write stops it before it connects
+if "$w" chat --pairs "$tmp/pairs" "${common[@]}" --port-a "$p1" --count 1 --seconds 1 \
+       --trace "$tmp/no-such-dir/trace" > /dev/null 2> "$tmp/trace-err"; then
+    fail "chat: ran with a trace it cannot write"
+fi
+grep -q "cannot open the trace file $tmp/no-such-dir/trace" "$tmp/trace-err" ||
+    fail "chat: $(cat "$tmp/trace-err")"
 echo "ok - chat: 1800 sent over two ports, acked and delivered once; merge; trace; p99 $(val "$tmp/chat" lat_p99_ms) ms"
 
 # merge adds the seconds up (summaries written by hand, known sums):

@@ -1143,6 +1143,11 @@ main(int argc, char **argv)
         o_port_b = o_port_a;
     }
 
+    /* before any work: a trace that cannot be written fails the run now */
+    if (chat && o_trace != NULL && (trace = fopen(o_trace, "w")) == NULL) {
+        die("cannot open the trace file %s: %s", o_trace, strerror(errno));
+    }
+
     read_secret(o_secret);
     n = load(chat ? o_pairs : o_users, chat);
     if (strcmp(mode, "token") == 0) {
@@ -1181,9 +1186,6 @@ main(int argc, char **argv)
         acked_flag = calloc(nmsgs + 1, 1);
         if (sent_at == NULL || acked_flag == NULL) {
             die("out of memory");
-        }
-        if (o_trace != NULL && (trace = fopen(o_trace, "w")) == NULL) {
-            die("cannot open the trace file");
         }
         t_send0 = now_ns();
         if (trace != NULL) {
