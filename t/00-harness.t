@@ -33,7 +33,9 @@ my %variants = (
 
 SUMMARY}m },
     'not a leak report' => sub { s/LeakSanitizer: detected memory leaks/AddressSanitizer: heap-use-after-free/ },
-    'an allocation by malloc, not ngx_alloc' => sub { s/in ngx_alloc /in ngx_strdup_thing /g },
+    'allocated by another nginx function than ngx_alloc' => sub { s/in ngx_alloc /in ngx_pstrdup /g },
+    'one unnamed frame more (deeper in the worker start, as epoll\'s list)' => sub {
+        s{(#2 0x\S+  \(/usr/sbin/nginx\+0x47af7\)\n)}{$1    #3 0x55c8661bd000  (/usr/sbin/nginx+0x48000)\n} },
     'empty' => sub { $_ = '' },
 );
 for my $name (sort keys %variants) {
