@@ -6,7 +6,7 @@ NGX_SRC      := /usr/share/nginx/src
 BUILD        := $(CURDIR)/build
 MODULE       := $(BUILD)/nginx/objs/ngx_http_famcall_module.so
 MODULE_ASAN  := $(BUILD)/nginx-asan/objs/ngx_http_famcall_module.so
-SOURCES      := config $(wildcard ngx_famcall_module/*.[ch])
+SOURCES      := config $(wildcard ngx_famcall_module/*/*.[ch])
 
 export FAMCALL_HTTP_PORT ?= 8080
 export FAMCALL_DATA_DIR  ?= $(CURDIR)/var
@@ -47,12 +47,12 @@ node: build
 	scripts/node.sh $(MODULE)
 
 # Pure C pieces (validation, tokens, WebSocket frames and events) as TAP programs.
-UNIT_CFLAGS := -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g -Ingx_famcall_module
+UNIT_CFLAGS := -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g -Ingx_famcall_module/core -Ingx_famcall_module/gateway
 UNIT_LIBS   := -ljansson -ljwt -lcrypto
-UNIT_SRCS   := ngx_famcall_module/ngx_famcall_validate.c ngx_famcall_module/ngx_famcall_json.c \
-               ngx_famcall_module/ngx_famcall_token.c ngx_famcall_module/ngx_famcall_ws_frame.c \
-               ngx_famcall_module/ngx_famcall_event.c ngx_famcall_module/ngx_famcall_gw_index.c
-$(BUILD)/unit/%: t/unit/%.c $(UNIT_SRCS) t/unit/tap.h $(wildcard ngx_famcall_module/*.h)
+UNIT_SRCS   := ngx_famcall_module/core/ngx_famcall_validate.c ngx_famcall_module/core/ngx_famcall_json.c \
+               ngx_famcall_module/core/ngx_famcall_token.c ngx_famcall_module/gateway/ngx_famcall_ws_frame.c \
+               ngx_famcall_module/gateway/ngx_famcall_event.c ngx_famcall_module/gateway/ngx_famcall_gw_index.c
+$(BUILD)/unit/%: t/unit/%.c $(UNIT_SRCS) t/unit/tap.h $(wildcard ngx_famcall_module/*/*.h)
 	@mkdir -p $(BUILD)/unit
 	$(CC) $(UNIT_CFLAGS) $(UNIT_CFLAGS_EXTRA) -o $@ $< $(UNIT_SRCS) $(UNIT_LIBS)
 
@@ -76,17 +76,17 @@ test-asan: build-asan
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-                -Ingx_famcall_module
+                -Ingx_famcall_module/core -Ingx_famcall_module/gateway
 
-$(BUILD)/fuzz/ws_frame_fuzz: t/fuzz/ws_frame_fuzz.c ngx_famcall_module/ngx_famcall_ws_frame.c \
-                             ngx_famcall_module/ngx_famcall_ws_frame.h
+$(BUILD)/fuzz/ws_frame_fuzz: t/fuzz/ws_frame_fuzz.c ngx_famcall_module/gateway/ngx_famcall_ws_frame.c \
+                             ngx_famcall_module/gateway/ngx_famcall_ws_frame.h
 	@mkdir -p $(BUILD)/fuzz
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< ngx_famcall_module/ngx_famcall_ws_frame.c
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< ngx_famcall_module/gateway/ngx_famcall_ws_frame.c
 
-EVENT_FUZZ_SRCS := ngx_famcall_module/ngx_famcall_event.c ngx_famcall_module/ngx_famcall_json.c \
-                   ngx_famcall_module/ngx_famcall_validate.c
-$(BUILD)/fuzz/event_fuzz: t/fuzz/event_fuzz.c $(EVENT_FUZZ_SRCS) ngx_famcall_module/ngx_famcall_event.h \
-                          ngx_famcall_module/ngx_famcall_json.h ngx_famcall_module/ngx_famcall_validate.h
+EVENT_FUZZ_SRCS := ngx_famcall_module/gateway/ngx_famcall_event.c ngx_famcall_module/core/ngx_famcall_json.c \
+                   ngx_famcall_module/core/ngx_famcall_validate.c
+$(BUILD)/fuzz/event_fuzz: t/fuzz/event_fuzz.c $(EVENT_FUZZ_SRCS) ngx_famcall_module/gateway/ngx_famcall_event.h \
+                          ngx_famcall_module/core/ngx_famcall_json.h ngx_famcall_module/core/ngx_famcall_validate.h
 	@mkdir -p $(BUILD)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(EVENT_FUZZ_SRCS) -ljansson
 

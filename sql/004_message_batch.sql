@@ -1,4 +1,4 @@
--- Group commit for message sends (ngx_famcall_module/ngx_famcall_batch.c):
+-- Group commit for message sends (ngx_famcall_module/core/ngx_famcall_batch.c):
 -- the sends that queued up in a worker while its earlier ones were being
 -- committed go in one call, one transaction, one commit (and, with the
 -- realtime gateway, one NOTIFY). Each item is answered exactly as
