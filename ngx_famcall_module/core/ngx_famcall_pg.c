@@ -57,6 +57,8 @@ struct ngx_famcall_pg_pool_s {
     ngx_msec_t                 timeout;
     ngx_uint_t                 size;
     ngx_famcall_pg_conn_t     *conns;
+    const ngx_famcall_stmt_t  *stmts;       /* the core's list */
+    ngx_uint_t                 nstmts;
     ngx_queue_t                waiting;
     ngx_uint_t                 nwaiting;
 
@@ -130,7 +132,8 @@ static void ngx_famcall_pg_conn_destroy(ngx_famcall_pg_conn_t *pc);
 
 ngx_famcall_pg_pool_t *
 ngx_famcall_pg_pool_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
-    ngx_uint_t size, ngx_msec_t timeout)
+    ngx_uint_t size, ngx_msec_t timeout, const ngx_famcall_stmt_t *stmts,
+    ngx_uint_t nstmts)
 {
     ngx_uint_t              i;
     ngx_famcall_pg_pool_t  *pool;
@@ -144,6 +147,8 @@ ngx_famcall_pg_pool_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
     pool->log = cycle->log;
     pool->timeout = timeout;
     pool->size = size;
+    pool->stmts = stmts;
+    pool->nstmts = nstmts;
     ngx_queue_init(&pool->waiting);
 
     pool->conninfo = ngx_pnalloc(cycle->pool, conninfo->len + 1);
@@ -200,7 +205,7 @@ ngx_famcall_pg_conn_init(ngx_famcall_pg_conn_t *pc,
     pc->pool = pool;
     ngx_queue_init(&pc->inflight);
 
-    pc->prepared = ngx_pcalloc(cycle->pool, ngx_famcall_nstatements);
+    pc->prepared = ngx_pcalloc(cycle->pool, pool->nstmts);
     if (pc->prepared == NULL) {
         return NGX_ERROR;
     }
@@ -371,7 +376,7 @@ ngx_famcall_pg_connect(ngx_famcall_pg_conn_t *pc)
     }
 
     pc->state = NGX_FAMCALL_PG_CONNECTING;
-    ngx_memzero(pc->prepared, ngx_famcall_nstatements);
+    ngx_memzero(pc->prepared, pc->pool->nstmts);
 
     if (ngx_famcall_pg_wrap_socket(pc) != NGX_OK) {
         ngx_famcall_pg_broken(pc, "cannot watch the socket");
@@ -676,7 +681,7 @@ ngx_famcall_pg_process_results(ngx_famcall_pg_conn_t *pc)
             if (st != PGRES_COMMAND_OK) {
                 ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                               "famcall: preparing \"%s\" failed: %s",
-                              ngx_famcall_statements[q->stmt].name,
+                              pc->pool->stmts[q->stmt].name,
                               PQresultErrorMessage(res));
                 pc->prepared[q->stmt] = 0;
             }
@@ -701,7 +706,7 @@ ngx_famcall_pg_process_results(ngx_famcall_pg_conn_t *pc)
             if (st == PGRES_FATAL_ERROR) {
                 ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                               "famcall: statement \"%s\" failed: %s",
-                              ngx_famcall_statements[q->stmt].name,
+                              pc->pool->stmts[q->stmt].name,
                               PQresultErrorMessage(res));
             }
         }
@@ -855,12 +860,18 @@ ngx_famcall_pg_send(ngx_famcall_pg_pool_t *pool, ngx_uint_t stmt,
     ngx_famcall_pg_conn_t   *pc;
     ngx_famcall_pg_query_t  *q;
 
+    if (stmt >= pool->nstmts) {
+        ngx_log_error(NGX_LOG_ALERT, pool->log, 0,
+                      "famcall: no statement %ui", stmt);
+        return NULL;
+    }
+
     if (nparams > NGX_FAMCALL_PG_MAX_PARAMS || (ngx_int_t) nparams
-                       != ngx_famcall_statements[stmt].nparams)
+                       != pool->stmts[stmt].nparams)
     {
         ngx_log_error(NGX_LOG_ALERT, pool->log, 0,
                       "famcall: bad parameter count for \"%s\"",
-                      ngx_famcall_statements[stmt].name);
+                      pool->stmts[stmt].name);
         return NULL;
     }
 
@@ -931,7 +942,7 @@ static ngx_int_t
 ngx_famcall_pg_dispatch(ngx_famcall_pg_conn_t *pc, ngx_famcall_pg_query_t *q)
 {
     int                        rc;
-    const ngx_famcall_stmt_t  *st = &ngx_famcall_statements[q->stmt];
+    const ngx_famcall_stmt_t  *st = &pc->pool->stmts[q->stmt];
 
     q->phase = NGX_FAMCALL_PGQ_QUERY;
 

@@ -3,7 +3,7 @@
  * nginx's event loop.
  *
  * Every connection stays in pipeline mode: queries are prepared statements
- * from the table in ngx_famcall_statements.c, prepared lazily on first use,
+ * from the list the pool is created with, prepared lazily on first use,
  * each followed by its own sync point so one failing query never aborts
  * another.  Several queries can be in flight on one connection.
  *
@@ -58,8 +58,10 @@ typedef struct {
 void ngx_famcall_pg_warm(ngx_famcall_pg_pool_t *pool, ngx_uint_t stmt,
     ngx_uint_t nparams, const char *const *params);
 
+/* stmts: every statement of the module (kept by pointer: the conf's) */
 ngx_famcall_pg_pool_t *ngx_famcall_pg_pool_create(ngx_cycle_t *cycle,
-    ngx_str_t *conninfo, ngx_uint_t size, ngx_msec_t timeout);
+    ngx_str_t *conninfo, ngx_uint_t size, ngx_msec_t timeout,
+    const ngx_famcall_stmt_t *stmts, ngx_uint_t nstmts);
 void ngx_famcall_pg_pool_destroy(ngx_famcall_pg_pool_t *pool);
 
 /*
@@ -71,7 +73,7 @@ ngx_int_t ngx_famcall_pg_listen(ngx_famcall_pg_pool_t *pool,
     void *data);
 
 /*
- * Queue statement stmt (an index into ngx_famcall_statements) with text
+ * Queue statement stmt (an index into the pool's list) with text
  * parameters (NULL values are SQL NULLs).  The parameters are copied.
  * Returns NULL when the database is unreachable right now: the caller
  * answers 503 at once instead of waiting.
@@ -82,10 +84,6 @@ ngx_famcall_pg_query_t *ngx_famcall_pg_send(ngx_famcall_pg_pool_t *pool,
 
 /* the owner is gone: its handler will not be called */
 void ngx_famcall_pg_detach(ngx_famcall_pg_query_t *q);
-
-
-extern const ngx_famcall_stmt_t  ngx_famcall_statements[];
-extern const ngx_uint_t          ngx_famcall_nstatements;
 
 
 #endif /* _NGX_FAMCALL_PG_H_INCLUDED_ */

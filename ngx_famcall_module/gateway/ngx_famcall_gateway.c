@@ -23,7 +23,8 @@ static void ngx_famcall_gw_heartbeat_handler(ngx_event_t *ev);
 
 
 ngx_int_t
-ngx_famcall_gw_init(ngx_cycle_t *cycle, ngx_http_famcall_main_conf_t *fmcf)
+ngx_famcall_gw_init(ngx_cycle_t *cycle, ngx_http_famcall_main_conf_t *fmcf,
+    ngx_famcall_gw_conf_t *gwcf)
 {
     u_char             rnd[16];
     ngx_uint_t         i;
@@ -35,10 +36,11 @@ ngx_famcall_gw_init(ngx_cycle_t *cycle, ngx_http_famcall_main_conf_t *fmcf)
     }
 
     gw->fmcf = fmcf;
+    gw->gwcf = gwcf;
     gw->log = cycle->log;
     gw->nbuckets = NGX_FAMCALL_GW_BUCKETS_MIN;
     gw->buckets = ngx_alloc(gw->nbuckets * sizeof(ngx_queue_t), cycle->log);
-    gw->scratch = ngx_palloc(cycle->pool, fmcf->ws_max_message);
+    gw->scratch = ngx_palloc(cycle->pool, gwcf->ws_max_message);
 
     if (gw->buckets == NULL || gw->scratch == NULL
         || ngx_famcall_gw_presence_init(gw, cycle->pool) != NGX_OK
@@ -61,7 +63,7 @@ ngx_famcall_gw_init(ngx_cycle_t *cycle, ngx_http_famcall_main_conf_t *fmcf)
     gw->heartbeat.log = cycle->log;
     gw->heartbeat.cancelable = 1;
 
-    fmcf->gw = gw;
+    gwcf->gw = gw;
 
     if (ngx_famcall_gw_node_start(gw, cycle) != NGX_OK) {
         return NGX_ERROR;
@@ -76,11 +78,11 @@ ngx_famcall_gw_init(ngx_cycle_t *cycle, ngx_http_famcall_main_conf_t *fmcf)
 
 /* the worker exits: sockets still open go without a close handshake */
 void
-ngx_famcall_gw_exit(ngx_http_famcall_main_conf_t *fmcf)
+ngx_famcall_gw_exit(ngx_famcall_gw_conf_t *gwcf)
 {
     ngx_uint_t              i;
     ngx_queue_t            *q;
-    ngx_famcall_gw_t       *gw = fmcf->gw;
+    ngx_famcall_gw_t       *gw = gwcf->gw;
     ngx_famcall_gw_user_t  *u;
 
     if (gw == NULL) {
@@ -116,16 +118,16 @@ ngx_famcall_gw_exit(ngx_http_famcall_main_conf_t *fmcf)
     ngx_free(gw->buckets);
     gw->buckets = NULL;
     gw->nbuckets = 0;
-    fmcf->gw = NULL;
+    gwcf->gw = NULL;
 }
 
 
 u_char *
 ngx_famcall_gw_scratch(ngx_famcall_ws_t *ws)
 {
-    ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
+    ngx_famcall_gw_conf_t  *gwcf = ws->gwcf;
 
-    return fmcf->gw->scratch;
+    return gwcf->gw->scratch;
 }
 
 
@@ -136,8 +138,8 @@ ngx_famcall_gw_open(ngx_famcall_ws_t *ws)
     u_char                        *p;
     char                           user[NGX_FAMCALL_ID_LEN + 1];
     u_char                         buf[256];
-    ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
-    ngx_famcall_gw_t              *gw = fmcf->gw;
+    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
+    ngx_famcall_gw_t              *gw = gwcf->gw;
 
     ws->id = ++gw->next_id;
 
@@ -150,7 +152,7 @@ ngx_famcall_gw_open(ngx_famcall_ws_t *ws)
     p = ngx_snprintf(buf, sizeof(buf),
                      "{\"type\":\"hello\",\"data\":{\"user_id\":\"%s\","
                      "\"expires_at\":%T,\"ping_interval\":%M}}",
-                     user, ws->expires, fmcf->ws_ping_interval / 1000);
+                     user, ws->expires, gwcf->ws_ping_interval / 1000);
 
     return ngx_famcall_ws_send_text(ws, buf, p - buf);
 }
@@ -160,8 +162,8 @@ ngx_famcall_gw_open(ngx_famcall_ws_t *ws)
 void
 ngx_famcall_gw_close(ngx_famcall_ws_t *ws)
 {
-    ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
-    ngx_famcall_gw_t              *gw = fmcf->gw;
+    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
+    ngx_famcall_gw_t              *gw = gwcf->gw;
     char                           instance[NGX_FAMCALL_ID_LEN + 1];
     const char                    *params[1];
 
@@ -180,7 +182,8 @@ ngx_famcall_gw_close(ngx_famcall_ws_t *ws)
         gw->swept = 1;
         ngx_memcpy(instance, gw->instance, sizeof(instance));
         params[0] = instance;
-        (void) ngx_famcall_pg_send(fmcf->pg, NGX_FAMCALL_SQL_INSTANCE_SWEEP,
+        (void) ngx_famcall_pg_send(gw->fmcf->pg,
+                                   gwcf->sql + NGX_FAMCALL_GW_SQL_INSTANCE_SWEEP,
                                    1, params, ngx_famcall_gw_ignore, gw);
     }
 
@@ -192,10 +195,10 @@ ngx_famcall_gw_close(ngx_famcall_ws_t *ws)
 void
 ngx_famcall_gw_src(ngx_famcall_ws_t *ws, char *out)
 {
-    ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
+    ngx_famcall_gw_conf_t  *gwcf = ws->gwcf;
 
     ngx_snprintf((u_char *) out, NGX_FAMCALL_GW_SRC_LEN + 1, "%s.%uL%Z",
-                 fmcf->gw->instance, ws->id);
+                 gwcf->gw->instance, ws->id);
 }
 
 
@@ -217,8 +220,9 @@ ngx_famcall_gw_register(ngx_famcall_gw_t *gw)
     params[2] = pid;
 
     (void) ngx_famcall_pg_send(gw->fmcf->pg,
-                               NGX_FAMCALL_SQL_INSTANCE_REGISTER, 3, params,
-                               ngx_famcall_gw_registered, gw);
+                               gw->gwcf->sql
+                               + NGX_FAMCALL_GW_SQL_INSTANCE_REGISTER,
+                               3, params, ngx_famcall_gw_registered, gw);
 }
 
 
@@ -258,8 +262,9 @@ ngx_famcall_gw_registered(void *data, ngx_famcall_pg_status_e status,
 
         params[0] = id;
         (void) ngx_famcall_pg_send(gw->fmcf->pg,
-                                   NGX_FAMCALL_SQL_INSTANCE_SWEEP, 1, params,
-                                   ngx_famcall_gw_ignore, gw);
+                                   gw->gwcf->sql
+                                   + NGX_FAMCALL_GW_SQL_INSTANCE_SWEEP,
+                                   1, params, ngx_famcall_gw_ignore, gw);
     }
 
     json_decref(list);

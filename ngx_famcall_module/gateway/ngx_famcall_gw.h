@@ -19,7 +19,7 @@
 #include <ngx_event.h>
 #include <ngx_http.h>
 
-#include "ngx_famcall.h"
+#include "ngx_famcall_gateway.h"
 #include "ngx_famcall_ws.h"
 #include "ngx_famcall_token.h"
 
@@ -76,6 +76,8 @@ struct ngx_famcall_gw_s {
     unsigned                       subscribed:1; /* the bus was up before */
     unsigned                       swept:1;      /* exit sweep sent */
     unsigned                       exiting:1;    /* in exit_process */
+
+    ngx_famcall_gw_conf_t         *gwcf;         /* the gateway module's */
 };
 
 

@@ -230,8 +230,9 @@ ngx_famcall_gw_fetch(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
     ngx_memcpy(p, line->src.data, line->src.len);
     ngx_str_null(&f->line.data);
 
-    if (ngx_famcall_pg_send(gw->fmcf->pg, NGX_FAMCALL_SQL_MESSAGE_GET, 1,
-                            params, ngx_famcall_gw_fetch_done, f)
+    if (ngx_famcall_pg_send(gw->fmcf->pg,
+                            gw->gwcf->sql + NGX_FAMCALL_GW_SQL_MESSAGE_GET,
+                            1, params, ngx_famcall_gw_fetch_done, f)
         == NULL)
     {
         ngx_free(f);

@@ -18,7 +18,7 @@
 static void ngx_famcall_gw_send_message(ngx_famcall_ws_t *ws,
     ngx_famcall_gw_op_t *op, json_t *data, const char *user, const char *src);
 static void ngx_famcall_gw_query(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
-    ngx_famcall_sql_e stmt, ngx_uint_t n, const char *const *params);
+    ngx_famcall_gw_sql_e stmt, ngx_uint_t n, const char *const *params);
 static void ngx_famcall_gw_auth(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
     json_t *data);
 static ngx_famcall_gw_op_t *ngx_famcall_gw_op_new(ngx_famcall_ws_t *ws,
@@ -99,7 +99,7 @@ ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data, size_t len)
                                                              : "delivered";
         params[3] = seq;
         params[4] = src;
-        ngx_famcall_gw_query(ws, op, NGX_FAMCALL_SQL_RECEIPT, 5, params);
+        ngx_famcall_gw_query(ws, op, NGX_FAMCALL_GW_SQL_RECEIPT, 5, params);
         break;
 
     case NGX_FAMCALL_EV_TYPING:
@@ -127,7 +127,7 @@ ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data, size_t len)
         params[1] = ngx_famcall_json_string(d, "conversation_id");
         params[2] = ngx_famcall_json_string(d, "state");
         params[3] = src;
-        ngx_famcall_gw_query(ws, op, NGX_FAMCALL_SQL_TYPING, 4, params);
+        ngx_famcall_gw_query(ws, op, NGX_FAMCALL_GW_SQL_TYPING, 4, params);
         break;
 
     case NGX_FAMCALL_EV_SYNC:
@@ -139,7 +139,7 @@ ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data, size_t len)
         params[0] = user;
         params[1] = ngx_famcall_json_string(d, "since");
         params[2] = (n > 0) ? lim : NULL;
-        ngx_famcall_gw_query(ws, op, NGX_FAMCALL_SQL_SYNC, 3, params);
+        ngx_famcall_gw_query(ws, op, NGX_FAMCALL_GW_SQL_SYNC, 3, params);
         break;
 
     case NGX_FAMCALL_EV_AUTH:
@@ -161,7 +161,6 @@ ngx_famcall_gw_send_message(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
 {
     json_t                        *c;
     ngx_str_t                      me, conv, item[NGX_FAMCALL_SEND_FIELDS];
-    ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
 
     /* the decoder has checked the three are strings (ids: uuids) */
     me.data = (u_char *) user;
@@ -174,7 +173,8 @@ ngx_famcall_gw_send_message(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
     ngx_famcall_send_item(item, &me, &conv, json_object_get(data, "client_id"),
                           json_object_get(data, "body"), src);
 
-    if (ngx_famcall_batch_add(fmcf->send_batcher, item,
+    if (ngx_famcall_batch_add(ngx_famcall_chat_batcher((ngx_cycle_t *)
+                                                       ngx_cycle), item,
                               ngx_famcall_gw_batch_done, op, &op->entry)
         != NGX_OK)
     {
@@ -185,11 +185,12 @@ ngx_famcall_gw_send_message(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
 
 static void
 ngx_famcall_gw_query(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
-    ngx_famcall_sql_e stmt, ngx_uint_t n, const char *const *params)
+    ngx_famcall_gw_sql_e stmt, ngx_uint_t n, const char *const *params)
 {
     ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
+    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
 
-    op->query = ngx_famcall_pg_send(fmcf->pg, stmt, n, params,
+    op->query = ngx_famcall_pg_send(fmcf->pg, gwcf->sql + stmt, n, params,
                                     ngx_famcall_gw_query_done, op);
 
     if (op->query == NULL) {

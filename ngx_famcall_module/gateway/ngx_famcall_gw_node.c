@@ -209,7 +209,7 @@ ngx_int_t
 ngx_famcall_gw_node_start(ngx_famcall_gw_t *gw, ngx_cycle_t *cycle)
 {
     ngx_uint_t           i, slot;
-    ngx_famcall_node_t  *node = gw->fmcf->node_zone->data;
+    ngx_famcall_node_t  *node = gw->gwcf->node_zone->data;
 
     gw->node = node;
     ngx_famcall_node_gw = gw;
@@ -248,7 +248,7 @@ ngx_famcall_gw_node_start(ngx_famcall_gw_t *gw, ngx_cycle_t *cycle)
                       "this one listens for itself", NGX_FAMCALL_NODE_SLOTS);
         gw->node = NULL;
         return ngx_famcall_pg_listen(gw->fmcf->pg, cycle,
-                                     NGX_FAMCALL_SQL_LISTEN,
+                                     gw->gwcf->sql + NGX_FAMCALL_GW_SQL_LISTEN,
                                      ngx_famcall_gw_notify, gw);
     }
 
@@ -401,7 +401,7 @@ ngx_famcall_node_lead(ngx_famcall_gw_t *gw)
                   "famcall: worker %P listens for the node's events", ngx_pid);
 
     if (ngx_famcall_pg_listen(gw->fmcf->pg, (ngx_cycle_t *) ngx_cycle,
-                              NGX_FAMCALL_SQL_LISTEN,
+                              gw->gwcf->sql + NGX_FAMCALL_GW_SQL_LISTEN,
                               ngx_famcall_node_notify, gw)
         != NGX_OK)
     {

@@ -15,7 +15,7 @@
 #include <ngx_http.h>
 #include <ngx_sha1.h>
 
-#include "ngx_famcall.h"
+#include "ngx_famcall_gateway.h"
 #include "ngx_famcall_ws.h"
 #include "ngx_famcall_token.h"
 
@@ -88,15 +88,14 @@ ngx_famcall_ws_open(ngx_famcall_ctx_t *ctx)
     rc = ngx_famcall_ws_check_request(r, &offer, &message);
 
     if (rc != NGX_OK) {
-        ngx_famcall_send_error(ctx, rc, "bad_handshake", message, NULL);
-        return NGX_OK;
+        return ngx_famcall_send_error(ctx, rc, "bad_handshake", message,
+                                      NULL);
     }
 
     if (ngx_exiting || ngx_terminate || ngx_quit) {
-        ngx_famcall_send_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                               "unavailable", "the server is restarting",
-                               NULL);
-        return NGX_OK;
+        return ngx_famcall_send_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "unavailable",
+                                      "the server is restarting", NULL);
     }
 
     if (offer.token.len == 0 && ngx_famcall_bearer_token(r, &token) == NGX_OK) {
@@ -109,9 +108,10 @@ ngx_famcall_ws_open(ngx_famcall_ctx_t *ctx)
                                   ngx_time(), &claims)
            != 0)
     {
-        ngx_famcall_send_error(ctx, NGX_HTTP_UNAUTHORIZED, "unauthorized",
-                               "a valid access token is required", NULL);
-        return NGX_OK;
+        return ngx_famcall_send_error(ctx, NGX_HTTP_UNAUTHORIZED,
+                                      "unauthorized",
+                                      "a valid access token is required",
+                                      NULL);
     }
 
     /* $famcall_user_id in the access log line of the handshake */
@@ -129,6 +129,8 @@ ngx_famcall_ws_open(ngx_famcall_ctx_t *ctx)
 
     ws->connection = r->connection;
     ws->fmcf = fmcf;
+    ws->gwcf = ngx_http_get_module_main_conf(r,
+                                             ngx_http_famcall_gateway_module);
     ws->expires = claims.exp;
     ws->out_last = &ws->out;
     ngx_queue_init(&ws->ops);
@@ -148,7 +150,7 @@ ngx_famcall_ws_open(ngx_famcall_ctx_t *ctx)
     ws->timer.log = r->connection->log;
     ngx_post_event(&ws->timer, &ngx_posted_events);
 
-    return NGX_OK;
+    return NGX_DONE;
 }
 
 
@@ -417,7 +419,7 @@ ngx_famcall_ws_takeover(ngx_event_t *ev)
     ngx_http_request_t            *r = c->data;
     ngx_http_connection_t         *hc = r->http_connection;
     ngx_http_core_loc_conf_t      *clcf;
-    ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
+    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
 
     /* bytes the client sent right after the handshake: frames already */
     left = NULL;
@@ -481,7 +483,7 @@ ngx_famcall_ws_takeover(ngx_event_t *ev)
     ws->last_in = ngx_current_msec;
     ws->timer.handler = ngx_famcall_ws_timer_handler;
     ws->timer.cancelable = 1;
-    ngx_famcall_ws_parser_init(&ws->parser, NULL, fmcf->ws_max_message);
+    ngx_famcall_ws_parser_init(&ws->parser, NULL, gwcf->ws_max_message);
 
     if (ws->failed || ngx_famcall_gw_open(ws) != NGX_OK) {
         ngx_free(left);
@@ -674,7 +676,7 @@ static void
 ngx_famcall_ws_keep_partial(ngx_famcall_ws_t *ws)
 {
     ngx_famcall_ws_parser_t       *p = &ws->parser;
-    ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
+    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
 
     if (p->msg_opcode == 0 || ws->failed) {
         if (ws->msgbuf != NULL) {
@@ -687,7 +689,7 @@ ngx_famcall_ws_keep_partial(ngx_famcall_ws_t *ws)
     }
 
     if (ws->msgbuf == NULL) {
-        ws->msgbuf = ngx_alloc(fmcf->ws_max_message, ws->connection->log);
+        ws->msgbuf = ngx_alloc(gwcf->ws_max_message, ws->connection->log);
         if (ws->msgbuf == NULL) {
             ws->failed = 1;
             return;
@@ -744,9 +746,9 @@ ngx_famcall_ws_queue(ngx_famcall_ws_t *ws, int opcode, const u_char *data,
 {
     ngx_connection_t              *c = ws->connection;
     ngx_famcall_ws_chunk_t        *ch;
-    ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
+    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
 
-    if (!force && ws->queued + len > fmcf->ws_max_queue) {
+    if (!force && ws->queued + len > gwcf->ws_max_queue) {
 
         /* frames queued this turn may not have met the socket yet */
         if (ws->taken_over && c->write->ready
@@ -757,7 +759,7 @@ ngx_famcall_ws_queue(ngx_famcall_ws_t *ws, int opcode, const u_char *data,
         }
 
         /* one frame alone is always taken (a big sync page) */
-        if (ws->out != NULL && ws->queued + len > fmcf->ws_max_queue) {
+        if (ws->out != NULL && ws->queued + len > gwcf->ws_max_queue) {
             ngx_log_error(NGX_LOG_INFO, c->log, 0,
                           "famcall: client stopped reading, %uz bytes "
                           "queued: dropping the WebSocket", ws->queued);
@@ -863,13 +865,13 @@ ngx_famcall_ws_arm(ngx_famcall_ws_t *ws)
 {
     time_t                         left;
     ngx_msec_t                     t;
-    ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
+    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
 
     if (ws->close_sent) {
         t = NGX_FAMCALL_WS_CLOSE_WAIT;
 
     } else {
-        t = fmcf->ws_ping_interval;
+        t = gwcf->ws_ping_interval;
         left = ws->expires - ngx_time();
 
         if (left <= 0) {
@@ -889,7 +891,7 @@ ngx_famcall_ws_timer_handler(ngx_event_t *ev)
 {
     ngx_famcall_ws_t  *ws = ev->data;
 
-    ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
+    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
 
     if (ws->close_sent) {
         /* the peer did not answer our close in time */
@@ -903,7 +905,7 @@ ngx_famcall_ws_timer_handler(ngx_event_t *ev)
         return;
     }
 
-    if (ngx_current_msec - ws->last_in >= fmcf->ws_idle_timeout) {
+    if (ngx_current_msec - ws->last_in >= gwcf->ws_idle_timeout) {
         ngx_famcall_ws_close(ws, NGX_FAMCALL_WS_CLOSE_IDLE, "idle timeout");
         return;
     }

@@ -23,7 +23,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_famcall.h"
+#include "ngx_famcall_gateway.h"
 #include "ngx_famcall_ws_frame.h"
 
 
@@ -37,7 +37,8 @@ typedef struct ngx_famcall_gw_user_s   ngx_famcall_gw_user_t;
 
 struct ngx_famcall_ws_s {
     ngx_connection_t          *connection;
-    void                      *fmcf;        /* the module's main conf */
+    void                      *fmcf;        /* the core's main conf */
+    void                      *gwcf;        /* the gateway module's */
 
     ngx_famcall_ws_parser_t    parser;
     u_char                    *msgbuf;      /* own buffer of a long message */
@@ -68,7 +69,7 @@ struct ngx_famcall_ws_s {
 };
 
 
-/* the route handler of GET /v1/ws is ngx_famcall_ws_open() (ngx_famcall.h) */
+/* the route handler of GET /v1/ws: ngx_famcall_ws_open() (gateway.h) */
 
 /* the token's expiry changed: the timer follows */
 void ngx_famcall_ws_rearm(ngx_famcall_ws_t *ws);

@@ -1,33 +1,27 @@
 /*
  * famcall: request plumbing for the JSON API.
  *
- * famcall_api's content handler finds the route, checks the bearer token
- * when the route needs one, reads and parses the body, and hands a ctx to
- * the route.  Routes answer through ngx_famcall_send*(), which finalize the
- * request exactly once.  Database answers come back through
- * ngx_famcall_query(); a request that goes away first detaches its query
- * in the pool cleanup, so no callback ever sees a freed request.
+ * famcall_api's content handler finds the route (the feature modules add
+ * theirs at postconfiguration), checks the bearer token when the route
+ * needs one, reads and parses the body, and hands a ctx to the route.
+ * Routes answer through ngx_famcall_send*(), which finalize the request;
+ * who answers is told by return codes (ngx_famcall_http.h), so a request
+ * is answered exactly once without a flag to check.  Database answers come
+ * back through ngx_famcall_query(); a request that goes away first
+ * detaches its query in the pool cleanup, so no callback ever sees a
+ * freed request.
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_famcall.h"
+#include "ngx_famcall_http.h"
 #include "ngx_famcall_json.h"
 #include "ngx_famcall_token.h"
 
 
 #define NGX_FAMCALL_PARAM_MAX  64
-
-
-typedef struct {
-    ngx_uint_t             method;
-    const char            *path;       /* "{}" matches one segment */
-    ngx_famcall_route_pt   handler;
-    unsigned               auth:1;     /* needs a valid bearer token */
-    unsigned               body:1;     /* takes a JSON object body */
-} ngx_famcall_route_t;
 
 
 static const ngx_famcall_route_t *ngx_famcall_route_find(
@@ -39,7 +33,7 @@ static ngx_int_t ngx_famcall_check_content_type(ngx_http_request_t *r);
 static void ngx_famcall_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_famcall_body_collect(ngx_http_request_t *r,
     ngx_str_t *out);
-static void ngx_famcall_run(ngx_famcall_ctx_t *ctx);
+static ngx_int_t ngx_famcall_run(ngx_famcall_ctx_t *ctx);
 static void ngx_famcall_query_done(void *data, ngx_famcall_pg_status_e status,
     PGresult *res);
 static void ngx_famcall_ctx_cleanup(void *data);
@@ -47,56 +41,43 @@ static ngx_int_t ngx_famcall_add_header(ngx_http_request_t *r,
     const char *key, const char *value);
 
 
-/* flags of ngx_famcall_ctx_t kept outside the public struct */
-typedef struct {
-    const ngx_famcall_route_t  *route;
-    unsigned                    responded:1;
-} ngx_famcall_ctx_priv_t;
+static const char *ngx_famcall_method_name(ngx_uint_t method);
 
 
-static const ngx_famcall_route_t  ngx_famcall_routes[] = {
+ngx_int_t
+ngx_famcall_routes_add(ngx_conf_t *cf, const ngx_famcall_route_t *routes)
+{
+    ngx_uint_t                     i;
+    ngx_famcall_route_t           *rt, *all;
+    ngx_http_famcall_main_conf_t  *fmcf;
 
-    { NGX_HTTP_GET,   "/healthz",              ngx_famcall_healthz, 0, 0 },
-    /* authenticates itself: the token may come as a subprotocol */
-    { NGX_HTTP_GET,   "/v1/ws",                ngx_famcall_ws_open, 0, 0 },
+    fmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_famcall_module);
 
-    { NGX_HTTP_POST,  "/v1/auth/signup",       ngx_famcall_auth_signup, 0, 1 },
-    { NGX_HTTP_POST,  "/v1/auth/login",        ngx_famcall_auth_login, 0, 1 },
-    { NGX_HTTP_POST,  "/v1/auth/refresh",      ngx_famcall_auth_refresh, 0, 1 },
-    { NGX_HTTP_POST,  "/v1/auth/logout",       ngx_famcall_auth_logout, 0, 1 },
-    { NGX_HTTP_POST,  "/v1/auth/otp/request",  ngx_famcall_otp_request, 0, 1 },
-    { NGX_HTTP_POST,  "/v1/auth/otp/verify",   ngx_famcall_otp_verify, 0, 1 },
+    for ( /* void */ ; routes->path != NULL; routes++) {
+        all = fmcf->routes.elts;
 
-    { NGX_HTTP_GET,   "/v1/me",                ngx_famcall_me_get, 1, 0 },
-    { NGX_HTTP_PATCH, "/v1/me",                ngx_famcall_me_patch, 1, 1 },
+        for (i = 0; i < fmcf->routes.nelts; i++) {
+            if (all[i].method == routes->method
+                && ngx_strcmp(all[i].path, routes->path) == 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "famcall: the route %s %s is added twice",
+                                   ngx_famcall_method_name(routes->method),
+                                   routes->path);
+                return NGX_ERROR;
+            }
+        }
 
-    { NGX_HTTP_GET,   "/v1/users/search",      ngx_famcall_users_search, 1, 0 },
+        rt = ngx_array_push(&fmcf->routes);
+        if (rt == NULL) {
+            return NGX_ERROR;
+        }
 
-    { NGX_HTTP_GET,   "/v1/contacts",          ngx_famcall_contacts_list, 1, 0 },
-    { NGX_HTTP_POST,  "/v1/contacts",          ngx_famcall_contacts_add, 1, 1 },
-    { NGX_HTTP_POST,  "/v1/contacts/{}/accept",
-      ngx_famcall_contacts_accept, 1, 0 },
-    { NGX_HTTP_DELETE, "/v1/contacts/{}",      ngx_famcall_contacts_remove, 1, 0 },
+        *rt = *routes;
+    }
 
-    { NGX_HTTP_GET,   "/v1/blocks",            ngx_famcall_blocks_list, 1, 0 },
-    { NGX_HTTP_POST,  "/v1/blocks",            ngx_famcall_blocks_add, 1, 1 },
-    { NGX_HTTP_DELETE, "/v1/blocks/{}",        ngx_famcall_blocks_remove, 1, 0 },
-
-    { NGX_HTTP_POST,  "/v1/reports",           ngx_famcall_reports_add, 1, 1 },
-
-    { NGX_HTTP_GET,   "/v1/conversations",     ngx_famcall_conversations_list,
-      1, 0 },
-    { NGX_HTTP_POST,  "/v1/conversations",     ngx_famcall_conversations_open,
-      1, 1 },
-    { NGX_HTTP_GET,   "/v1/conversations/{}/messages",
-      ngx_famcall_messages_list, 1, 0 },
-    { NGX_HTTP_POST,  "/v1/conversations/{}/messages",
-      ngx_famcall_messages_send, 1, 1 },
-    { NGX_HTTP_POST,  "/v1/conversations/{}/read",
-      ngx_famcall_conversations_read, 1, 1 },
-
-    { 0, NULL, NULL, 0, 0 }
-};
+    return NGX_OK;
+}
 
 
 ngx_famcall_ctx_t *
@@ -110,8 +91,7 @@ ngx_famcall_ctx_get(ngx_http_request_t *r)
         return ctx;
     }
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_famcall_ctx_t)
-                               + sizeof(ngx_famcall_ctx_priv_t));
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_famcall_ctx_t));
     if (ctx == NULL) {
         return NULL;
     }
@@ -131,9 +111,6 @@ ngx_famcall_ctx_get(ngx_http_request_t *r)
 
     return ctx;
 }
-
-
-#define ngx_famcall_priv(ctx)  ((ngx_famcall_ctx_priv_t *) ((ctx) + 1))
 
 
 static void
@@ -177,27 +154,43 @@ ngx_famcall_api_handler(ngx_http_request_t *r)
     r->main->count++;
 
     if (route == NULL) {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "famcall: no route for \"%V\", path %s",
+                       &r->uri, path_found ? "found" : "unknown");
+
         (void) ngx_http_discard_request_body(r);
 
         if (path_found && ngx_famcall_set_allow(r) == NGX_OK) {
-            ngx_famcall_send_error(ctx, NGX_HTTP_NOT_ALLOWED,
-                                   "method_not_allowed",
-                                   "this method is not allowed here", NULL);
-        } else {
-            ngx_famcall_send_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
-                                   "no such route", NULL);
+            return ngx_famcall_send_error(ctx, NGX_HTTP_NOT_ALLOWED,
+                                          "method_not_allowed",
+                                          "this method is not allowed here",
+                                          NULL);
         }
 
-        return NGX_DONE;
+        return ngx_famcall_send_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
+                                      "no such route", NULL);
     }
 
-    ngx_famcall_priv(ctx)->route = route;
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "famcall: route %s %s for \"%V\"",
+                   ngx_famcall_method_name(route->method), route->path,
+                   &r->uri);
 
-    if (route->auth && ngx_famcall_authenticate(ctx) != NGX_OK) {
+    ctx->route = route;
+
+    rc = route->auth ? ngx_famcall_authenticate(ctx) : NGX_OK;
+
+    if (rc == NGX_ERROR) {
         (void) ngx_http_discard_request_body(r);
-        ngx_famcall_send_error(ctx, NGX_HTTP_UNAUTHORIZED, "unauthorized",
-                               "a valid access token is required", NULL);
-        return NGX_DONE;
+        return ngx_famcall_send_internal(ctx);
+    }
+
+    if (rc != NGX_OK) {
+        (void) ngx_http_discard_request_body(r);
+        return ngx_famcall_send_error(ctx, NGX_HTTP_UNAUTHORIZED,
+                                      "unauthorized",
+                                      "a valid access token is required",
+                                      NULL);
     }
 
     if (!route->body) {
@@ -207,27 +200,24 @@ ngx_famcall_api_handler(ngx_http_request_t *r)
             return rc;
         }
 
-        ngx_famcall_run(ctx);
-        return NGX_DONE;
+        return ngx_famcall_run(ctx);
     }
 
     if (r->headers_in.content_length_n > (off_t) ctx->fmcf->max_body_size) {
         r->keepalive = 0;
-        ngx_famcall_send_error(ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                               "body_too_large",
-                               "the request body is too large", NULL);
-        return NGX_DONE;
+        return ngx_famcall_send_error(ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      "body_too_large",
+                                      "the request body is too large", NULL);
     }
 
     if ((r->headers_in.content_length_n > 0 || r->headers_in.chunked)
         && ngx_famcall_check_content_type(r) != NGX_OK)
     {
         r->keepalive = 0;
-        ngx_famcall_send_error(ctx, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                               "unsupported_media_type",
-                               "the request body must be application/json",
-                               NULL);
-        return NGX_DONE;
+        return ngx_famcall_send_error(ctx, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                      "unsupported_media_type",
+                                      "the request body must be "
+                                      "application/json", NULL);
     }
 
     r->request_body_in_single_buf = 1;
@@ -249,12 +239,14 @@ static const ngx_famcall_route_t *
 ngx_famcall_route_find(ngx_http_request_t *r, ngx_famcall_ctx_t *ctx,
     ngx_uint_t *path_found)
 {
-    ngx_str_t                   params[2];
-    const ngx_famcall_route_t  *rt;
+    ngx_uint_t                     i;
+    ngx_str_t                      params[2];
+    ngx_famcall_route_t           *rt;
 
     *path_found = 0;
+    rt = ctx->fmcf->routes.elts;
 
-    for (rt = ngx_famcall_routes; rt->path != NULL; rt++) {
+    for (i = 0; i < ctx->fmcf->routes.nelts; i++, rt++) {
         if (ngx_famcall_route_match(rt->path, &r->uri, params) != NGX_OK) {
             continue;
         }
@@ -318,31 +310,32 @@ ngx_famcall_route_match(const char *pattern, ngx_str_t *uri,
 static ngx_int_t
 ngx_famcall_set_allow(ngx_http_request_t *r)
 {
-    u_char                     *p;
-    size_t                      len;
-    ngx_str_t                   params[2];
-    ngx_table_elt_t            *h;
-    const ngx_famcall_route_t  *rt;
+    u_char                        *p, *last;
+    ngx_uint_t                     i;
+    ngx_str_t                      params[2];
+    ngx_table_elt_t               *h;
+    ngx_famcall_route_t           *rt;
+    ngx_http_famcall_main_conf_t  *fmcf;
+
+    fmcf = ngx_http_get_module_main_conf(r, ngx_http_famcall_module);
 
     p = ngx_pnalloc(r->pool, 64);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    len = 0;
+    last = p;
+    rt = fmcf->routes.elts;
 
-    for (rt = ngx_famcall_routes; rt->path != NULL; rt++) {
+    for (i = 0; i < fmcf->routes.nelts; i++, rt++) {
         if (ngx_famcall_route_match(rt->path, &r->uri, params) != NGX_OK) {
             continue;
         }
 
-        len += ngx_sprintf(p + len, "%s%s", len ? ", " : "",
-                           rt->method == NGX_HTTP_GET ? "GET, HEAD"
-                           : rt->method == NGX_HTTP_POST ? "POST"
-                           : rt->method == NGX_HTTP_PATCH ? "PATCH"
-                           : rt->method == NGX_HTTP_DELETE ? "DELETE"
-                           : "PUT")
-               - (p + len);
+        /* "GET, HEAD, POST, PATCH, PUT, DELETE" is 35 bytes: room left */
+        last = ngx_slprintf(last, p + 64, "%s%s", last == p ? "" : ", ",
+                            rt->method == NGX_HTTP_GET ? "GET, HEAD"
+                            : ngx_famcall_method_name(rt->method));
     }
 
     h = ngx_list_push(&r->headers_out.headers);
@@ -353,9 +346,27 @@ ngx_famcall_set_allow(ngx_http_request_t *r)
     h->hash = 1;
     ngx_str_set(&h->key, "Allow");
     h->value.data = p;
-    h->value.len = len;
+    h->value.len = last - p;
 
     return NGX_OK;
+}
+
+
+static const char *
+ngx_famcall_method_name(ngx_uint_t method)
+{
+    switch (method) {
+    case NGX_HTTP_GET:
+        return "GET";
+    case NGX_HTTP_POST:
+        return "POST";
+    case NGX_HTTP_PATCH:
+        return "PATCH";
+    case NGX_HTTP_DELETE:
+        return "DELETE";
+    default:
+        return "PUT";
+    }
 }
 
 
@@ -403,32 +414,35 @@ ngx_famcall_body_handler(ngx_http_request_t *r)
 
     case NGX_DECLINED:
         r->keepalive = 0;
-        ngx_famcall_send_error(ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                               "body_too_large",
-                               "the request body is too large", NULL);
+        (void) ngx_famcall_send_error(ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      "body_too_large",
+                                      "the request body is too large", NULL);
         return;
 
     default:
-        ngx_famcall_send_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                               "internal", "internal error", NULL);
+        (void) ngx_famcall_send_internal(ctx);
         return;
     }
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "famcall: body read, %uz bytes", raw.len);
+
     if (raw.len == 0) {
-        ngx_famcall_send_error(ctx, NGX_HTTP_BAD_REQUEST, "invalid_json",
-                               "a JSON object body is required", NULL);
+        (void) ngx_famcall_send_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                      "invalid_json",
+                                      "a JSON object body is required", NULL);
         return;
     }
 
     ctx->body = ngx_famcall_json_parse((char *) raw.data, raw.len, &err);
 
     if (ctx->body == NULL) {
-        ngx_famcall_send_error(ctx, NGX_HTTP_BAD_REQUEST, err.code,
-                               err.message, NULL);
+        (void) ngx_famcall_send_error(ctx, NGX_HTTP_BAD_REQUEST, err.code,
+                                      err.message, NULL);
         return;
     }
 
-    ngx_famcall_run(ctx);
+    (void) ngx_famcall_run(ctx);
 }
 
 
@@ -495,15 +509,22 @@ ngx_famcall_body_collect(ngx_http_request_t *r, ngx_str_t *out)
 }
 
 
-static void
+/* NGX_DONE: the route answered or will; anything else failed unanswered */
+static ngx_int_t
 ngx_famcall_run(ngx_famcall_ctx_t *ctx)
 {
-    ngx_famcall_ctx_priv_t  *priv = ngx_famcall_priv(ctx);
+    ngx_int_t  rc;
 
-    if (priv->route->handler(ctx) != NGX_OK && !priv->responded) {
-        ngx_famcall_send_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                               "internal", "internal error", NULL);
+    rc = ctx->route->handler(ctx);
+
+    if (rc == NGX_DONE) {
+        return NGX_DONE;
     }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                   "famcall: route failed: %i", rc);
+
+    return ngx_famcall_send_internal(ctx);
 }
 
 
@@ -561,7 +582,8 @@ ngx_famcall_authenticate(ngx_famcall_ctx_t *ctx)
 
     p = ngx_pnalloc(r->pool, 2 * (NGX_FAMCALL_ID_LEN + 1));
     if (p == NULL) {
-        return NGX_DECLINED;
+        ctx->auth_checked = 0;
+        return NGX_ERROR;
     }
 
     ctx->user_id.data = p;
@@ -588,9 +610,8 @@ ngx_famcall_path_uuid(ngx_famcall_ctx_t *ctx, ngx_uint_t i, char *out)
     ngx_str_t  *p = &ctx->params[i];
 
     if (ngx_famcall_check_uuid((char *) p->data, p->len, out, &len) != NULL) {
-        ngx_famcall_send_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
-                               "no such resource", NULL);
-        return NGX_DECLINED;
+        return ngx_famcall_send_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
+                                      "no such resource", NULL);
     }
 
     return NGX_OK;
@@ -626,8 +647,8 @@ ngx_famcall_arg(ngx_famcall_ctx_t *ctx, const char *name, ngx_str_t *out)
 
 /*
  * An optional non-negative integer query argument within [min, max]:
- * NGX_OK with *out set, NGX_DECLINED when absent (out untouched), and
- * NGX_ERROR after answering 422 for anything else.
+ * NGX_OK with *out set, NGX_DECLINED when absent (out untouched), NGX_DONE
+ * after answering 422 for anything else, NGX_ERROR when out of memory.
  */
 ngx_int_t
 ngx_famcall_arg_int(ngx_famcall_ctx_t *ctx, const char *name, int64_t min,
@@ -639,13 +660,13 @@ ngx_famcall_arg_int(ngx_famcall_ctx_t *ctx, const char *name, int64_t min,
     ngx_str_t   v;
 
     rc = ngx_famcall_arg(ctx, name, &v);
-    if (rc == NGX_DECLINED) {
-        return NGX_DECLINED;
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     n = 0;
 
-    if (rc != NGX_OK || v.len == 0 || v.len > 16) {
+    if (v.len == 0 || v.len > 16) {
         goto invalid;
     }
 
@@ -665,14 +686,13 @@ ngx_famcall_arg_int(ngx_famcall_ctx_t *ctx, const char *name, int64_t min,
 
 invalid:
 
-    ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
-                           "invalid_field", "must be a whole number in range",
-                           name);
-    return NGX_ERROR;
+    return ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
+                                  "invalid_field",
+                                  "must be a whole number in range", name);
 }
 
 
-/* the body against a route's field table; answers 422 itself */
+/* the body against a route's field table: NGX_OK, or NGX_DONE (422) */
 ngx_int_t
 ngx_famcall_check_body(ngx_famcall_ctx_t *ctx,
     const ngx_famcall_field_t *fields)
@@ -683,14 +703,13 @@ ngx_famcall_check_body(ngx_famcall_ctx_t *ctx,
         return NGX_OK;
     }
 
-    ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE, err.code,
-                           err.message, err.field);
-    return NGX_DECLINED;
+    return ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
+                                  err.code, err.message, err.field);
 }
 
 
 ngx_int_t
-ngx_famcall_query(ngx_famcall_ctx_t *ctx, ngx_famcall_sql_e stmt,
+ngx_famcall_query(ngx_famcall_ctx_t *ctx, ngx_uint_t stmt,
     ngx_uint_t nparams, const char *const *values,
     ngx_famcall_answer_pt answer)
 {
@@ -700,23 +719,43 @@ ngx_famcall_query(ngx_famcall_ctx_t *ctx, ngx_famcall_sql_e stmt,
                             ngx_famcall_query_done, ctx);
 
     if (q == NULL) {
-        ngx_famcall_send_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                               "unavailable",
-                               "the service is temporarily unavailable",
-                               NULL);
-        return NGX_OK;
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                       "famcall: query %ui not sent: no database", stmt);
+
+        return ngx_famcall_send_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "unavailable",
+                                      "the service is temporarily "
+                                      "unavailable", NULL);
     }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                   "famcall: query %ui sent, %ui parameters", stmt, nparams);
 
     ctx->query = q;
     ctx->answer = answer;
 
-    return NGX_OK;
+    return NGX_DONE;
+}
+
+
+ngx_uint_t
+ngx_famcall_params_null(const char *const *values, ngx_uint_t n)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (values[i] == NULL) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
 /* a route that is one call with the caller's id: lists, /v1/me */
 ngx_int_t
-ngx_famcall_query_me(ngx_famcall_ctx_t *ctx, ngx_famcall_sql_e stmt)
+ngx_famcall_query_me(ngx_famcall_ctx_t *ctx, ngx_uint_t stmt)
 {
     const char  *params[1];
 
@@ -731,13 +770,15 @@ ngx_famcall_query_me(ngx_famcall_ctx_t *ctx, ngx_famcall_sql_e stmt)
 
 /* a route that is one call with the caller's id and the path's {id} */
 ngx_int_t
-ngx_famcall_query_me_id(ngx_famcall_ctx_t *ctx, ngx_famcall_sql_e stmt)
+ngx_famcall_query_me_id(ngx_famcall_ctx_t *ctx, ngx_uint_t stmt)
 {
     char         id[NGX_FAMCALL_ID_LEN + 1];
+    ngx_int_t    rc;
     const char  *params[2];
 
-    if (ngx_famcall_path_uuid(ctx, 0, id) != NGX_OK) {
-        return NGX_OK;
+    rc = ngx_famcall_path_uuid(ctx, 0, id);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
@@ -761,12 +802,14 @@ static const ngx_famcall_field_t  ngx_famcall_user_fields[] = {
  * as {"user_id"} in the body (block someone, open a conversation).
  */
 ngx_int_t
-ngx_famcall_query_me_user(ngx_famcall_ctx_t *ctx, ngx_famcall_sql_e stmt)
+ngx_famcall_query_me_user(ngx_famcall_ctx_t *ctx, ngx_uint_t stmt)
 {
+    ngx_int_t    rc;
     const char  *params[2];
 
-    if (ngx_famcall_check_body(ctx, ngx_famcall_user_fields) != NGX_OK) {
-        return NGX_OK;
+    rc = ngx_famcall_check_body(ctx, ngx_famcall_user_fields);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
@@ -776,8 +819,9 @@ ngx_famcall_query_me_user(ngx_famcall_ctx_t *ctx, ngx_famcall_sql_e stmt)
         return NGX_ERROR;
     }
 
-    if (ngx_famcall_not_self(ctx, params[1], "user_id") != NGX_OK) {
-        return NGX_OK;
+    rc = ngx_famcall_not_self(ctx, params[1], "user_id");
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     return ngx_famcall_query(ctx, stmt, 2, params, ngx_famcall_send_answer);
@@ -795,9 +839,9 @@ ngx_famcall_not_self(ngx_famcall_ctx_t *ctx, const char *id,
         return NGX_OK;
     }
 
-    ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
-                           "invalid_field", "must be another user", field);
-    return NGX_DECLINED;
+    return ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
+                                  "invalid_field", "must be another user",
+                                  field);
 }
 
 
@@ -806,49 +850,56 @@ ngx_famcall_query_done(void *data, ngx_famcall_pg_status_e status,
     PGresult *res)
 {
     ngx_famcall_ctx_t   *ctx = data;
-    ngx_connection_t    *c;
-    ngx_int_t            code;
-    u_char              *body;
+
     size_t               len;
+    u_char              *body;
+    ngx_int_t            code;
+    ngx_connection_t    *c;
 
     ctx->query = NULL;
     c = ctx->request->connection;
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "famcall: query answered, status %d", (int) status);
+
     if (status == NGX_FAMCALL_PG_UNAVAILABLE
         || status == NGX_FAMCALL_PG_TIMEOUT)
     {
-        ngx_famcall_send_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                               "unavailable",
-                               "the service is temporarily unavailable",
-                               NULL);
+        (void) ngx_famcall_send_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "unavailable",
+                                      "the service is temporarily "
+                                      "unavailable", NULL);
         goto done;
     }
 
     if (status != NGX_FAMCALL_PG_OK || PQntuples(res) != 1) {
-        ngx_famcall_send_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                               "internal", "internal error", NULL);
+        (void) ngx_famcall_send_internal(ctx);
         goto done;
     }
 
     if (PQnfields(res) == 1) {
         /* a plain statement (the health check) */
-        ctx->answer(ctx, NGX_HTTP_OK, NULL, 0);
-        goto done;
-    }
-
-    code = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
-                    PQgetlength(res, 0, 0));
-
-    if (PQgetisnull(res, 0, 1)) {
         body = NULL;
         len = 0;
+        code = NGX_HTTP_OK;
 
     } else {
-        body = (u_char *) PQgetvalue(res, 0, 1);
-        len = PQgetlength(res, 0, 1);
+        code = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
+                        PQgetlength(res, 0, 0));
+
+        if (PQgetisnull(res, 0, 1)) {
+            body = NULL;
+            len = 0;
+
+        } else {
+            body = (u_char *) PQgetvalue(res, 0, 1);
+            len = PQgetlength(res, 0, 1);
+        }
     }
 
-    ctx->answer(ctx, code, body, len);
+    if (ctx->answer(ctx, code, body, len) != NGX_DONE) {
+        (void) ngx_famcall_send_internal(ctx);
+    }
 
 done:
 
@@ -857,21 +908,28 @@ done:
 
 
 /* an sql/ function's answer as it stands: its status and its body */
-void
+ngx_int_t
 ngx_famcall_send_answer(ngx_famcall_ctx_t *ctx, ngx_int_t status,
     u_char *body, size_t len)
 {
     if (status < 200 || status > 599) {
-        ngx_famcall_send_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                               "internal", "internal error", NULL);
-        return;
+        return ngx_famcall_send_internal(ctx);
     }
 
-    ngx_famcall_send(ctx, (ngx_uint_t) status, body, len);
+    return ngx_famcall_send(ctx, (ngx_uint_t) status, body, len);
 }
 
 
-void
+ngx_int_t
+ngx_famcall_send_internal(ngx_famcall_ctx_t *ctx)
+{
+    return ngx_famcall_send_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  "internal", "internal error", NULL);
+}
+
+
+/* the request is finalized whatever happens: NGX_DONE */
+ngx_int_t
 ngx_famcall_send(ngx_famcall_ctx_t *ctx, ngx_uint_t status, u_char *body,
     size_t len)
 {
@@ -880,11 +938,8 @@ ngx_famcall_send(ngx_famcall_ctx_t *ctx, ngx_uint_t status, u_char *body,
     ngx_chain_t          out;
     ngx_http_request_t  *r = ctx->request;
 
-    if (ngx_famcall_priv(ctx)->responded) {
-        return;
-    }
-
-    ngx_famcall_priv(ctx)->responded = 1;
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "famcall: answered %ui, %uz bytes", status, len);
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
@@ -895,7 +950,7 @@ ngx_famcall_send(ngx_famcall_ctx_t *ctx, ngx_uint_t status, u_char *body,
 
     if (ngx_famcall_add_header(r, "Cache-Control", "no-store") != NGX_OK) {
         ngx_http_finalize_request(r, NGX_ERROR);
-        return;
+        return NGX_DONE;
     }
 
     if (len == 0) {
@@ -910,14 +965,14 @@ ngx_famcall_send(ngx_famcall_ctx_t *ctx, ngx_uint_t status, u_char *body,
 
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
         ngx_http_finalize_request(r, rc);
-        return;
+        return NGX_DONE;
     }
 
     /* body may live in a PGresult or a jansson buffer: copy it */
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
         ngx_http_finalize_request(r, NGX_ERROR);
-        return;
+        return NGX_DONE;
     }
 
     b->last = ngx_cpymem(b->last, body, len);
@@ -928,10 +983,13 @@ ngx_famcall_send(ngx_famcall_ctx_t *ctx, ngx_uint_t status, u_char *body,
     out.next = NULL;
 
     ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+
+    return NGX_DONE;
 }
 
 
-void
+/* takes body's reference */
+ngx_int_t
 ngx_famcall_send_json(ngx_famcall_ctx_t *ctx, ngx_uint_t status, json_t *body)
 {
     char  *s;
@@ -940,17 +998,17 @@ ngx_famcall_send_json(ngx_famcall_ctx_t *ctx, ngx_uint_t status, json_t *body)
     json_decref(body);
 
     if (s == NULL) {
-        ngx_famcall_send_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                               "internal", "internal error", NULL);
-        return;
+        return ngx_famcall_send_internal(ctx);
     }
 
-    ngx_famcall_send(ctx, status, (u_char *) s, ngx_strlen(s));
+    (void) ngx_famcall_send(ctx, status, (u_char *) s, ngx_strlen(s));
     free(s);
+
+    return NGX_DONE;
 }
 
 
-void
+ngx_int_t
 ngx_famcall_send_error(ngx_famcall_ctx_t *ctx, ngx_uint_t status,
     const char *code, const char *message, const char *field)
 {
@@ -970,16 +1028,18 @@ ngx_famcall_send_error(ngx_famcall_ctx_t *ctx, ngx_uint_t status,
 
     if (s == NULL) {
         /* out of memory: still the envelope */
-        ngx_famcall_send(ctx, status, (u_char *)
-                         "{\"error\":{\"code\":\"internal\","
-                         "\"message\":\"internal error\"}}",
-                         sizeof("{\"error\":{\"code\":\"internal\","
-                                "\"message\":\"internal error\"}}") - 1);
-        return;
+        return ngx_famcall_send(ctx, status, (u_char *)
+                                "{\"error\":{\"code\":\"internal\","
+                                "\"message\":\"internal error\"}}",
+                                sizeof("{\"error\":{\"code\":\"internal\","
+                                       "\"message\":\"internal error\"}}")
+                                - 1);
     }
 
-    ngx_famcall_send(ctx, status, (u_char *) s, ngx_strlen(s));
+    (void) ngx_famcall_send(ctx, status, (u_char *) s, ngx_strlen(s));
     free(s);
+
+    return NGX_DONE;
 }
 
 
@@ -1032,9 +1092,8 @@ ngx_famcall_error_page_handler(ngx_http_request_t *r)
     }
 
     r->main->count++;
-    ngx_famcall_send_error(ctx, status, code, message, NULL);
 
-    return NGX_DONE;
+    return ngx_famcall_send_error(ctx, status, code, message, NULL);
 }
 
 

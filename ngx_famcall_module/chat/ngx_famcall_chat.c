@@ -10,7 +10,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_famcall.h"
+#include "ngx_famcall_chat.h"
 #include "ngx_famcall_json.h"
 #include "ngx_famcall_token.h"
 
@@ -42,63 +42,87 @@ static const ngx_famcall_field_t  ngx_famcall_read_fields[] = {
 ngx_int_t
 ngx_famcall_conversations_list(ngx_famcall_ctx_t *ctx)
 {
-    return ngx_famcall_query_me(ctx, NGX_FAMCALL_SQL_CONVERSATIONS_LIST);
+    ngx_famcall_chat_conf_t  *ccf = ngx_famcall_chat_conf(ctx);
+
+    return ngx_famcall_query_me(ctx, ccf->sql
+                                     + NGX_FAMCALL_CHAT_SQL_CONVERSATIONS_LIST);
 }
 
 
 ngx_int_t
 ngx_famcall_conversations_open(ngx_famcall_ctx_t *ctx)
 {
-    return ngx_famcall_query_me_user(ctx, NGX_FAMCALL_SQL_CONVERSATION_OPEN);
+    ngx_famcall_chat_conf_t  *ccf = ngx_famcall_chat_conf(ctx);
+
+    return ngx_famcall_query_me_user(ctx, ccf->sql
+                                     + NGX_FAMCALL_CHAT_SQL_CONVERSATION_OPEN);
 }
 
 
 ngx_int_t
 ngx_famcall_messages_list(ngx_famcall_ctx_t *ctx)
 {
-    char         conv[NGX_FAMCALL_ID_LEN + 1];
-    int64_t      before, after, limit;
-    ngx_int_t    rc;
-    const char  *params[5];
+    char                      conv[NGX_FAMCALL_ID_LEN + 1];
+    int64_t                   before, after, limit;
+    ngx_int_t                 rc;
+    const char               *params[5];
+    ngx_famcall_chat_conf_t  *ccf = ngx_famcall_chat_conf(ctx);
 
-    if (ngx_famcall_path_uuid(ctx, 0, conv) != NGX_OK) {
-        return NGX_OK;
+    rc = ngx_famcall_path_uuid(ctx, 0, conv);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
     params[1] = conv;
+
+    if (params[0] == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* absent bounds are SQL NULLs; a bound that failed to allocate is not */
+
     params[2] = NULL;
-    params[3] = NULL;
 
     rc = ngx_famcall_arg_int(ctx, "before_seq", 0, NGX_FAMCALL_SEQ_MAX,
                              &before);
-    if (rc == NGX_ERROR) {
-        return NGX_OK;
-    }
     if (rc == NGX_OK) {
         params[2] = ngx_famcall_seq_str(ctx, before);
+        rc = params[2] ? NGX_OK : NGX_ERROR;
     }
+
+    if (rc != NGX_OK && rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    params[3] = NULL;
 
     rc = ngx_famcall_arg_int(ctx, "after_seq", 0, NGX_FAMCALL_SEQ_MAX,
                              &after);
-    if (rc == NGX_ERROR) {
-        return NGX_OK;
-    }
     if (rc == NGX_OK) {
         params[3] = ngx_famcall_seq_str(ctx, after);
+        rc = params[3] ? NGX_OK : NGX_ERROR;
+    }
+
+    if (rc != NGX_OK && rc != NGX_DECLINED) {
+        return rc;
     }
 
     limit = NGX_FAMCALL_PAGE_DEFAULT;
-    if (ngx_famcall_arg_int(ctx, "limit", 1, NGX_FAMCALL_PAGE_MAX, &limit)
-        == NGX_ERROR)
-    {
-        return NGX_OK;
+
+    rc = ngx_famcall_arg_int(ctx, "limit", 1, NGX_FAMCALL_PAGE_MAX, &limit);
+    if (rc != NGX_OK && rc != NGX_DECLINED) {
+        return rc;
     }
 
     params[4] = ngx_famcall_seq_str(ctx, limit);
+    if (params[4] == NULL) {
+        return NGX_ERROR;
+    }
 
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_MESSAGES_LIST, 5, params,
-                             ngx_famcall_send_answer);
+    return ngx_famcall_query(ctx,
+                             ccf->sql + NGX_FAMCALL_CHAT_SQL_MESSAGES_LIST,
+                             5, params, ngx_famcall_send_answer);
 }
 
 
@@ -109,15 +133,19 @@ ngx_famcall_messages_list(ngx_famcall_ctx_t *ctx)
 ngx_int_t
 ngx_famcall_messages_send(ngx_famcall_ctx_t *ctx)
 {
-    char       conv[NGX_FAMCALL_ID_LEN + 1];
-    ngx_str_t  c, item[NGX_FAMCALL_SEND_FIELDS];
+    char                      conv[NGX_FAMCALL_ID_LEN + 1];
+    ngx_int_t                 rc;
+    ngx_str_t                 c, item[NGX_FAMCALL_SEND_FIELDS];
+    ngx_famcall_chat_conf_t  *ccf = ngx_famcall_chat_conf(ctx);
 
-    if (ngx_famcall_path_uuid(ctx, 0, conv) != NGX_OK) {
-        return NGX_OK;
+    rc = ngx_famcall_path_uuid(ctx, 0, conv);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
-    if (ngx_famcall_check_body(ctx, ngx_famcall_send_fields) != NGX_OK) {
-        return NGX_OK;
+    rc = ngx_famcall_check_body(ctx, ngx_famcall_send_fields);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     c.data = (u_char *) conv;
@@ -127,8 +155,17 @@ ngx_famcall_messages_send(ngx_famcall_ctx_t *ctx)
                           json_object_get(ctx->body, "client_id"),
                           json_object_get(ctx->body, "body"), NULL);
 
-    return ngx_famcall_batch_add(ctx->fmcf->send_batcher, item,
-                                 ngx_famcall_messages_sent, ctx, &ctx->batch);
+    if (ngx_famcall_batch_add(ccf->batcher, item, ngx_famcall_messages_sent,
+                              ctx, &ctx->batch)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                   "famcall: send queued in the batcher");
+
+    return NGX_DONE;
 }
 
 
@@ -174,16 +211,15 @@ ngx_famcall_messages_sent(void *owner, ngx_int_t status, u_char *body,
 
     if (body == NULL && status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
         if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
-            ngx_famcall_send_error(ctx, status, "unavailable",
-                                   "the service is temporarily unavailable",
-                                   NULL);
+            (void) ngx_famcall_send_error(ctx, status, "unavailable",
+                                          "the service is temporarily "
+                                          "unavailable", NULL);
         } else {
-            ngx_famcall_send_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                   "internal", "internal error", NULL);
+            (void) ngx_famcall_send_internal(ctx);
         }
 
     } else {
-        ngx_famcall_send_answer(ctx, status, body, len);
+        (void) ngx_famcall_send_answer(ctx, status, body, len);
     }
 
     ngx_http_run_posted_requests(c);
@@ -193,15 +229,19 @@ ngx_famcall_messages_sent(void *owner, ngx_int_t status, u_char *body,
 ngx_int_t
 ngx_famcall_conversations_read(ngx_famcall_ctx_t *ctx)
 {
-    char         conv[NGX_FAMCALL_ID_LEN + 1];
-    const char  *params[3];
+    char                      conv[NGX_FAMCALL_ID_LEN + 1];
+    ngx_int_t                 rc;
+    const char               *params[3];
+    ngx_famcall_chat_conf_t  *ccf = ngx_famcall_chat_conf(ctx);
 
-    if (ngx_famcall_path_uuid(ctx, 0, conv) != NGX_OK) {
-        return NGX_OK;
+    rc = ngx_famcall_path_uuid(ctx, 0, conv);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
-    if (ngx_famcall_check_body(ctx, ngx_famcall_read_fields) != NGX_OK) {
-        return NGX_OK;
+    rc = ngx_famcall_check_body(ctx, ngx_famcall_read_fields);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
@@ -210,8 +250,13 @@ ngx_famcall_conversations_read(ngx_famcall_ctx_t *ctx)
                     json_integer_value(json_object_get(ctx->body,
                                                        "up_to_seq")));
 
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_CONVERSATION_READ, 3,
-                             params, ngx_famcall_send_answer);
+    if (params[0] == NULL || params[2] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_famcall_query(ctx,
+                             ccf->sql + NGX_FAMCALL_CHAT_SQL_CONVERSATION_READ,
+                             3, params, ngx_famcall_send_answer);
 }
 
 

@@ -5,7 +5,8 @@
  * The request is kept alive while a thread works on it (r->main->blocked),
  * the way nginx's own thread I/O does.  Verifying against a missing hash
  * (unknown email) hashes the password anyway, so a failed login costs the
- * same time whatever the reason.
+ * same time whatever the reason.  Posting returns NGX_DONE: the thread's
+ * callback answers, or returns NGX_ERROR and 500 is sent here.
  */
 
 #include <ngx_config.h>
@@ -14,7 +15,7 @@
 
 #include <sodium.h>
 
-#include "ngx_famcall.h"
+#include "ngx_famcall_auth.h"
 
 
 #define NGX_FAMCALL_PASSWORD_GUARD  60000
@@ -64,6 +65,7 @@ ngx_famcall_password_post(ngx_famcall_ctx_t *ctx, const char *password,
     size_t                        len;
     ngx_thread_task_t            *task;
     ngx_http_request_t           *r = ctx->request;
+    ngx_famcall_auth_conf_t      *acf = ngx_famcall_auth_conf(ctx);
     ngx_famcall_password_task_t  *t;
 
     task = ngx_thread_task_alloc(r->pool, sizeof(ngx_famcall_password_task_t));
@@ -75,8 +77,8 @@ ngx_famcall_password_post(ngx_famcall_ctx_t *ctx, const char *password,
     t->ctx = ctx;
     t->done = done;
     t->verify = verify;
-    t->opslimit = ctx->fmcf->password_opslimit;
-    t->memlimit = ctx->fmcf->password_memlimit;
+    t->opslimit = acf->password_opslimit;
+    t->memlimit = acf->password_memlimit;
     t->rc = NGX_ERROR;
 
     len = ngx_strlen(password);
@@ -99,7 +101,7 @@ ngx_famcall_password_post(ngx_famcall_ctx_t *ctx, const char *password,
     task->event.handler = ngx_famcall_password_event;
     task->event.data = t;
 
-    if (ngx_thread_task_post(ctx->fmcf->password_tp, task) != NGX_OK) {
+    if (ngx_thread_task_post(acf->password_tp, task) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -114,7 +116,11 @@ ngx_famcall_password_post(ngx_famcall_ctx_t *ctx, const char *password,
     t->guard.log = r->connection->log;
     ngx_add_timer(&t->guard, NGX_FAMCALL_PASSWORD_GUARD);
 
-    return NGX_OK;
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "famcall: password %s posted to the thread pool",
+                   verify ? "check" : "hash");
+
+    return NGX_DONE;
 }
 
 
@@ -173,7 +179,14 @@ ngx_famcall_password_event(ngx_event_t *ev)
         return;
     }
 
-    t->done(t->ctx, t->rc, t->rc == NGX_OK && !t->verify ? t->hash : NULL);
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "famcall: password work done: %i", t->rc);
+
+    if (t->done(t->ctx, t->rc, t->rc == NGX_OK && !t->verify ? t->hash : NULL)
+        != NGX_DONE)
+    {
+        (void) ngx_famcall_send_internal(t->ctx);
+    }
 
     ngx_http_run_posted_requests(c);
 }

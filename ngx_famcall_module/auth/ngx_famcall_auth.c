@@ -12,7 +12,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_famcall.h"
+#include "ngx_famcall_auth.h"
 #include "ngx_famcall_json.h"
 #include "ngx_famcall_token.h"
 
@@ -26,16 +26,16 @@ typedef struct {
 
 static ngx_famcall_auth_state_t *ngx_famcall_auth_state(
     ngx_famcall_ctx_t *ctx);
-static void ngx_famcall_signup_hashed(ngx_famcall_ctx_t *ctx, ngx_int_t rc,
-    const char *hash);
-static void ngx_famcall_signup_done(ngx_famcall_ctx_t *ctx, ngx_int_t status,
-    u_char *body, size_t len);
-static void ngx_famcall_login_found(ngx_famcall_ctx_t *ctx, ngx_int_t status,
-    u_char *body, size_t len);
-static void ngx_famcall_login_verified(ngx_famcall_ctx_t *ctx, ngx_int_t rc,
-    const char *hash);
-static void ngx_famcall_tokens_done(ngx_famcall_ctx_t *ctx, ngx_int_t status,
-    u_char *body, size_t len);
+static ngx_int_t ngx_famcall_signup_hashed(ngx_famcall_ctx_t *ctx,
+    ngx_int_t rc, const char *hash);
+static ngx_int_t ngx_famcall_signup_done(ngx_famcall_ctx_t *ctx,
+    ngx_int_t status, u_char *body, size_t len);
+static ngx_int_t ngx_famcall_login_found(ngx_famcall_ctx_t *ctx,
+    ngx_int_t status, u_char *body, size_t len);
+static ngx_int_t ngx_famcall_login_verified(ngx_famcall_ctx_t *ctx,
+    ngx_int_t rc, const char *hash);
+static ngx_int_t ngx_famcall_tokens_done(ngx_famcall_ctx_t *ctx,
+    ngx_int_t status, u_char *body, size_t len);
 
 
 static const ngx_famcall_field_t  ngx_famcall_signup_fields[] = {
@@ -66,8 +66,11 @@ static const ngx_famcall_field_t  ngx_famcall_refresh_fields[] = {
 ngx_int_t
 ngx_famcall_auth_signup(ngx_famcall_ctx_t *ctx)
 {
-    if (ngx_famcall_check_body(ctx, ngx_famcall_signup_fields) != NGX_OK) {
-        return NGX_OK;
+    ngx_int_t  rc;
+
+    rc = ngx_famcall_check_body(ctx, ngx_famcall_signup_fields);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     return ngx_famcall_password_hash(ctx,
@@ -76,19 +79,18 @@ ngx_famcall_auth_signup(ngx_famcall_ctx_t *ctx)
 }
 
 
-static void
+static ngx_int_t
 ngx_famcall_signup_hashed(ngx_famcall_ctx_t *ctx, ngx_int_t rc,
     const char *hash)
 {
     const char                *params[6];
+    ngx_famcall_auth_conf_t   *acf = ngx_famcall_auth_conf(ctx);
     ngx_famcall_auth_state_t  *st;
 
     st = ngx_famcall_auth_state(ctx);
 
     if (rc != NGX_OK || st == NULL) {
-        ngx_famcall_send_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                               "internal", "internal error", NULL);
-        return;
+        return NGX_ERROR;
     }
 
     params[0] = ngx_famcall_json_string(ctx->body, "email");
@@ -96,50 +98,57 @@ ngx_famcall_signup_hashed(ngx_famcall_ctx_t *ctx, ngx_int_t rc,
     params[2] = ngx_famcall_json_string(ctx->body, "display_name");
     params[3] = ngx_famcall_json_string(ctx->body, "username");
     params[4] = st->refresh_hash;
-    params[5] = ngx_famcall_num(ctx, ctx->fmcf->refresh_ttl);
+    params[5] = ngx_famcall_num(ctx, acf->refresh_ttl);
 
-    (void) ngx_famcall_query(ctx, NGX_FAMCALL_SQL_SIGNUP, 6, params,
-                             ngx_famcall_signup_done);
+    if (params[5] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_famcall_query(ctx, acf->sql + NGX_FAMCALL_AUTH_SQL_SIGNUP, 6,
+                             params, ngx_famcall_signup_done);
 }
 
 
-static void
+static ngx_int_t
 ngx_famcall_signup_done(ngx_famcall_ctx_t *ctx, ngx_int_t status,
     u_char *body, size_t len)
 {
     ngx_famcall_auth_state_t  *st = ctx->data;
 
     if (status != NGX_HTTP_CREATED) {
-        ngx_famcall_send_answer(ctx, status, body, len);
-        return;
+        return ngx_famcall_send_answer(ctx, status, body, len);
     }
 
-    ngx_famcall_auth_send_tokens(ctx, NGX_HTTP_CREATED, st->refresh,
-                                 body, len);
+    return ngx_famcall_auth_send_tokens(ctx, NGX_HTTP_CREATED, st->refresh,
+                                        body, len);
 }
 
 
 ngx_int_t
 ngx_famcall_auth_login(ngx_famcall_ctx_t *ctx)
 {
-    const char  *params[1];
+    ngx_int_t                 rc;
+    const char               *params[1];
+    ngx_famcall_auth_conf_t  *acf = ngx_famcall_auth_conf(ctx);
 
-    if (ngx_famcall_check_body(ctx, ngx_famcall_login_fields) != NGX_OK) {
-        return NGX_OK;
+    rc = ngx_famcall_check_body(ctx, ngx_famcall_login_fields);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     params[0] = ngx_famcall_json_string(ctx->body, "email");
 
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_LOGIN_LOOKUP, 1, params,
-                             ngx_famcall_login_found);
+    return ngx_famcall_query(ctx, acf->sql + NGX_FAMCALL_AUTH_SQL_LOGIN_LOOKUP,
+                             1, params, ngx_famcall_login_found);
 }
 
 
-static void
+static ngx_int_t
 ngx_famcall_login_found(ngx_famcall_ctx_t *ctx, ngx_int_t status,
     u_char *body, size_t len)
 {
     json_t                    *found;
+    ngx_int_t                  rc;
     const char                *hash, *user_id, *password;
     ngx_famcall_auth_state_t  *st;
 
@@ -147,19 +156,12 @@ ngx_famcall_login_found(ngx_famcall_ctx_t *ctx, ngx_int_t status,
 
     if (status == NGX_HTTP_NOT_FOUND) {
         /* no such account: spend the same Argon2 time before saying so */
-        if (ngx_famcall_password_verify(ctx, password, NULL,
-                                        ngx_famcall_login_verified)
-            != NGX_OK)
-        {
-            ngx_famcall_send_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                   "internal", "internal error", NULL);
-        }
-        return;
+        return ngx_famcall_password_verify(ctx, password, NULL,
+                                           ngx_famcall_login_verified);
     }
 
     if (status != NGX_HTTP_OK) {
-        ngx_famcall_send_answer(ctx, status, body, len);
-        return;
+        return ngx_famcall_send_answer(ctx, status, body, len);
     }
 
     found = json_loadb((char *) body, len, 0, NULL);
@@ -168,64 +170,69 @@ ngx_famcall_login_found(ngx_famcall_ctx_t *ctx, ngx_int_t status,
     st = ngx_famcall_auth_state(ctx);
 
     if (hash == NULL || user_id == NULL || st == NULL
-        || ngx_strlen(user_id) != NGX_FAMCALL_ID_LEN
-        || ngx_famcall_password_verify(ctx, password, hash,
-                                       ngx_famcall_login_verified)
-           != NGX_OK)
+        || ngx_strlen(user_id) != NGX_FAMCALL_ID_LEN)
     {
         json_decref(found);
-        ngx_famcall_send_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                               "internal", "internal error", NULL);
-        return;
+        return NGX_ERROR;
     }
 
     (void) ngx_cpystrn((u_char *) st->user_id, (u_char *) user_id,
                        sizeof(st->user_id));
+
+    rc = ngx_famcall_password_verify(ctx, password, hash,
+                                     ngx_famcall_login_verified);
     json_decref(found);
+
+    return rc;
 }
 
 
-static void
+static ngx_int_t
 ngx_famcall_login_verified(ngx_famcall_ctx_t *ctx, ngx_int_t rc,
     const char *unused)
 {
     const char                *params[3];
+    ngx_famcall_auth_conf_t   *acf = ngx_famcall_auth_conf(ctx);
     ngx_famcall_auth_state_t  *st;
 
     if (rc == NGX_DECLINED) {
-        ngx_famcall_send_error(ctx, NGX_HTTP_UNAUTHORIZED,
-                               "invalid_credentials",
-                               "wrong email or password", NULL);
-        return;
+        return ngx_famcall_send_error(ctx, NGX_HTTP_UNAUTHORIZED,
+                                      "invalid_credentials",
+                                      "wrong email or password", NULL);
     }
 
     st = ctx->data;
 
     if (rc != NGX_OK) {
-        ngx_famcall_send_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                               "internal", "internal error", NULL);
-        return;
+        return NGX_ERROR;
     }
 
     params[0] = st->user_id;
     params[1] = st->refresh_hash;
-    params[2] = ngx_famcall_num(ctx, ctx->fmcf->refresh_ttl);
+    params[2] = ngx_famcall_num(ctx, acf->refresh_ttl);
 
-    (void) ngx_famcall_query(ctx, NGX_FAMCALL_SQL_SESSION_CREATE, 3, params,
-                             ngx_famcall_tokens_done);
+    if (params[2] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_famcall_query(ctx,
+                             acf->sql + NGX_FAMCALL_AUTH_SQL_SESSION_CREATE,
+                             3, params, ngx_famcall_tokens_done);
 }
 
 
 ngx_int_t
 ngx_famcall_auth_refresh(ngx_famcall_ctx_t *ctx)
 {
+    ngx_int_t                  rc;
     const char                *params[4], *old;
+    ngx_famcall_auth_conf_t   *acf = ngx_famcall_auth_conf(ctx);
     ngx_famcall_auth_state_t  *st;
     char                       old_hash[NGX_FAMCALL_HEX256_LEN + 1];
 
-    if (ngx_famcall_check_body(ctx, ngx_famcall_refresh_fields) != NGX_OK)
-    {
-        return NGX_OK;
+    rc = ngx_famcall_check_body(ctx, ngx_famcall_refresh_fields);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     st = ngx_famcall_auth_state(ctx);
@@ -238,46 +245,52 @@ ngx_famcall_auth_refresh(ngx_famcall_ctx_t *ctx)
 
     params[0] = old_hash;
     params[1] = st->refresh_hash;
-    params[2] = ngx_famcall_num(ctx, ctx->fmcf->refresh_ttl);
-    params[3] = ngx_famcall_num(ctx, ctx->fmcf->refresh_grace);
+    params[2] = ngx_famcall_num(ctx, acf->refresh_ttl);
+    params[3] = ngx_famcall_num(ctx, acf->refresh_grace);
 
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_REFRESH, 4, params,
-                             ngx_famcall_tokens_done);
+    if (params[2] == NULL || params[3] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_famcall_query(ctx, acf->sql + NGX_FAMCALL_AUTH_SQL_REFRESH, 4,
+                             params, ngx_famcall_tokens_done);
 }
 
 
 ngx_int_t
 ngx_famcall_auth_logout(ngx_famcall_ctx_t *ctx)
 {
-    const char  *params[1], *token;
-    char         hash[NGX_FAMCALL_HEX256_LEN + 1];
+    ngx_int_t                 rc;
+    const char               *params[1], *token;
+    ngx_famcall_auth_conf_t  *acf = ngx_famcall_auth_conf(ctx);
+    char                      hash[NGX_FAMCALL_HEX256_LEN + 1];
 
-    if (ngx_famcall_check_body(ctx, ngx_famcall_refresh_fields) != NGX_OK)
-    {
-        return NGX_OK;
+    rc = ngx_famcall_check_body(ctx, ngx_famcall_refresh_fields);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     token = ngx_famcall_json_string(ctx->body, "refresh_token");
     ngx_famcall_sha256_hex(token, ngx_strlen(token), hash);
     params[0] = hash;
 
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_LOGOUT, 1, params,
-                             ngx_famcall_send_answer);
+    return ngx_famcall_query(ctx, acf->sql + NGX_FAMCALL_AUTH_SQL_LOGOUT, 1,
+                             params, ngx_famcall_send_answer);
 }
 
 
-static void
+static ngx_int_t
 ngx_famcall_tokens_done(ngx_famcall_ctx_t *ctx, ngx_int_t status,
     u_char *body, size_t len)
 {
     ngx_famcall_auth_state_t  *st = ctx->data;
 
     if (status != NGX_HTTP_OK) {
-        ngx_famcall_send_answer(ctx, status, body, len);
-        return;
+        return ngx_famcall_send_answer(ctx, status, body, len);
     }
 
-    ngx_famcall_auth_send_tokens(ctx, NGX_HTTP_OK, st->refresh, body, len);
+    return ngx_famcall_auth_send_tokens(ctx, NGX_HTTP_OK, st->refresh, body,
+                                        len);
 }
 
 
@@ -285,13 +298,14 @@ ngx_famcall_tokens_done(ngx_famcall_ctx_t *ctx, ngx_int_t status,
  * The token response from an sql/ answer {"user": {...}, "family_id": ...,
  * ["new_user": bool]}: a fresh access token for that user and session.
  */
-void
+ngx_int_t
 ngx_famcall_auth_send_tokens(ngx_famcall_ctx_t *ctx, ngx_uint_t status,
     const char *refresh_token, u_char *body, size_t len)
 {
     char                          *access;
     json_t                        *answer, *user, *out, *new_user;
     const char                    *user_id, *family;
+    ngx_famcall_auth_conf_t       *acf = ngx_famcall_auth_conf(ctx);
     ngx_http_famcall_main_conf_t  *fmcf = ctx->fmcf;
 
     answer = json_loadb((char *) body, len, 0, NULL);
@@ -303,21 +317,19 @@ ngx_famcall_auth_send_tokens(ngx_famcall_ctx_t *ctx, ngx_uint_t status,
 
     if (user_id == NULL
         || ngx_famcall_jwt_issue(fmcf->jwt_secret.data, fmcf->jwt_secret.len,
-                                 user_id, family, ngx_time(), fmcf->jwt_ttl,
+                                 user_id, family, ngx_time(), acf->jwt_ttl,
                                  &access)
            != 0)
     {
         json_decref(answer);
-        ngx_famcall_send_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                               "internal", "internal error", NULL);
-        return;
+        return NGX_ERROR;
     }
 
     out = json_pack("{s:s, s:s, s:s, s:I, s:O}",
                     "access_token", access,
                     "refresh_token", refresh_token,
                     "token_type", "Bearer",
-                    "expires_in", (json_int_t) fmcf->jwt_ttl,
+                    "expires_in", (json_int_t) acf->jwt_ttl,
                     "user", user);
 
     new_user = json_object_get(answer, "new_user");
@@ -329,12 +341,10 @@ ngx_famcall_auth_send_tokens(ngx_famcall_ctx_t *ctx, ngx_uint_t status,
     json_decref(answer);
 
     if (out == NULL) {
-        ngx_famcall_send_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                               "internal", "internal error", NULL);
-        return;
+        return NGX_ERROR;
     }
 
-    ngx_famcall_send_json(ctx, status, out);
+    return ngx_famcall_send_json(ctx, status, out);
 }
 
 

@@ -13,7 +13,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_famcall.h"
+#include "ngx_famcall_auth.h"
 #include "ngx_famcall_json.h"
 #include "ngx_famcall_token.h"
 
@@ -29,9 +29,9 @@ static void ngx_famcall_otp_hash(ngx_famcall_ctx_t *ctx, const char *phone,
     const char *code, char *out);
 static char *ngx_famcall_otp_outbox(ngx_famcall_ctx_t *ctx, const char *phone,
     const char *code);
-static void ngx_famcall_otp_requested(ngx_famcall_ctx_t *ctx,
+static ngx_int_t ngx_famcall_otp_requested(ngx_famcall_ctx_t *ctx,
     ngx_int_t status, u_char *body, size_t len);
-static void ngx_famcall_otp_verified(ngx_famcall_ctx_t *ctx,
+static ngx_int_t ngx_famcall_otp_verified(ngx_famcall_ctx_t *ctx,
     ngx_int_t status, u_char *body, size_t len);
 
 
@@ -52,15 +52,15 @@ static const ngx_famcall_field_t  ngx_famcall_otp_verify_fields[] = {
 ngx_int_t
 ngx_famcall_otp_request(ngx_famcall_ctx_t *ctx)
 {
-    const char                    *params[9], *phone;
-    char                           hash[NGX_FAMCALL_HEX256_LEN + 1];
-    ngx_famcall_otp_state_t       *st;
-    ngx_http_famcall_main_conf_t  *fmcf = ctx->fmcf;
+    ngx_int_t                 rc;
+    const char               *params[9], *phone;
+    char                      hash[NGX_FAMCALL_HEX256_LEN + 1];
+    ngx_famcall_otp_state_t  *st;
+    ngx_famcall_auth_conf_t  *acf = ngx_famcall_auth_conf(ctx);
 
-    if (ngx_famcall_check_body(ctx, ngx_famcall_otp_request_fields)
-        != NGX_OK)
-    {
-        return NGX_OK;
+    rc = ngx_famcall_check_body(ctx, ngx_famcall_otp_request_fields);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     st = ngx_famcall_otp_state(ctx);
@@ -74,47 +74,53 @@ ngx_famcall_otp_request(ngx_famcall_ctx_t *ctx)
     params[0] = phone;
     params[1] = ngx_famcall_cstr(ctx, &ctx->request->connection->addr_text);
     params[2] = hash;
-    params[3] = ngx_famcall_num(ctx, fmcf->otp_ttl);
-    params[4] = ngx_famcall_num(ctx, fmcf->otp_phone_max);
-    params[5] = ngx_famcall_num(ctx, fmcf->otp_phone_window);
-    params[6] = ngx_famcall_num(ctx, fmcf->otp_ip_max);
-    params[7] = ngx_famcall_num(ctx, fmcf->otp_ip_window);
+    params[3] = ngx_famcall_num(ctx, acf->otp_ttl);
+    params[4] = ngx_famcall_num(ctx, acf->otp_phone_max);
+    params[5] = ngx_famcall_num(ctx, acf->otp_phone_window);
+    params[6] = ngx_famcall_num(ctx, acf->otp_ip_max);
+    params[7] = ngx_famcall_num(ctx, acf->otp_ip_window);
+
+    /* an SQL NULL limit is no limit: out of memory must not lift them */
+    if (ngx_famcall_params_null(params, 8)) {
+        return NGX_ERROR;
+    }
+
     params[8] = NULL;
 
-    if (fmcf->otp_driver == NGX_FAMCALL_SMS_WEBHOOK) {
+    if (acf->otp_driver == NGX_FAMCALL_SMS_WEBHOOK) {
         params[8] = ngx_famcall_otp_outbox(ctx, phone, st->code);
         if (params[8] == NULL) {
             return NGX_ERROR;
         }
     }
 
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_OTP_REQUEST, 9, params,
-                             ngx_famcall_otp_requested);
+    return ngx_famcall_query(ctx, acf->sql + NGX_FAMCALL_AUTH_SQL_OTP_REQUEST,
+                             9, params, ngx_famcall_otp_requested);
 }
 
 
-static void
+static ngx_int_t
 ngx_famcall_otp_requested(ngx_famcall_ctx_t *ctx, ngx_int_t status,
     u_char *body, size_t len)
 {
-    u_char                         line[64], *p;
-    json_t                        *answer, *retry;
-    ngx_table_elt_t               *h;
-    ngx_famcall_otp_state_t       *st = ctx->data;
-    ngx_http_request_t            *r = ctx->request;
-    ngx_http_famcall_main_conf_t  *fmcf = ctx->fmcf;
+    u_char                    line[64], *p;
+    json_t                   *answer, *retry;
+    ngx_table_elt_t          *h;
+    ngx_famcall_otp_state_t  *st = ctx->data;
+    ngx_http_request_t       *r = ctx->request;
+    ngx_famcall_auth_conf_t  *acf = ngx_famcall_auth_conf(ctx);
 
     if (status == NGX_HTTP_ACCEPTED
-        && fmcf->otp_driver == NGX_FAMCALL_SMS_LOG)
+        && acf->otp_driver == NGX_FAMCALL_SMS_LOG)
     {
         p = ngx_snprintf(line, sizeof(line), "%s %s\n",
                          ngx_famcall_json_string(ctx->body, "phone"),
                          st->code);
 
-        if (ngx_write_fd(fmcf->otp_log->fd, line, p - line) != p - line) {
+        if (ngx_write_fd(acf->otp_log->fd, line, p - line) != p - line) {
             ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
                           "famcall: writing the one-time code to \"%V\" "
-                          "failed", &fmcf->otp_log->name);
+                          "failed", &acf->otp_log->name);
         }
     }
 
@@ -123,33 +129,41 @@ ngx_famcall_otp_requested(ngx_famcall_ctx_t *ctx, ngx_int_t status,
         retry = json_object_get(json_object_get(answer, "error"),
                                 "retry_after");
 
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h != NULL && json_is_integer(retry)) {
+        if (json_is_integer(retry)) {
+            p = (u_char *) ngx_famcall_num(ctx, json_integer_value(retry));
+            h = p ? ngx_list_push(&r->headers_out.headers) : NULL;
+
+            if (h == NULL) {
+                json_decref(answer);
+                return NGX_ERROR;
+            }
+
             h->hash = 1;
             ngx_str_set(&h->key, "Retry-After");
-            h->value.data = (u_char *) ngx_famcall_num(ctx,
-                                           json_integer_value(retry));
-            h->value.len = h->value.data ? ngx_strlen(h->value.data) : 0;
+            h->value.data = p;
+            h->value.len = ngx_strlen(p);
         }
 
         json_decref(answer);
     }
 
-    ngx_famcall_send_answer(ctx, status, body, len);
+    return ngx_famcall_send_answer(ctx, status, body, len);
 }
 
 
 ngx_int_t
 ngx_famcall_otp_verify(ngx_famcall_ctx_t *ctx)
 {
+    ngx_int_t                 rc;
     const char               *params[6], *phone, *code;
     char                      hash[NGX_FAMCALL_HEX256_LEN + 1];
     char                      refresh_hash[NGX_FAMCALL_HEX256_LEN + 1];
     ngx_famcall_otp_state_t  *st;
+    ngx_famcall_auth_conf_t  *acf = ngx_famcall_auth_conf(ctx);
 
-    if (ngx_famcall_check_body(ctx, ngx_famcall_otp_verify_fields) != NGX_OK)
-    {
-        return NGX_OK;
+    rc = ngx_famcall_check_body(ctx, ngx_famcall_otp_verify_fields);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     st = ngx_famcall_otp_state(ctx);
@@ -168,26 +182,30 @@ ngx_famcall_otp_verify(ngx_famcall_ctx_t *ctx)
     params[1] = hash;
     params[2] = ngx_famcall_json_string(ctx->body, "display_name");
     params[3] = refresh_hash;
-    params[4] = ngx_famcall_num(ctx, ctx->fmcf->refresh_ttl);
-    params[5] = ngx_famcall_num(ctx, ctx->fmcf->otp_max_attempts);
+    params[4] = ngx_famcall_num(ctx, acf->refresh_ttl);
+    params[5] = ngx_famcall_num(ctx, acf->otp_max_attempts);
 
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_OTP_VERIFY, 6, params,
-                             ngx_famcall_otp_verified);
+    if (params[4] == NULL || params[5] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_famcall_query(ctx, acf->sql + NGX_FAMCALL_AUTH_SQL_OTP_VERIFY,
+                             6, params, ngx_famcall_otp_verified);
 }
 
 
-static void
+static ngx_int_t
 ngx_famcall_otp_verified(ngx_famcall_ctx_t *ctx, ngx_int_t status,
     u_char *body, size_t len)
 {
     ngx_famcall_otp_state_t  *st = ctx->data;
 
     if (status != NGX_HTTP_OK) {
-        ngx_famcall_send_answer(ctx, status, body, len);
-        return;
+        return ngx_famcall_send_answer(ctx, status, body, len);
     }
 
-    ngx_famcall_auth_send_tokens(ctx, NGX_HTTP_OK, st->refresh, body, len);
+    return ngx_famcall_auth_send_tokens(ctx, NGX_HTTP_OK, st->refresh, body,
+                                        len);
 }
 
 
@@ -230,17 +248,18 @@ static char *
 ngx_famcall_otp_outbox(ngx_famcall_ctx_t *ctx, const char *phone,
     const char *code)
 {
-    char       *s, *copy;
-    json_t     *payload;
-    u_char      text[64], *p;
-    ngx_str_t   dumped;
+    char                     *s, *copy;
+    json_t                   *payload;
+    u_char                    text[64], *p;
+    ngx_str_t                 dumped;
+    ngx_famcall_auth_conf_t  *acf = ngx_famcall_auth_conf(ctx);
 
     p = ngx_snprintf(text, sizeof(text) - 1, "Your famcall code is %s", code);
     *p = '\0';
 
     payload = json_pack("{s:s, s:s, s:s%}", "to", phone, "body", (char *) text,
-                        "webhook", (char *) ctx->fmcf->otp_webhook.data,
-                        ctx->fmcf->otp_webhook.len);
+                        "webhook", (char *) acf->otp_webhook.data,
+                        acf->otp_webhook.len);
     if (payload == NULL) {
         return NULL;
     }

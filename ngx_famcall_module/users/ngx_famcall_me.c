@@ -1,18 +1,13 @@
 /*
- * famcall: the signed-in user's own profile (GET/PATCH /v1/me) and the
- * health check (GET /healthz).
+ * famcall: the signed-in user's own profile (GET/PATCH /v1/me).
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_famcall.h"
+#include "ngx_famcall_users.h"
 #include "ngx_famcall_json.h"
-
-
-static void ngx_famcall_healthz_done(ngx_famcall_ctx_t *ctx,
-    ngx_int_t status, u_char *body, size_t len);
 
 
 static const ngx_famcall_field_t  ngx_famcall_me_fields[] = {
@@ -26,27 +21,10 @@ static const ngx_famcall_field_t  ngx_famcall_me_fields[] = {
 
 
 ngx_int_t
-ngx_famcall_healthz(ngx_famcall_ctx_t *ctx)
-{
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_PING, 0, NULL,
-                             ngx_famcall_healthz_done);
-}
-
-
-static void
-ngx_famcall_healthz_done(ngx_famcall_ctx_t *ctx, ngx_int_t status,
-    u_char *body, size_t len)
-{
-    static u_char  ok[] = "{\"status\":\"ok\"}";
-
-    ngx_famcall_send(ctx, NGX_HTTP_OK, ok, sizeof(ok) - 1);
-}
-
-
-ngx_int_t
 ngx_famcall_me_get(ngx_famcall_ctx_t *ctx)
 {
-    return ngx_famcall_query_me(ctx, NGX_FAMCALL_SQL_ME);
+    return ngx_famcall_query_me(ctx,
+               ngx_famcall_users_sql(ctx, NGX_FAMCALL_USERS_SQL_ME));
 }
 
 
@@ -55,12 +33,14 @@ ngx_famcall_me_patch(ngx_famcall_ctx_t *ctx)
 {
     char                       *s;
     json_t                     *patch, *v;
+    ngx_int_t                   rc;
     ngx_str_t                   dumped;
     const char                 *params[2];
     const ngx_famcall_field_t  *f;
 
-    if (ngx_famcall_check_body(ctx, ngx_famcall_me_fields) != NGX_OK) {
-        return NGX_OK;
+    rc = ngx_famcall_check_body(ctx, ngx_famcall_me_fields);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     patch = json_object();
@@ -70,18 +50,18 @@ ngx_famcall_me_patch(ngx_famcall_ctx_t *ctx)
 
     for (f = ngx_famcall_me_fields; f->name; f++) {
         v = json_object_get(ctx->body, f->name);
-        if (v != NULL) {
-            json_object_set(patch, f->name, v);
+        if (v != NULL && json_object_set(patch, f->name, v) != 0) {
+            json_decref(patch);
+            return NGX_ERROR;
         }
     }
 
     if (json_object_size(patch) == 0) {
         json_decref(patch);
-        ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
-                               "missing_field",
-                               "send at least one of display_name, username, "
-                               "avatar_url", NULL);
-        return NGX_OK;
+        return ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
+                                      "missing_field",
+                                      "send at least one of display_name, "
+                                      "username, avatar_url", NULL);
     }
 
     s = json_dumps(patch, JSON_COMPACT);
@@ -102,6 +82,7 @@ ngx_famcall_me_patch(ngx_famcall_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_ME_UPDATE, 2, params,
-                             ngx_famcall_send_answer);
+    return ngx_famcall_query(ctx,
+               ngx_famcall_users_sql(ctx, NGX_FAMCALL_USERS_SQL_ME_UPDATE),
+               2, params, ngx_famcall_send_answer);
 }

@@ -12,7 +12,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_famcall.h"
+#include "ngx_famcall_users.h"
 #include "ngx_famcall_json.h"
 #include "ngx_famcall_token.h"
 
@@ -42,15 +42,21 @@ ngx_famcall_users_search(ngx_famcall_ctx_t *ctx)
 {
     size_t       len;
     char        *q;
+    ngx_int_t    rc;
     ngx_str_t    raw;
     const char  *params[2], *msg;
 
-    if (ngx_famcall_arg(ctx, "q", &raw) != NGX_OK) {
-        ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
-                               "invalid_field",
-                               "search with q: a username prefix or a phone "
-                               "number", "q");
-        return NGX_OK;
+    rc = ngx_famcall_arg(ctx, "q", &raw);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
+                                      "invalid_field",
+                                      "search with q: a username prefix or "
+                                      "a phone number", "q");
+    }
+
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     q = ngx_pnalloc(ctx->request->pool, raw.len + 1);
@@ -64,34 +70,41 @@ ngx_famcall_users_search(ngx_famcall_ctx_t *ctx)
           : ngx_famcall_check_search_prefix((char *) raw.data, raw.len, q,
                                             &len);
     if (msg != NULL) {
-        ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
-                               "invalid_field", msg, "q");
-        return NGX_OK;
+        return ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
+                                      "invalid_field", msg, "q");
     }
 
     params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
     params[1] = q;
 
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_USER_SEARCH, 2, params,
-                             ngx_famcall_send_answer);
+    if (params[0] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_famcall_query(ctx,
+               ngx_famcall_users_sql(ctx, NGX_FAMCALL_USERS_SQL_SEARCH),
+               2, params, ngx_famcall_send_answer);
 }
 
 
 ngx_int_t
 ngx_famcall_contacts_list(ngx_famcall_ctx_t *ctx)
 {
-    return ngx_famcall_query_me(ctx, NGX_FAMCALL_SQL_CONTACTS_LIST);
+    return ngx_famcall_query_me(ctx,
+               ngx_famcall_users_sql(ctx, NGX_FAMCALL_USERS_SQL_CONTACTS_LIST));
 }
 
 
 ngx_int_t
 ngx_famcall_contacts_add(ngx_famcall_ctx_t *ctx)
 {
-    const char  *params[4];
+    ngx_int_t    rc;
     ngx_uint_t   given;
+    const char  *params[4];
 
-    if (ngx_famcall_check_body(ctx, ngx_famcall_contact_fields) != NGX_OK) {
-        return NGX_OK;
+    rc = ngx_famcall_check_body(ctx, ngx_famcall_contact_fields);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
@@ -99,67 +112,82 @@ ngx_famcall_contacts_add(ngx_famcall_ctx_t *ctx)
     params[2] = ngx_famcall_json_string(ctx->body, "username");
     params[3] = ngx_famcall_json_string(ctx->body, "phone");
 
+    if (params[0] == NULL) {
+        return NGX_ERROR;
+    }
+
     given = (params[1] != NULL) + (params[2] != NULL) + (params[3] != NULL);
 
     if (given != 1) {
-        ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
-                               "invalid_field",
-                               "send exactly one of user_id, username, phone",
-                               NULL);
-        return NGX_OK;
+        return ngx_famcall_send_error(ctx, NGX_FAMCALL_HTTP_UNPROCESSABLE,
+                                      "invalid_field",
+                                      "send exactly one of user_id, "
+                                      "username, phone", NULL);
     }
 
-    if (params[1] && ngx_famcall_not_self(ctx, params[1], "user_id") != NGX_OK) {
-        return NGX_OK;
+    if (params[1] != NULL) {
+        rc = ngx_famcall_not_self(ctx, params[1], "user_id");
+        if (rc != NGX_OK) {
+            return rc;
+        }
     }
 
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_CONTACT_REQUEST, 4, params,
-                             ngx_famcall_send_answer);
+    return ngx_famcall_query(ctx,
+               ngx_famcall_users_sql(ctx,
+                                     NGX_FAMCALL_USERS_SQL_CONTACT_REQUEST),
+               4, params, ngx_famcall_send_answer);
 }
 
 
 ngx_int_t
 ngx_famcall_contacts_accept(ngx_famcall_ctx_t *ctx)
 {
-    return ngx_famcall_query_me_id(ctx, NGX_FAMCALL_SQL_CONTACT_ACCEPT);
+    return ngx_famcall_query_me_id(ctx,
+               ngx_famcall_users_sql(ctx, NGX_FAMCALL_USERS_SQL_CONTACT_ACCEPT));
 }
 
 
 ngx_int_t
 ngx_famcall_contacts_remove(ngx_famcall_ctx_t *ctx)
 {
-    return ngx_famcall_query_me_id(ctx, NGX_FAMCALL_SQL_CONTACT_REMOVE);
+    return ngx_famcall_query_me_id(ctx,
+               ngx_famcall_users_sql(ctx, NGX_FAMCALL_USERS_SQL_CONTACT_REMOVE));
 }
 
 
 ngx_int_t
 ngx_famcall_blocks_list(ngx_famcall_ctx_t *ctx)
 {
-    return ngx_famcall_query_me(ctx, NGX_FAMCALL_SQL_BLOCKS_LIST);
+    return ngx_famcall_query_me(ctx,
+               ngx_famcall_users_sql(ctx, NGX_FAMCALL_USERS_SQL_BLOCKS_LIST));
 }
 
 
 ngx_int_t
 ngx_famcall_blocks_add(ngx_famcall_ctx_t *ctx)
 {
-    return ngx_famcall_query_me_user(ctx, NGX_FAMCALL_SQL_BLOCK);
+    return ngx_famcall_query_me_user(ctx,
+               ngx_famcall_users_sql(ctx, NGX_FAMCALL_USERS_SQL_BLOCK));
 }
 
 
 ngx_int_t
 ngx_famcall_blocks_remove(ngx_famcall_ctx_t *ctx)
 {
-    return ngx_famcall_query_me_id(ctx, NGX_FAMCALL_SQL_UNBLOCK);
+    return ngx_famcall_query_me_id(ctx,
+               ngx_famcall_users_sql(ctx, NGX_FAMCALL_USERS_SQL_UNBLOCK));
 }
 
 
 ngx_int_t
 ngx_famcall_reports_add(ngx_famcall_ctx_t *ctx)
 {
+    ngx_int_t    rc;
     const char  *params[5];
 
-    if (ngx_famcall_check_body(ctx, ngx_famcall_report_fields) != NGX_OK) {
-        return NGX_OK;
+    rc = ngx_famcall_check_body(ctx, ngx_famcall_report_fields);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
@@ -168,10 +196,16 @@ ngx_famcall_reports_add(ngx_famcall_ctx_t *ctx)
     params[3] = ngx_famcall_json_string(ctx->body, "text");
     params[4] = ngx_famcall_json_string(ctx->body, "message_id");
 
-    if (ngx_famcall_not_self(ctx, params[1], "user_id") != NGX_OK) {
-        return NGX_OK;
+    if (params[0] == NULL) {
+        return NGX_ERROR;
     }
 
-    return ngx_famcall_query(ctx, NGX_FAMCALL_SQL_REPORT, 5, params,
-                             ngx_famcall_send_answer);
+    rc = ngx_famcall_not_self(ctx, params[1], "user_id");
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_famcall_query(ctx,
+               ngx_famcall_users_sql(ctx, NGX_FAMCALL_USERS_SQL_REPORT),
+               5, params, ngx_famcall_send_answer);
 }
