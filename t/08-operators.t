@@ -36,6 +36,24 @@ my $ua = Mojo::UserAgent->new;
 my $base = "http://127.0.0.1:$limited";
 sub me { $ua->get("$base/v1/me" => { Authorization => "Bearer $_[0]" }) }
 
+# Each feature module (config: core, auth, users, chat, gateway) adds its
+# routes at postconfiguration: every one reaches the router.
+subtest 'every feature module serves its routes' => sub {
+    my $get = sub { $ua->get($s->url($_[0]) => { %{ $_[1] // {} } }) };
+    is($get->('/healthz')->res->code, 200, 'core: /healthz');
+    is($ua->post($s->url('/v1/auth/login') => json => {})->res->code, 422,
+       'auth: login checks its body');
+    is($get->('/v1/me')->res->code, 401, 'users: /v1/me wants a token');
+    is($get->('/v1/conversations', { Authorization => "Bearer $ann->{access_token}" })
+       ->res->code, 200, 'chat: /v1/conversations lists');
+    is(body_json($get->('/v1/ws'))->{error}{code}, 'bad_handshake',
+       'gateway: /v1/ws wants a WebSocket handshake');
+    my $tx = $ua->put($s->url('/v1/contacts'));
+    is($tx->res->code, 405, 'a route of other methods: 405');
+    is($tx->res->headers->header('Allow'), 'GET, HEAD, POST', 'Allow lists them');
+    is($get->('/v1/no/such/route')->res->code, 404, 'no route: 404');
+};
+
 subtest 'limit_req keyed by $famcall_user_id' => sub {
     is(me($ann->{access_token})->res->code, 200, 'ann: first request passes');
     my $tx = me($ann->{access_token});

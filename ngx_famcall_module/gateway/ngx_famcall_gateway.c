@@ -183,7 +183,8 @@ ngx_famcall_gw_close(ngx_famcall_ws_t *ws)
         ngx_memcpy(instance, gw->instance, sizeof(instance));
         params[0] = instance;
         (void) ngx_famcall_pg_send(gw->fmcf->pg,
-                                   gwcf->sql + NGX_FAMCALL_GW_SQL_INSTANCE_SWEEP,
+                                   gwcf->sql
+                                   + NGX_FAMCALL_GW_SQL_INSTANCE_SWEEP,
                                    1, params, ngx_famcall_gw_ignore, gw);
     }
 

@@ -295,10 +295,8 @@ ngx_famcall_gw_presence_send(ngx_famcall_gw_t *gw)
 
     gw->presence_n = n;
     gw->presence_query = ngx_famcall_pg_send(gw->fmcf->pg,
-                                             gw->gwcf->sql
-                                             + NGX_FAMCALL_GW_SQL_PRESENCE_BATCH,
-                                             3, params,
-                                             ngx_famcall_gw_presence_done, gw);
+                             gw->gwcf->sql + NGX_FAMCALL_GW_SQL_PRESENCE_BATCH,
+                             3, params, ngx_famcall_gw_presence_done, gw);
 
     if (gw->presence_query != NULL) {
         return;

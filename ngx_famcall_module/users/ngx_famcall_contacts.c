@@ -143,7 +143,8 @@ ngx_int_t
 ngx_famcall_contacts_accept(ngx_famcall_ctx_t *ctx)
 {
     return ngx_famcall_query_me_id(ctx,
-               ngx_famcall_users_sql(ctx, NGX_FAMCALL_USERS_SQL_CONTACT_ACCEPT));
+               ngx_famcall_users_sql(ctx,
+                                     NGX_FAMCALL_USERS_SQL_CONTACT_ACCEPT));
 }
 
 
@@ -151,7 +152,8 @@ ngx_int_t
 ngx_famcall_contacts_remove(ngx_famcall_ctx_t *ctx)
 {
     return ngx_famcall_query_me_id(ctx,
-               ngx_famcall_users_sql(ctx, NGX_FAMCALL_USERS_SQL_CONTACT_REMOVE));
+               ngx_famcall_users_sql(ctx,
+                                     NGX_FAMCALL_USERS_SQL_CONTACT_REMOVE));
 }
 
 
