@@ -121,7 +121,9 @@ static const ngx_famcall_route_t  ngx_famcall_auth_routes[] = {
 
 
 /* the rules live in the sql/002_accounts.sql functions these call */
-static const ngx_famcall_stmt_t  ngx_famcall_auth_sql[] = {
+static const ngx_famcall_stmt_t
+    ngx_famcall_auth_sql[NGX_FAMCALL_AUTH_SQL_COUNT] =
+{
 
     [NGX_FAMCALL_AUTH_SQL_SIGNUP] = { "famcall_signup",
       NGX_FAMCALL_SQL_FN("famcall_signup",

@@ -93,7 +93,9 @@ static const ngx_famcall_route_t  ngx_famcall_chat_routes[] = {
 
 
 /* membership, blocks, idempotent sends: sql/003 and sql/013 */
-static const ngx_famcall_stmt_t  ngx_famcall_chat_sql[] = {
+static const ngx_famcall_stmt_t
+    ngx_famcall_chat_sql[NGX_FAMCALL_CHAT_SQL_COUNT] =
+{
 
     [NGX_FAMCALL_CHAT_SQL_CONVERSATIONS_LIST] = { "famcall_conversations_list",
       NGX_FAMCALL_SQL_FN("famcall_conversations_list", "$1::uuid"), 1 },

@@ -62,6 +62,9 @@ extern ngx_module_t  ngx_http_famcall_module;
  * Add n statements (a feature's table, indexed by its own enum) to the
  * pool's list; *base is the index of the first.  Called while the
  * configuration is read; every entry must be filled and every name unique.
+ * A table is declared with the enum's count as its size and designated
+ * initializers: an entry past the enum does not compile, and one the enum
+ * has but the table lacks is a hole that `nginx -t` reports.
  */
 ngx_int_t ngx_famcall_pg_statements_add(ngx_conf_t *cf,
     const ngx_famcall_stmt_t *stmts, ngx_uint_t n, ngx_uint_t *base);

@@ -84,7 +84,9 @@ static const ngx_famcall_route_t  ngx_famcall_gw_routes[] = {
 
 
 /* the realtime gateway: sql/008_realtime.sql, sql/014_presence_batch.sql */
-static const ngx_famcall_stmt_t  ngx_famcall_gw_sql[] = {
+static const ngx_famcall_stmt_t
+    ngx_famcall_gw_sql[NGX_FAMCALL_GW_SQL_COUNT] =
+{
 
     [NGX_FAMCALL_GW_SQL_LISTEN] = { "famcall_listen", "LISTEN famcall", 0 },
 

@@ -21,7 +21,9 @@ static ngx_int_t ngx_famcall_healthz_done(ngx_famcall_ctx_t *ctx,
     ngx_int_t status, u_char *body, size_t len);
 
 
-static const ngx_famcall_stmt_t  ngx_famcall_healthz_sql[] = {
+static const ngx_famcall_stmt_t
+    ngx_famcall_healthz_sql[NGX_FAMCALL_HEALTHZ_SQL_COUNT] =
+{
     [NGX_FAMCALL_HEALTHZ_SQL_PING] = { "famcall_ping", "SELECT 1", 0 },
 };
 

@@ -70,7 +70,9 @@ static const ngx_famcall_route_t  ngx_famcall_users_routes[] = {
 
 
 /* who may see whom, blocks both ways: sql/003_contacts_chat.sql */
-static const ngx_famcall_stmt_t  ngx_famcall_users_statements[] = {
+static const ngx_famcall_stmt_t
+    ngx_famcall_users_statements[NGX_FAMCALL_USERS_SQL_COUNT] =
+{
 
     [NGX_FAMCALL_USERS_SQL_ME] = { "famcall_me",
       NGX_FAMCALL_SQL_FN("famcall_me", "$1::uuid"), 1 },
