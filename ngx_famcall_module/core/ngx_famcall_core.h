@@ -39,6 +39,7 @@ typedef struct ngx_famcall_exit_s  ngx_famcall_exit_t;
 typedef struct {
     ngx_str_t                  conninfo;
     ngx_uint_t                 db_pool_size;
+    ngx_uint_t                 db_pool_max;
     ngx_msec_t                 db_timeout;
 
     ngx_str_t                  jwt_secret;

@@ -3,9 +3,22 @@
  *
  * Each connection is a small state machine: DOWN -> CONNECTING -> READY,
  * back to DOWN when it breaks, with a reconnect timer that backs off from
- * 100 ms to 5 s.  libpq owns the socket; nginx only watches it, with
- * level-triggered events because PQconsumeInput() does not promise to read
- * until EAGAIN.  Teardown never closes the fd itself: PQfinish() does.
+ * 100 ms to 5 s.  The first famcall_db_pool_size connections are always
+ * open; the others, up to famcall_db_pool_max, are spares: opened one at a
+ * time while every open connection is stuck or full (a spare that fails to
+ * connect delays the next one with the same backoff), never reconnected,
+ * and closed once idle for NGX_FAMCALL_PG_SPARE_IDLE.  Queries go to the
+ * always-open connections first, so the spares see no traffic once those
+ * move again, and the normal case pipelines as before.
+ *
+ * "Stuck" is measured without a timer or a syscall: each connection keeps
+ * the time its oldest query started waiting (when it was sent to an empty
+ * pipeline, or when the query before it completed), and the query sender
+ * compares it with nginx's cached clock.
+ *
+ * libpq owns the socket; nginx only watches it, with level-triggered events
+ * because PQconsumeInput() does not promise to read until EAGAIN.  Teardown
+ * never closes the fd itself: PQfinish() does.
  */
 
 #include <ngx_config.h>
@@ -20,6 +33,18 @@
 #define NGX_FAMCALL_PG_MAX_WAITING    4096
 #define NGX_FAMCALL_PG_BACKOFF_MIN    100
 #define NGX_FAMCALL_PG_BACKOFF_MAX    5000
+
+/*
+ * A connection whose oldest query has waited this long (ms) with no result
+ * is stuck.  Queries normally take a few ms; a batch of sends up to a few
+ * tens under load (the send batcher's own "stuck" is the same 100 ms).
+ * Shorter opens spares on every hiccup; longer leaves more queries behind
+ * a lock before the pool notices.
+ */
+#define NGX_FAMCALL_PG_STUCK          100
+
+/* a spare with nothing sent for this long (ms) closes */
+#define NGX_FAMCALL_PG_SPARE_IDLE     10000
 
 
 typedef enum {
@@ -41,13 +66,20 @@ typedef struct {
     PGconn                    *pg;
     ngx_connection_t          *c;
     ngx_famcall_pg_state_e     state;
+    ngx_uint_t                 id;           /* in pool->conns, for logs */
     ngx_queue_t                inflight;
     ngx_uint_t                 ninflight;
+    ngx_msec_t                 moved;        /* the oldest query in flight
+                                                waits since */
+    ngx_msec_t                 used;         /* a query was last sent */
     ngx_event_t                reconnect;
+    ngx_event_t                idle;         /* a spare's idle check */
     ngx_msec_t                 backoff;
     u_char                    *prepared;     /* one flag per statement */
     unsigned                   failed:1;     /* teardown is posted */
     unsigned                   listener:1;   /* LISTENs; takes no queries */
+    unsigned                   spare:1;      /* opened on demand */
+    unsigned                   stuck:1;      /* seen stuck, logged */
 } ngx_famcall_pg_conn_t;
 
 
@@ -55,12 +87,16 @@ struct ngx_famcall_pg_pool_s {
     ngx_log_t                 *log;
     char                      *conninfo;
     ngx_msec_t                 timeout;
-    ngx_uint_t                 size;
-    ngx_famcall_pg_conn_t     *conns;
+    ngx_uint_t                 size;        /* always open */
+    ngx_uint_t                 max;         /* with the spares */
+    ngx_famcall_pg_conn_t     *conns;       /* max of them */
     const ngx_famcall_stmt_t  *stmts;       /* the core's list */
     ngx_uint_t                 nstmts;
     ngx_queue_t                waiting;
     ngx_uint_t                 nwaiting;
+
+    ngx_msec_t                 spare_retry; /* no spare opens before */
+    ngx_msec_t                 spare_backoff;
 
     ngx_famcall_pg_conn_t     *listener;    /* NULL: nobody listens */
     ngx_uint_t                 listen_stmt;
@@ -107,6 +143,13 @@ static void ngx_famcall_pg_unwatch(ngx_connection_t *c);
 static void ngx_famcall_pg_fail_later(ngx_famcall_pg_conn_t *pc);
 static void ngx_famcall_pg_input_check(ngx_famcall_pg_conn_t *pc);
 static ngx_famcall_pg_conn_t *ngx_famcall_pg_pick(ngx_famcall_pg_pool_t *pool);
+static ngx_famcall_pg_conn_t *ngx_famcall_pg_pick_in(
+    ngx_famcall_pg_pool_t *pool, ngx_uint_t from, ngx_uint_t to);
+static ngx_uint_t ngx_famcall_pg_stuck(ngx_famcall_pg_conn_t *pc);
+static ngx_famcall_pg_conn_t *ngx_famcall_pg_spare_find(
+    ngx_famcall_pg_pool_t *pool);
+static void ngx_famcall_pg_spare_idle_handler(ngx_event_t *ev);
+static const char *ngx_famcall_pg_kind(ngx_famcall_pg_conn_t *pc);
 static ngx_int_t ngx_famcall_pg_dispatch(ngx_famcall_pg_conn_t *pc,
     ngx_famcall_pg_query_t *q);
 static void ngx_famcall_pg_drain_waiting(ngx_famcall_pg_pool_t *pool);
@@ -132,8 +175,8 @@ static void ngx_famcall_pg_conn_destroy(ngx_famcall_pg_conn_t *pc);
 
 ngx_famcall_pg_pool_t *
 ngx_famcall_pg_pool_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
-    ngx_uint_t size, ngx_msec_t timeout, const ngx_famcall_stmt_t *stmts,
-    ngx_uint_t nstmts)
+    ngx_uint_t size, ngx_uint_t max, ngx_msec_t timeout,
+    const ngx_famcall_stmt_t *stmts, ngx_uint_t nstmts)
 {
     ngx_uint_t              i;
     ngx_famcall_pg_pool_t  *pool;
@@ -147,13 +190,15 @@ ngx_famcall_pg_pool_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
     pool->log = cycle->log;
     pool->timeout = timeout;
     pool->size = size;
+    pool->max = ngx_max(max, size);
+    pool->spare_backoff = NGX_FAMCALL_PG_BACKOFF_MIN;
     pool->stmts = stmts;
     pool->nstmts = nstmts;
     ngx_queue_init(&pool->waiting);
 
     pool->conninfo = ngx_pnalloc(cycle->pool, conninfo->len + 1);
     pool->conns = ngx_pcalloc(cycle->pool,
-                              size * sizeof(ngx_famcall_pg_conn_t));
+                              pool->max * sizeof(ngx_famcall_pg_conn_t));
     if (pool->conninfo == NULL || pool->conns == NULL) {
         return NULL;
     }
@@ -161,11 +206,18 @@ ngx_famcall_pg_pool_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
     (void) ngx_cpystrn((u_char *) pool->conninfo, conninfo->data,
                        conninfo->len + 1);
 
-    for (i = 0; i < size; i++) {
+    for (i = 0; i < pool->max; i++) {
         pc = &pool->conns[i];
 
         if (ngx_famcall_pg_conn_init(pc, pool, cycle) != NGX_OK) {
             return NULL;
+        }
+
+        pc->id = i;
+
+        if (i >= size) {
+            pc->spare = 1;      /* DOWN until needed */
+            continue;
         }
 
         ngx_famcall_pg_connect(pc);
@@ -187,6 +239,7 @@ ngx_famcall_pg_listen(ngx_famcall_pg_pool_t *pool, ngx_cycle_t *cycle,
     }
 
     pc->listener = 1;
+    pc->id = pool->max;
     pool->listener = pc;
     pool->listen_stmt = stmt;
     pool->notify = notify;
@@ -215,6 +268,11 @@ ngx_famcall_pg_conn_init(ngx_famcall_pg_conn_t *pc,
     pc->reconnect.log = pool->log;
     pc->reconnect.cancelable = 1;
     pc->backoff = NGX_FAMCALL_PG_BACKOFF_MIN;
+
+    pc->idle.handler = ngx_famcall_pg_spare_idle_handler;
+    pc->idle.data = pc;
+    pc->idle.log = pool->log;
+    pc->idle.cancelable = 1;
 
     return NGX_OK;
 }
@@ -260,7 +318,11 @@ ngx_famcall_pg_warm_start(ngx_famcall_pg_conn_t *pc)
     ngx_famcall_pg_query_t  *q;
     ngx_famcall_pg_pool_t   *pool = pc->pool;
 
-    if (!pool->warm) {
+    /*
+     * not on a spare: it is opened for queries that wait now, and the
+     * warm-up would go before them (and may itself wait on a lock)
+     */
+    if (!pool->warm || pc->spare) {
         return;
     }
 
@@ -329,7 +391,7 @@ ngx_famcall_pg_pool_destroy(ngx_famcall_pg_pool_t *pool)
 
     pool->nwaiting = 0;
 
-    for (i = 0; i < pool->size; i++) {
+    for (i = 0; i < pool->max; i++) {
         ngx_famcall_pg_conn_destroy(&pool->conns[i]);
     }
 
@@ -365,6 +427,10 @@ static void
 ngx_famcall_pg_connect(ngx_famcall_pg_conn_t *pc)
 {
     ngx_famcall_pg_pool_t  *pool = pc->pool;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "famcall pg %s #%ui: connecting",
+                   ngx_famcall_pg_kind(pc), pc->id);
 
     pc->pg = PQconnectStart(pool->conninfo);
 
@@ -503,7 +569,9 @@ ngx_famcall_pg_poll_connect(ngx_famcall_pg_conn_t *pc)
         ngx_free_connection(c);
         pc->c = NULL;
 
-        if (PQsocket(pc->pg) == -1 || ngx_famcall_pg_wrap_socket(pc) != NGX_OK) {
+        if (PQsocket(pc->pg) == -1
+            || ngx_famcall_pg_wrap_socket(pc) != NGX_OK)
+        {
             ngx_famcall_pg_broken(pc, PQerrorMessage(pc->pg));
             return NGX_ERROR;
         }
@@ -551,9 +619,19 @@ ngx_famcall_pg_poll_connect(ngx_famcall_pg_conn_t *pc)
     c->write->handler = ngx_famcall_pg_write_handler;
     pc->state = NGX_FAMCALL_PG_READY;
     pc->backoff = NGX_FAMCALL_PG_BACKOFF_MIN;
+    pc->used = ngx_current_msec;
+
+    if (pc->spare) {
+        pc->pool->spare_backoff = NGX_FAMCALL_PG_BACKOFF_MIN;
+        ngx_add_timer(&pc->idle, NGX_FAMCALL_PG_SPARE_IDLE);
+    }
 
     ngx_log_error(NGX_LOG_INFO, pc->pool->log, 0,
                   "famcall: database connection ready");
+
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pc->pool->log, 0,
+                   "famcall pg %s #%ui: ready",
+                   ngx_famcall_pg_kind(pc), pc->id);
 
     return NGX_OK;
 }
@@ -611,6 +689,11 @@ ngx_famcall_pg_read_handler(ngx_event_t *ev)
     /* libpq: after consuming input, an unfinished flush is retried */
     if (pc->state == NGX_FAMCALL_PG_READY && pc->c->write->active) {
         ngx_famcall_pg_write_handler(pc->c->write);
+    }
+
+    /* queries that found every connection stuck or full: this one moved */
+    if (pc->pool->nwaiting && !pc->listener) {
+        ngx_famcall_pg_drain_waiting(pc->pool);
     }
 }
 
@@ -673,6 +756,18 @@ ngx_famcall_pg_process_results(ngx_famcall_pg_conn_t *pc)
             PQclear(res);
             ngx_queue_remove(head);
             pc->ninflight--;
+
+            /* the next query's wait starts now */
+            pc->moved = ngx_current_msec;
+
+            if (pc->stuck) {
+                pc->stuck = 0;
+                ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pc->pool->log, 0,
+                               "famcall pg %s #%ui: moving again, "
+                               "%ui in flight", ngx_famcall_pg_kind(pc),
+                               pc->id, pc->ninflight);
+            }
+
             ngx_famcall_pg_complete(q);
             continue;
         }
@@ -717,13 +812,27 @@ ngx_famcall_pg_process_results(ngx_famcall_pg_conn_t *pc)
 static void
 ngx_famcall_pg_broken(ngx_famcall_pg_conn_t *pc, const char *why)
 {
+    ngx_uint_t               connected;
     ngx_queue_t              failed, *qn;
     ngx_famcall_pg_query_t  *q;
     ngx_famcall_pg_pool_t   *pool = pc->pool;
 
-    ngx_log_error(NGX_LOG_WARN, pool->log, 0,
-                  "famcall: database connection lost, retrying in %M ms: %s",
-                  pc->backoff, why ? why : "");
+    connected = (pc->state == NGX_FAMCALL_PG_READY);
+
+    if (pc->spare) {
+        ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                      "famcall: spare database connection lost: %s",
+                      why ? why : "");
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                      "famcall: database connection lost, "
+                      "retrying in %M ms: %s", pc->backoff, why ? why : "");
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                   "famcall pg %s #%ui: broken, %ui in flight",
+                   ngx_famcall_pg_kind(pc), pc->id, pc->ninflight);
 
     /* take the queries out first: their handlers may send new ones */
     ngx_queue_init(&failed);
@@ -737,7 +846,25 @@ ngx_famcall_pg_broken(ngx_famcall_pg_conn_t *pc, const char *why)
     pc->ninflight = 0;
     ngx_famcall_pg_close(pc);
 
-    if (!(ngx_exiting || ngx_terminate || ngx_quit)) {
+    if (pc->spare) {
+        /* not reconnected; one that could not connect delays the next */
+        if (!connected) {
+            pool->spare_retry = ngx_current_msec + pool->spare_backoff;
+
+            ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                           "famcall pg %s #%ui: backoff, no spare for %M ms",
+                           ngx_famcall_pg_kind(pc), pc->id,
+                           pool->spare_backoff);
+
+            pool->spare_backoff = ngx_min(pool->spare_backoff * 2,
+                                          NGX_FAMCALL_PG_BACKOFF_MAX);
+        }
+
+    } else if (!(ngx_exiting || ngx_terminate || ngx_quit)) {
+        ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                       "famcall pg %s #%ui: backoff, reconnecting in %M ms",
+                       ngx_famcall_pg_kind(pc), pc->id, pc->backoff);
+
         ngx_add_timer(&pc->reconnect, pc->backoff);
         pc->backoff = ngx_min(pc->backoff * 2, NGX_FAMCALL_PG_BACKOFF_MAX);
     }
@@ -799,8 +926,13 @@ ngx_famcall_pg_close(ngx_famcall_pg_conn_t *pc)
         pc->pg = NULL;
     }
 
+    if (pc->idle.timer_set) {
+        ngx_del_timer(&pc->idle);
+    }
+
     pc->state = NGX_FAMCALL_PG_DOWN;
     pc->failed = 0;
+    pc->stuck = 0;
 }
 
 
@@ -911,20 +1043,56 @@ ngx_famcall_pg_detach(ngx_famcall_pg_query_t *q)
 }
 
 
+/*
+ * The connection for a new query: the always-open one with the fewest in
+ * flight that is not stuck, else such a spare; else NULL, and a spare
+ * starts to open if one may.
+ */
 static ngx_famcall_pg_conn_t *
 ngx_famcall_pg_pick(ngx_famcall_pg_pool_t *pool)
+{
+    ngx_famcall_pg_conn_t  *pc;
+
+    pc = ngx_famcall_pg_pick_in(pool, 0, pool->size);
+    if (pc != NULL) {
+        return pc;
+    }
+
+    pc = ngx_famcall_pg_pick_in(pool, pool->size, pool->max);
+    if (pc != NULL) {
+        return pc;
+    }
+
+    pc = ngx_famcall_pg_spare_find(pool);
+    if (pc != NULL) {
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
+                       "famcall pg %s #%ui: opened, "
+                       "the other connections are stuck or full",
+                       ngx_famcall_pg_kind(pc), pc->id);
+
+        ngx_famcall_pg_connect(pc);
+    }
+
+    return NULL;
+}
+
+
+static ngx_famcall_pg_conn_t *
+ngx_famcall_pg_pick_in(ngx_famcall_pg_pool_t *pool, ngx_uint_t from,
+    ngx_uint_t to)
 {
     ngx_uint_t              i;
     ngx_famcall_pg_conn_t  *pc, *best;
 
     best = NULL;
 
-    for (i = 0; i < pool->size; i++) {
+    for (i = from; i < to; i++) {
         pc = &pool->conns[i];
 
         if (pc->state != NGX_FAMCALL_PG_READY
             || pc->failed
-            || pc->ninflight >= NGX_FAMCALL_PG_MAX_INFLIGHT)
+            || pc->ninflight >= NGX_FAMCALL_PG_MAX_INFLIGHT
+            || ngx_famcall_pg_stuck(pc))
         {
             continue;
         }
@@ -935,6 +1103,143 @@ ngx_famcall_pg_pick(ngx_famcall_pg_pool_t *pool)
     }
 
     return best;
+}
+
+
+static ngx_uint_t
+ngx_famcall_pg_stuck(ngx_famcall_pg_conn_t *pc)
+{
+    if (pc->ninflight == 0
+        || (ngx_msec_int_t) (ngx_current_msec - pc->moved)
+           < NGX_FAMCALL_PG_STUCK)
+    {
+        return 0;
+    }
+
+    if (!pc->stuck) {
+        pc->stuck = 1;
+        ngx_log_debug4(NGX_LOG_DEBUG_EVENT, pc->pool->log, 0,
+                       "famcall pg %s #%ui: stuck, %ui in flight, "
+                       "the oldest for %M ms", ngx_famcall_pg_kind(pc),
+                       pc->id, pc->ninflight, ngx_current_msec - pc->moved);
+    }
+
+    return 1;
+}
+
+
+/*
+ * A spare that may open now: the database answers (a connection is up),
+ * none is coming up already (one spare at a time: a burst of queries
+ * waits for it rather than opening them all), and no spare failed to
+ * connect within the backoff.
+ */
+static ngx_famcall_pg_conn_t *
+ngx_famcall_pg_spare_find(ngx_famcall_pg_pool_t *pool)
+{
+    ngx_uint_t              i, up;
+    ngx_famcall_pg_conn_t  *pc, *spare;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit
+        || (ngx_msec_int_t) (ngx_current_msec - pool->spare_retry) < 0)
+    {
+        return NULL;
+    }
+
+    up = 0;
+    spare = NULL;
+
+    for (i = 0; i < pool->max; i++) {
+        pc = &pool->conns[i];
+
+        switch (pc->state) {
+
+        case NGX_FAMCALL_PG_CONNECTING:
+            return NULL;
+
+        case NGX_FAMCALL_PG_READY:
+            up = 1;
+            break;
+
+        default:
+            if (pc->spare && spare == NULL) {
+                spare = pc;
+            }
+        }
+    }
+
+    return up ? spare : NULL;
+}
+
+
+static void
+ngx_famcall_pg_spare_idle_handler(ngx_event_t *ev)
+{
+    ngx_famcall_pg_conn_t  *pc = ev->data;
+    ngx_msec_int_t          idle;
+
+    if (pc->state != NGX_FAMCALL_PG_READY) {
+        return;
+    }
+
+    idle = (ngx_msec_int_t) (ngx_current_msec - pc->used);
+
+    if (pc->ninflight == 0 && idle >= NGX_FAMCALL_PG_SPARE_IDLE) {
+        ngx_log_debug3(NGX_LOG_DEBUG_EVENT, pc->pool->log, 0,
+                       "famcall pg %s #%ui: closed, idle for %M ms",
+                       ngx_famcall_pg_kind(pc), pc->id, (ngx_msec_t) idle);
+
+        ngx_famcall_pg_close(pc);
+        return;
+    }
+
+    ngx_add_timer(&pc->idle, (pc->ninflight || idle < 0)
+                             ? NGX_FAMCALL_PG_SPARE_IDLE
+                             : NGX_FAMCALL_PG_SPARE_IDLE - idle);
+}
+
+
+ngx_famcall_pg_pool_state_e
+ngx_famcall_pg_pool_state(ngx_famcall_pg_pool_t *pool)
+{
+    ngx_uint_t              i, up;
+    ngx_famcall_pg_conn_t  *pc;
+
+    up = 0;
+
+    for (i = 0; i < pool->max; i++) {
+        pc = &pool->conns[i];
+
+        if (pc->state == NGX_FAMCALL_PG_CONNECTING) {
+            return NGX_FAMCALL_PG_POOL_UP;  /* a query would wait for it */
+        }
+
+        if (pc->state != NGX_FAMCALL_PG_READY || pc->failed) {
+            continue;
+        }
+
+        if (pc->ninflight < NGX_FAMCALL_PG_MAX_INFLIGHT
+            && !ngx_famcall_pg_stuck(pc))
+        {
+            return NGX_FAMCALL_PG_POOL_UP;
+        }
+
+        up = 1;
+    }
+
+    if (!up) {
+        return NGX_FAMCALL_PG_POOL_DOWN;
+    }
+
+    return ngx_famcall_pg_spare_find(pool) ? NGX_FAMCALL_PG_POOL_UP
+                                           : NGX_FAMCALL_PG_POOL_BUSY;
+}
+
+
+static const char *
+ngx_famcall_pg_kind(ngx_famcall_pg_conn_t *pc)
+{
+    return pc->listener ? "listener" : (pc->spare ? "spare" : "conn");
 }
 
 
@@ -963,9 +1268,14 @@ ngx_famcall_pg_dispatch(ngx_famcall_pg_conn_t *pc, ngx_famcall_pg_query_t *q)
         goto failed;
     }
 
+    if (pc->ninflight == 0) {
+        pc->moved = ngx_current_msec;
+    }
+
     q->conn = pc;
     ngx_queue_insert_tail(&pc->inflight, &q->queue);
     pc->ninflight++;
+    pc->used = ngx_current_msec;
 
     rc = PQflush(pc->pg);
 
@@ -1024,7 +1334,7 @@ ngx_famcall_pg_reachable(ngx_famcall_pg_pool_t *pool)
 {
     ngx_uint_t  i;
 
-    for (i = 0; i < pool->size; i++) {
+    for (i = 0; i < pool->max; i++) {
         if (pool->conns[i].state != NGX_FAMCALL_PG_DOWN) {
             return 1;
         }
@@ -1077,7 +1387,8 @@ ngx_famcall_pg_timeout_handler(ngx_event_t *ev)
 
     if (q->conn == NULL) {
         ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                      "famcall: no database connection within the timeout");
+                      "famcall: no database connection free "
+                      "within the timeout");
 
         ngx_queue_remove(&q->queue);
         q->pool->nwaiting--;

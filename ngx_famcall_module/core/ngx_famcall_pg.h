@@ -9,6 +9,13 @@
  *
  * The owner of a query (a request, later a WebSocket) gets exactly one call
  * of its handler, unless it detaches first with ngx_famcall_pg_detach().
+ *
+ * A query that waits on a lock holds up everything pipelined behind it on
+ * its connection.  So a connection whose oldest query has waited longer
+ * than a short threshold with no result since is "stuck": new queries go
+ * to a connection that is moving, or to a spare one opened for them (up to
+ * famcall_db_pool_max connections in all), or wait in the pool for the
+ * first connection that moves.  Spares close again once idle.
  */
 
 #ifndef _NGX_FAMCALL_PG_H_INCLUDED_
@@ -26,6 +33,17 @@ typedef enum {
     NGX_FAMCALL_PG_UNAVAILABLE,     /* no connection, or it broke */
     NGX_FAMCALL_PG_TIMEOUT          /* no answer within famcall_db_timeout */
 } ngx_famcall_pg_status_e;
+
+
+/* what a query sent now would meet (ngx_famcall_pg_pool_state) */
+typedef enum {
+    NGX_FAMCALL_PG_POOL_DOWN = 0,   /* nothing up nor coming up: refused */
+    NGX_FAMCALL_PG_POOL_UP,         /* a moving connection, or one coming
+                                       up, would take it */
+    NGX_FAMCALL_PG_POOL_BUSY        /* connected, but every connection is
+                                       stuck or full and no spare can be
+                                       opened: it would wait */
+} ngx_famcall_pg_pool_state_e;
 
 
 typedef struct ngx_famcall_pg_pool_s   ngx_famcall_pg_pool_t;
@@ -58,11 +76,22 @@ typedef struct {
 void ngx_famcall_pg_warm(ngx_famcall_pg_pool_t *pool, ngx_uint_t stmt,
     ngx_uint_t nparams, const char *const *params);
 
-/* stmts: every statement of the module (kept by pointer: the conf's) */
+/*
+ * size connections, always open; up to max in all with the spares, which
+ * are opened while the others are stuck.  stmts: every statement of the
+ * module (kept by pointer: the conf's).
+ */
 ngx_famcall_pg_pool_t *ngx_famcall_pg_pool_create(ngx_cycle_t *cycle,
-    ngx_str_t *conninfo, ngx_uint_t size, ngx_msec_t timeout,
-    const ngx_famcall_stmt_t *stmts, ngx_uint_t nstmts);
+    ngx_str_t *conninfo, ngx_uint_t size, ngx_uint_t max,
+    ngx_msec_t timeout, const ngx_famcall_stmt_t *stmts, ngx_uint_t nstmts);
 void ngx_famcall_pg_pool_destroy(ngx_famcall_pg_pool_t *pool);
+
+/*
+ * From the pool's state alone, no query: for a health check that must not
+ * wait behind busy connections.
+ */
+ngx_famcall_pg_pool_state_e ngx_famcall_pg_pool_state(
+    ngx_famcall_pg_pool_t *pool);
 
 /*
  * One more connection, outside the query rotation, runs statement stmt

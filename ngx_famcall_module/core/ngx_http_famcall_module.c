@@ -67,6 +67,10 @@ static ngx_command_t  ngx_famcall_commands[] = {
       ngx_conf_set_num_slot, NGX_HTTP_MAIN_CONF_OFFSET,
       famcall_off(db_pool_size), &ngx_famcall_pool_size_bounds },
 
+    { ngx_string("famcall_db_pool_max"), NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot, NGX_HTTP_MAIN_CONF_OFFSET,
+      famcall_off(db_pool_max), &ngx_famcall_pool_size_bounds },
+
     { ngx_string("famcall_db_timeout"), NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot, NGX_HTTP_MAIN_CONF_OFFSET,
       famcall_off(db_timeout), NULL },
@@ -213,6 +217,7 @@ ngx_famcall_create_main_conf(ngx_conf_t *cf)
     }
 
     fmcf->db_pool_size = NGX_CONF_UNSET_UINT;
+    fmcf->db_pool_max = NGX_CONF_UNSET_UINT;
     fmcf->db_timeout = NGX_CONF_UNSET_MSEC;
     fmcf->max_body_size = NGX_CONF_UNSET_SIZE;
     fmcf->api_used = NGX_CONF_UNSET;
@@ -227,6 +232,16 @@ ngx_famcall_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_famcall_main_conf_t  *fmcf = conf;
 
     ngx_conf_init_uint_value(fmcf->db_pool_size, 2);
+    ngx_conf_init_uint_value(fmcf->db_pool_max, 4 * fmcf->db_pool_size);
+
+    if (fmcf->db_pool_max < fmcf->db_pool_size) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"famcall_db_pool_max\" %ui is less than "
+                           "\"famcall_db_pool_size\" %ui",
+                           fmcf->db_pool_max, fmcf->db_pool_size);
+        return NGX_CONF_ERROR;
+    }
+
     ngx_conf_init_msec_value(fmcf->db_timeout, 5000);
     ngx_conf_init_size_value(fmcf->max_body_size, 64 * 1024);
     ngx_conf_init_value(fmcf->api_used, 0);
@@ -384,6 +399,7 @@ ngx_famcall_init_process(ngx_cycle_t *cycle)
 
     fmcf->pg = ngx_famcall_pg_pool_create(cycle, &fmcf->conninfo,
                                           fmcf->db_pool_size,
+                                          fmcf->db_pool_max,
                                           fmcf->db_timeout,
                                           fmcf->statements.elts,
                                           fmcf->statements.nelts);
