@@ -1,6 +1,7 @@
 /*
  * famcall: the health check (GET /healthz), the core's one route: 200 as
- * soon as the database answers a ping, 503 when it cannot.
+ * soon as the database answers a ping, or when it is connected but every
+ * connection is busy; 503 when it cannot answer.
  */
 
 #include <ngx_config.h>
@@ -53,9 +54,19 @@ ngx_famcall_healthz_init(ngx_conf_t *cf)
 }
 
 
+/*
+ * A ping goes to a connection that is moving (or to a spare, or waits for
+ * one coming up); down, it is refused at once: 503.  When every connection
+ * is stuck and no spare can open, the ping would wait behind them: the
+ * database is up but busy, and the pool's state answers.
+ */
 static ngx_int_t
 ngx_famcall_healthz(ngx_famcall_ctx_t *ctx)
 {
+    if (ngx_famcall_pg_pool_state(ctx->fmcf->pg) == NGX_FAMCALL_PG_POOL_BUSY) {
+        return ngx_famcall_healthz_done(ctx, NGX_HTTP_OK, NULL, 0);
+    }
+
     return ngx_famcall_query(ctx,
                              ctx->fmcf->sql + NGX_FAMCALL_HEALTHZ_SQL_PING,
                              0, NULL, ngx_famcall_healthz_done);
