@@ -80,12 +80,14 @@ sub backends {
            . "and application_name <> 'psql'");
 }
 
-# the lock holder of hold_row(): ended at once, which releases the lock
+# the lock holder of hold_row(): its session is ended at once, which
+# releases the lock (its psql goes first, so that it has nothing to say)
 sub release {
     my ($holder) = @_;
+    kill 'KILL', $holder;
+    waitpid $holder, 0;
     $s->psql("select pg_terminate_backend(pid) from pg_stat_activity "
            . "where query like '%hold_row%pg_sleep%' and pid <> pg_backend_pid()");
-    waitpid $holder, 0;
 }
 
 # Wait until $n writes wait on the lock (one per connection: the others are

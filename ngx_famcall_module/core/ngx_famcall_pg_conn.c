@@ -461,8 +461,8 @@ ngx_famcall_pg_broken(ngx_famcall_pg_conn_t *pc, const char *why)
 
     if (pc->spare) {
         ngx_log_error(NGX_LOG_WARN, pool->log, 0,
-                      "famcall: spare database connection lost: %s",
-                      why ? why : "");
+                      "famcall: spare database connection %s: %s",
+                      connected ? "lost" : "failed", why ? why : "");
 
     } else {
         ngx_log_error(NGX_LOG_WARN, pool->log, 0,
