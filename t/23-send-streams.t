@@ -365,21 +365,38 @@ sub ipc_send_as {
     return system('runuser', '-u', $user, '--', $^X, '-e', $code, $pid, @msgs) == 0;
 }
 
+# the same, with the credentials of another process (pid, uid, gid): root
+# may claim any (CAP_SYS_ADMIN, CAP_SETUID), so it can speak as a worker
+sub ipc_send_claiming {
+    my ($pid, $cred, @msgs) = @_;
+    my $code = 'import socket, struct, sys; '
+             . 's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); '
+             . 'to = b"\0famcall." + sys.argv[1].encode(); '
+             . 'cm = [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, '
+             . 'struct.pack("iII", *map(int, sys.argv[2].split(","))))]; '
+             . '[s.sendmsg([bytes.fromhex(h)], cm, 0, to) for h in sys.argv[3:]]';
+    return system('python3', '-c', $code, $pid, join(',', @$cred), @msgs) == 0;
+}
+
 subtest 'messages between workers: strangers and garbage are ignored' => sub {
     my ($a, $b, $conv) = @{ $pairs[0] };
     my $wa = ws($a);
     my $pid = $wa->server_pid($s->http_port);
     my $token = unpack('H*', pack('Q<', 7));
+    my (undef, undef, $nobody, $nogroup) = getpwnam('nobody');
 
-    # from root: not the workers' user, so not heard at all
+    # from processes that nginx did not start, whatever their user: not
+    # heard at all (the workers run as nobody)
     ok(ipc_send_as('root', $pid, '01' . '00' . $token . '01000000' . 'ffffffff'),
        'a datagram sent as root');
+    ok(ipc_send_as('nobody', $pid, '0300'), "and one as the workers' own user");
     my $deadline = time + 5;
-    sleep 0.05 until log_text() =~ /a worker message from uid 0 ignored/ || time > $deadline;
-    like(log_text(), qr/\[warn\].*a worker message from uid 0 ignored/, 'is ignored, and logged');
+    sleep 0.05 until log_text() =~ /a worker message from pid \d+, uid 0, ignored/ || time > $deadline;
+    like(log_text(), qr/\[warn\].*a worker message from pid \d+, uid 0, ignored: not a process of this nginx/,
+         'are ignored, and logged');
 
-    # from the workers' user: bad ones of every kind
-    ok(ipc_send_as('nobody', $pid,
+    # speaking as the worker itself: bad ones of every kind
+    ok(ipc_send_claiming($pid, [$pid, $nobody, $nogroup],
         '',                                             # empty
         '63',                                           # an unknown type
         '0109',                                         # answers for no such batcher
@@ -387,7 +404,7 @@ subtest 'messages between workers: strangers and garbage are ignored' => sub {
         '0100' . $token . 'c9000000' . '02000000' . '7b7d',   # for nobody's send
         '0200c8',                                       # kick: no such stream
         '0300'),                                        # an event too short to read
-       'malformed messages sent as the workers\' user');
+       'malformed messages sent with a worker\'s credentials');
     $deadline = time + 5;
     sleep 0.05 until log_text() =~ /unreadable event ignored/ || time > $deadline;
     like(log_text(), qr/unreadable event ignored/,

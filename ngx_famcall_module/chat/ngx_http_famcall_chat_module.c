@@ -236,7 +236,7 @@ ngx_famcall_chat_init_process(ngx_cycle_t *cycle)
      * database timeout (its runner died) gets 503.
      */
     ccf->batcher = ngx_famcall_batcher_create(cycle->pool, fmcf->pg,
-                       ccf->send_zone,
+                       fmcf->ipc, ccf->send_zone,
                        ccf->sql + NGX_FAMCALL_CHAT_SQL_SEND_BATCH,
                        NGX_FAMCALL_SEND_FIELDS, 1, 256, ccf->send_turns,
                        2 * fmcf->db_timeout + 1000, cycle->log);

@@ -61,8 +61,22 @@ typedef struct {
 } ngx_famcall_batch_stream_t;
 
 
+/*
+ * The worker's batchers, found by the id their messages carry: the data of
+ * the worker's batch message handlers (ngx_famcall_ipc_on).
+ */
+typedef struct {
+    ngx_famcall_batcher_t       *batchers[NGX_FAMCALL_BATCHERS];
+    ngx_uint_t                   n;
+    u_char                      *msg;         /* answers being written to
+                                                 another worker */
+} ngx_famcall_batch_set_t;
+
+
 struct ngx_famcall_batcher_s {
-    ngx_uint_t                   id;          /* in ngx_famcall_batchers */
+    ngx_uint_t                   id;          /* in its set */
+    ngx_famcall_batch_set_t     *set;
+    ngx_famcall_ipc_t           *ipc;
     ngx_famcall_pg_pool_t       *pg;
     ngx_uint_t                   stmt;
     ngx_uint_t                   nfields;
@@ -135,8 +149,8 @@ static void ngx_famcall_batch_item(ngx_famcall_batch_t *batch, ngx_uint_t k,
     PGresult *res, ngx_int_t *status, u_char **body, size_t *len);
 static void ngx_famcall_batch_send_answers(ngx_famcall_batch_t *batch,
     ngx_uint_t k, ngx_int_t status, PGresult *res);
-static void ngx_famcall_batch_answers(u_char *data, size_t len);
-static void ngx_famcall_batch_kick(u_char *data, size_t len);
+static void ngx_famcall_batch_answers(void *data, u_char *msg, size_t len);
+static void ngx_famcall_batch_kick(void *data, u_char *msg, size_t len);
 static void ngx_famcall_batch_deliver(ngx_famcall_batcher_t *b,
     uint64_t token, ngx_int_t status, u_char *body, size_t len);
 static void ngx_famcall_batch_answer(ngx_famcall_batch_entry_t *e,
@@ -146,13 +160,6 @@ static void ngx_famcall_batch_drop(ngx_queue_t *q);
 static void ngx_famcall_batch_refuse_handler(ngx_event_t *ev);
 static void ngx_famcall_batch_expire_handler(ngx_event_t *ev);
 static void ngx_famcall_batch_arm(ngx_famcall_batcher_t *b);
-
-
-static ngx_famcall_batcher_t  *ngx_famcall_batchers[NGX_FAMCALL_BATCHERS];
-static ngx_uint_t              ngx_famcall_nbatchers;
-
-/* a message of answers to another worker, being written */
-static u_char                  ngx_famcall_batch_msg[NGX_FAMCALL_IPC_MAX];
 
 
 ngx_shm_zone_t *
@@ -165,17 +172,42 @@ ngx_famcall_batch_zone(ngx_conf_t *cf, ngx_str_t *name, ngx_uint_t nstreams,
 
 ngx_famcall_batcher_t *
 ngx_famcall_batcher_create(ngx_pool_t *pool, ngx_famcall_pg_pool_t *pg,
-    ngx_shm_zone_t *zone, ngx_uint_t stmt, ngx_uint_t nfields,
-    ngx_uint_t part, ngx_uint_t max_items, ngx_uint_t turns,
-    ngx_msec_t timeout, ngx_log_t *log)
+    ngx_famcall_ipc_t *ipc, ngx_shm_zone_t *zone, ngx_uint_t stmt,
+    ngx_uint_t nfields, ngx_uint_t part, ngx_uint_t max_items,
+    ngx_uint_t turns, ngx_msec_t timeout, ngx_log_t *log)
 {
     ngx_uint_t                   i;
     ngx_famcall_batcher_t       *b;
+    ngx_famcall_batch_set_t     *set;
     ngx_famcall_batch_stream_t  *st;
 
     if (nfields == 0 || nfields > NGX_FAMCALL_BATCH_MAX_FIELDS
-        || part >= nfields || ngx_famcall_nbatchers == NGX_FAMCALL_BATCHERS)
+        || part >= nfields)
     {
+        return NULL;
+    }
+
+    /* the worker's first batcher makes the set its messages go through */
+    set = ngx_famcall_ipc_data(ipc, NGX_FAMCALL_IPC_BATCH_ANSWERS);
+
+    if (set == NULL) {
+        set = ngx_pcalloc(pool, sizeof(ngx_famcall_batch_set_t));
+        if (set == NULL) {
+            return NULL;
+        }
+
+        set->msg = ngx_palloc(pool, NGX_FAMCALL_IPC_MAX);
+        if (set->msg == NULL) {
+            return NULL;
+        }
+
+        ngx_famcall_ipc_on(ipc, NGX_FAMCALL_IPC_BATCH_ANSWERS,
+                           ngx_famcall_batch_answers, set);
+        ngx_famcall_ipc_on(ipc, NGX_FAMCALL_IPC_BATCH_KICK,
+                           ngx_famcall_batch_kick, set);
+    }
+
+    if (set->n == NGX_FAMCALL_BATCHERS) {
         return NULL;
     }
 
@@ -184,7 +216,9 @@ ngx_famcall_batcher_create(ngx_pool_t *pool, ngx_famcall_pg_pool_t *pg,
         return NULL;
     }
 
-    b->id = ngx_famcall_nbatchers;
+    b->id = set->n;
+    b->set = set;
+    b->ipc = ipc;
     b->pg = pg;
     b->stmt = stmt;
     b->nfields = nfields;
@@ -251,11 +285,7 @@ ngx_famcall_batcher_create(ngx_pool_t *pool, ngx_famcall_pg_pool_t *pg,
     b->expire.data = b;
     b->expire.log = log;
 
-    ngx_famcall_batchers[ngx_famcall_nbatchers++] = b;
-
-    ngx_famcall_ipc_on(NGX_FAMCALL_IPC_BATCH_ANSWERS,
-                       ngx_famcall_batch_answers);
-    ngx_famcall_ipc_on(NGX_FAMCALL_IPC_BATCH_KICK, ngx_famcall_batch_kick);
+    set->batchers[set->n++] = b;
 
     /* items that a runner which died before this worker started left */
     for (i = 0; i < b->nstreams; i++) {
@@ -381,6 +411,9 @@ ngx_famcall_batch_add(ngx_famcall_batcher_t *b, const ngx_str_t *fields,
      * a timer; a turn is as long as the work already in hand.
      */
     if (run && !st->running) {
+        ngx_log_debug1(NGX_LOG_DEBUG_CORE, b->log, 0,
+                       "famcall batch: stream %ui idle, this worker runs it",
+                       st->index);
         st->running = 1;
         ngx_post_event(&st->flush, &ngx_posted_events);
     }
@@ -421,6 +454,9 @@ ngx_famcall_batch_run(ngx_famcall_batch_stream_t *st)
         wait = ngx_famcall_batch_wait_turn(st);
         if (wait) {
             if (!st->turn.timer_set) {
+                ngx_log_debug2(NGX_LOG_DEBUG_CORE, b->log, 0,
+                               "famcall batch: stream %ui waits its turn, "
+                               "%M ms at most", st->index, wait);
                 ngx_add_timer(&st->turn, wait);
             }
             return;
@@ -433,11 +469,18 @@ ngx_famcall_batch_run(ngx_famcall_batch_stream_t *st)
         n = ngx_famcall_bq_take(st->queue, b->nfields, b->max_items, &buf,
                                 params, batch->origins, b->log);
         if (n == 0) {
+            ngx_log_debug1(NGX_LOG_DEBUG_CORE, b->log, 0,
+                           "famcall batch: stream %ui empty, let go",
+                           st->index);
             st->running = 0;    /* nothing queued: the stream is let go */
             return;
         }
 
         batch->n = n;
+
+        ngx_log_debug2(NGX_LOG_DEBUG_CORE, b->log, 0,
+                       "famcall batch: stream %ui sends a batch of %ui",
+                       st->index, n);
 
         if (buf == NULL) {
             ngx_famcall_batch_route(batch, NGX_FAMCALL_BATCH_FAILED, NULL);
@@ -591,7 +634,12 @@ ngx_famcall_batch_wake(ngx_famcall_batch_stream_t *st)
 
         msg[0] = (u_char) b->id;
         msg[1] = (u_char) j;
-        (void) ngx_famcall_ipc_send(runner, NGX_FAMCALL_IPC_BATCH_KICK, msg, 2);
+        ngx_log_debug2(NGX_LOG_DEBUG_CORE, b->log, 0,
+                       "famcall batch: stream %ui's batch is back, "
+                       "worker %P's turn", j, runner);
+
+        (void) ngx_famcall_ipc_send(b->ipc, runner,
+                                    NGX_FAMCALL_IPC_BATCH_KICK, msg, 2);
     }
 }
 
@@ -609,10 +657,15 @@ ngx_famcall_batch_hand_on(ngx_famcall_batch_stream_t *st)
 
     st->running = 0;
 
+    ngx_log_debug2(NGX_LOG_DEBUG_CORE, st->batcher->log, 0,
+                   "famcall batch: exiting, stream %ui handed on to %P",
+                   st->index, kick);
+
     if (kick != 0) {
         msg[0] = (u_char) st->batcher->id;
         msg[1] = (u_char) st->index;
-        (void) ngx_famcall_ipc_send(kick, NGX_FAMCALL_IPC_BATCH_KICK, msg, 2);
+        (void) ngx_famcall_ipc_send(st->batcher->ipc, kick,
+                                    NGX_FAMCALL_IPC_BATCH_KICK, msg, 2);
     }
 }
 
@@ -626,6 +679,8 @@ ngx_famcall_batch_claim(ngx_famcall_batch_stream_t *st)
     }
 
     if (ngx_famcall_bq_claim(st->queue, st->batcher->stale)) {
+        ngx_log_debug1(NGX_LOG_DEBUG_CORE, st->batcher->log, 0,
+                       "famcall batch: stream %ui claimed", st->index);
         st->running = 1;
         if (!st->flush.posted) {
             ngx_post_event(&st->flush, &ngx_posted_events);
@@ -641,6 +696,10 @@ ngx_famcall_batch_done(void *data, ngx_famcall_pg_status_e status,
     ngx_famcall_batch_t  *batch = data;
 
     ngx_famcall_batch_stream_t  *st = batch->stream;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_CORE, st->batcher->log, 0,
+                   "famcall batch: stream %ui's batch of %ui back: %d",
+                   st->index, batch->n, (int) status);
 
     st->inflight = 0;
     ngx_famcall_bq_set_busy(st->queue, 0);
@@ -755,7 +814,7 @@ ngx_famcall_batch_send_answers(ngx_famcall_batch_t *batch, ngx_uint_t k,
     ngx_uint_t                 j;
     ngx_famcall_batch_wire_t   w;
 
-    m = ngx_famcall_batch_msg;
+    m = batch->stream->batcher->set->msg;
     m[0] = (u_char) batch->stream->batcher->id;
     used = 1;
     pid = batch->origins[k].pid;
@@ -778,7 +837,8 @@ ngx_famcall_batch_send_answers(ngx_famcall_batch_t *batch, ngx_uint_t k,
         }
 
         if (used + sizeof(w) + len > NGX_FAMCALL_IPC_MAX) {
-            (void) ngx_famcall_ipc_send(pid, NGX_FAMCALL_IPC_BATCH_ANSWERS,
+            (void) ngx_famcall_ipc_send(batch->stream->batcher->ipc, pid,
+                                        NGX_FAMCALL_IPC_BATCH_ANSWERS,
                                         m, used);
             used = 1;
         }
@@ -794,23 +854,25 @@ ngx_famcall_batch_send_answers(ngx_famcall_batch_t *batch, ngx_uint_t k,
     }
 
     /* a worker that is gone has no one left to answer */
-    (void) ngx_famcall_ipc_send(pid, NGX_FAMCALL_IPC_BATCH_ANSWERS, m, used);
+    (void) ngx_famcall_ipc_send(batch->stream->batcher->ipc, pid,
+                                NGX_FAMCALL_IPC_BATCH_ANSWERS, m, used);
 }
 
 
 /* a runner's message: answers for this worker's entries */
 static void
-ngx_famcall_batch_answers(u_char *data, size_t len)
+ngx_famcall_batch_answers(void *set, u_char *data, size_t len)
 {
     u_char                    *p, *last, *body;
     ngx_famcall_batcher_t     *b;
+    ngx_famcall_batch_set_t   *bs = set;
     ngx_famcall_batch_wire_t   w;
 
-    if (len < 1 || data[0] >= ngx_famcall_nbatchers) {
+    if (len < 1 || data[0] >= bs->n) {
         return;
     }
 
-    b = ngx_famcall_batchers[data[0]];
+    b = bs->batchers[data[0]];
     p = data + 1;
     last = data + len;
 
@@ -835,16 +897,17 @@ ngx_famcall_batch_answers(u_char *data, size_t len)
 
 /* an exiting runner handed a stream on: run it, if nobody else does */
 static void
-ngx_famcall_batch_kick(u_char *data, size_t len)
+ngx_famcall_batch_kick(void *set, u_char *data, size_t len)
 {
     ngx_famcall_batcher_t       *b;
+    ngx_famcall_batch_set_t     *bs = set;
     ngx_famcall_batch_stream_t  *st;
 
-    if (len < 2 || data[0] >= ngx_famcall_nbatchers) {
+    if (len < 2 || data[0] >= bs->n) {
         return;
     }
 
-    b = ngx_famcall_batchers[data[0]];
+    b = bs->batchers[data[0]];
 
     if (data[1] >= b->nstreams) {
         return;

@@ -33,6 +33,7 @@
 #include <ngx_core.h>
 
 #include "ngx_famcall_pg.h"
+#include "ngx_famcall_ipc.h"
 
 
 #define NGX_FAMCALL_BATCH_MAX_FIELDS   8
@@ -59,7 +60,8 @@ ngx_shm_zone_t *ngx_famcall_batch_zone(ngx_conf_t *cf, ngx_str_t *name,
     ngx_uint_t nstreams, size_t queue_size, void *tag);
 
 /*
- * In a worker.  part: the field whose value picks an item's stream (the
+ * In a worker.  ipc: the worker's messages (answers to other workers go
+ * through them).  part: the field whose value picks an item's stream (the
  * conversation).  turns: the streams take turns (ngx_famcall_batch.c).
  * timeout: an item not answered after this many
  * milliseconds gets 503 (its runner died; the stream is taken over from a
@@ -67,9 +69,10 @@ ngx_shm_zone_t *ngx_famcall_batch_zone(ngx_conf_t *cf, ngx_str_t *name,
  * timeout.
  */
 ngx_famcall_batcher_t *ngx_famcall_batcher_create(ngx_pool_t *pool,
-    ngx_famcall_pg_pool_t *pg, ngx_shm_zone_t *zone, ngx_uint_t stmt,
-    ngx_uint_t nfields, ngx_uint_t part, ngx_uint_t max_items,
-    ngx_uint_t turns, ngx_msec_t timeout, ngx_log_t *log);
+    ngx_famcall_pg_pool_t *pg, ngx_famcall_ipc_t *ipc, ngx_shm_zone_t *zone,
+    ngx_uint_t stmt, ngx_uint_t nfields, ngx_uint_t part,
+    ngx_uint_t max_items, ngx_uint_t turns, ngx_msec_t timeout,
+    ngx_log_t *log);
 
 /* the worker is exiting: hand its stream to another worker */
 void ngx_famcall_batcher_exit(ngx_famcall_batcher_t *b);

@@ -261,8 +261,7 @@ ngx_famcall_bq_take(ngx_famcall_bq_t *q, ngx_uint_t nfields, ngx_uint_t max,
     size_t                 pos, len, body, consumed;
     ngx_uint_t             n, k, f, torn;
     ngx_famcall_bq_rec_t  *recs[NGX_FAMCALL_BQ_MAX_TAKE];
-
-    static ngx_famcall_bq_rec_t  heads[NGX_FAMCALL_BQ_MAX_TAKE];
+    ngx_famcall_bq_rec_t   heads[NGX_FAMCALL_BQ_MAX_TAKE];   /* 56k */
 
     ngx_shmtx_lock(&q->shpool->mutex);
 

@@ -24,6 +24,7 @@
 #include <ngx_http.h>
 
 #include "ngx_famcall_pg.h"
+#include "ngx_famcall_ipc.h"
 
 
 /* a statement calling an sql/ function that answers (status, body) */
@@ -52,6 +53,7 @@ typedef struct {
     ngx_uint_t                 sql;         /* the core's: the ping */
 
     ngx_famcall_pg_pool_t     *pg;          /* this worker's pool */
+    ngx_famcall_ipc_t         *ipc;         /* this worker's messages */
     ngx_famcall_exit_t        *exits;       /* this worker's, last first */
 } ngx_http_famcall_main_conf_t;
 

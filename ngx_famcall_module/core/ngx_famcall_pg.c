@@ -124,9 +124,20 @@ ngx_famcall_pg_listen(ngx_famcall_pg_pool_t *pool, ngx_cycle_t *cycle,
 {
     ngx_famcall_pg_conn_t  *pc;
 
-    pc = ngx_pcalloc(cycle->pool, sizeof(ngx_famcall_pg_conn_t));
-    if (pc == NULL || ngx_famcall_pg_conn_init(pc, pool, cycle) != NGX_OK) {
-        return NGX_ERROR;
+    pc = pool->listener;
+
+    if (pc != NULL) {
+        /* listening again after ngx_famcall_pg_unlisten */
+        ngx_famcall_pg_conn_destroy(pc);
+        pc->backoff = NGX_FAMCALL_PG_BACKOFF_MIN;
+
+    } else {
+        pc = ngx_pcalloc(cycle->pool, sizeof(ngx_famcall_pg_conn_t));
+        if (pc == NULL
+            || ngx_famcall_pg_conn_init(pc, pool, cycle) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     pc->listener = 1;
@@ -139,6 +150,16 @@ ngx_famcall_pg_listen(ngx_famcall_pg_pool_t *pool, ngx_cycle_t *cycle,
     ngx_famcall_pg_connect(pc);
 
     return NGX_OK;
+}
+
+
+void
+ngx_famcall_pg_unlisten(ngx_famcall_pg_pool_t *pool)
+{
+    if (pool->listener != NULL) {
+        ngx_famcall_pg_conn_destroy(pool->listener);
+        pool->notify = NULL;
+    }
 }
 
 

@@ -102,6 +102,13 @@ ngx_int_t ngx_famcall_pg_listen(ngx_famcall_pg_pool_t *pool,
     void *data);
 
 /*
+ * The listening connection closes (its session, and so its LISTEN, ends)
+ * and nothing more is passed to notify; ngx_famcall_pg_listen opens it
+ * again.  Not from inside notify.
+ */
+void ngx_famcall_pg_unlisten(ngx_famcall_pg_pool_t *pool);
+
+/*
  * Queue statement stmt (an index into the pool's list) with text
  * parameters (NULL values are SQL NULLs).  The parameters are copied.
  * Returns NULL when the database is unreachable right now: the caller

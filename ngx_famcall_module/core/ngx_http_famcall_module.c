@@ -407,7 +407,8 @@ ngx_famcall_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    if (ngx_famcall_ipc_init(cycle) != NGX_OK) {
+    fmcf->ipc = ngx_famcall_ipc_init(cycle);
+    if (fmcf->ipc == NULL) {
         return NGX_ERROR;
     }
 
@@ -437,7 +438,8 @@ ngx_famcall_exit_process(ngx_cycle_t *cycle)
         e->handler(e->data);
     }
 
-    ngx_famcall_ipc_exit();
+    ngx_famcall_ipc_exit(fmcf->ipc);
+    fmcf->ipc = NULL;
 
     if (fmcf->pg != NULL) {
         ngx_famcall_pg_pool_destroy(fmcf->pg);

@@ -6,6 +6,9 @@
  *   ngx_famcall_gw_registry.c  user id -> sockets here, and presence
  *   ngx_famcall_gw_bus.c       LISTEN: events from any worker of any node
  *                              to the sockets here
+ *   ngx_famcall_gw_node.c      the node: its workers, the LISTEN leader,
+ *                              delivery to any worker's sockets
+ *                              (ngx_famcall_gw_deliver.h)
  *   ngx_famcall_gw_events.c    what clients send, each turned into one
  *                              database call and answered under its ref
  */
@@ -36,6 +39,7 @@
 
 
 typedef struct ngx_famcall_node_s  ngx_famcall_node_t;
+typedef struct ngx_famcall_node_out_s  ngx_famcall_node_out_t;
 
 
 /* an event on the bus: "<type> <users> <src> <data>" (ngx_famcall_gw_bus.c) */
@@ -78,6 +82,8 @@ struct ngx_famcall_gw_s {
     unsigned                       exiting:1;    /* in exit_process */
 
     ngx_famcall_gw_conf_t         *gwcf;         /* the gateway module's */
+    ngx_famcall_node_out_t        *out;          /* lines for the node's
+                                                    workers, this turn */
 };
 
 
@@ -125,6 +131,8 @@ void ngx_famcall_gw_presence_stop(ngx_famcall_gw_t *gw);
 void ngx_famcall_gw_notify(void *data, const char *payload, size_t len);
 void ngx_famcall_gw_resync_all(ngx_famcall_gw_t *gw);
 ngx_int_t ngx_famcall_gw_line_parse(u_char *p, u_char *last,
+    ngx_famcall_gw_line_t *line);
+ngx_uint_t ngx_famcall_gw_line_deliver(ngx_famcall_gw_t *gw,
     ngx_famcall_gw_line_t *line);
 
 /* ngx_famcall_gw_node.c */

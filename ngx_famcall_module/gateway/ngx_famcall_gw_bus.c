@@ -27,13 +27,15 @@ typedef struct {
 } ngx_famcall_gw_fetch_t;
 
 
-static void ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw,
-    ngx_famcall_gw_line_t *line);
 static void ngx_famcall_gw_fetch(ngx_famcall_gw_t *gw,
     ngx_famcall_gw_line_t *line);
 static void ngx_famcall_gw_fetch_done(void *data,
     ngx_famcall_pg_status_e status, PGresult *res);
 static uint64_t ngx_famcall_gw_src_here(ngx_famcall_gw_t *gw, ngx_str_t *src);
+static ngx_uint_t ngx_famcall_gw_line_socket(ngx_famcall_gw_t *gw,
+    ngx_famcall_gw_line_t *line);
+static u_char *ngx_famcall_gw_frame(ngx_famcall_gw_t *gw,
+    ngx_famcall_gw_line_t *line, size_t *len);
 
 
 void
@@ -70,7 +72,7 @@ ngx_famcall_gw_notify(void *data, const char *payload, size_t len)
         }
 
         if (ngx_famcall_gw_line_parse(p, eol, &line) == NGX_OK) {
-            ngx_famcall_gw_deliver(gw, &line);
+            (void) ngx_famcall_gw_line_deliver(gw, &line);
 
         } else {
             ngx_log_error(NGX_LOG_ERR, gw->log, 0,
@@ -120,21 +122,29 @@ ngx_famcall_gw_line_parse(u_char *p, u_char *last, ngx_famcall_gw_line_t *line)
 /*
  * One pass over the line's users; the frame is put together when the first
  * of them turns out to have sockets here (most lines concern no user of
- * this worker).
+ * this worker).  The sockets written to are counted.  A src "=<src>" is
+ * the one socket to write to (ngx_famcall_gw_deliver.h), any other the
+ * one not to (its sender).
  */
-static void
-ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
+ngx_uint_t
+ngx_famcall_gw_line_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
 {
-    u_char                 *frame, *p, *u, *end, *comma;
+    u_char                 *frame, *u, *end, *comma;
     u_char                  id[16];
     size_t                  len;
     uint64_t                src;
+    ngx_uint_t              n;
     ngx_queue_t            *q;
     ngx_famcall_ws_t       *ws;
     ngx_famcall_gw_user_t  *user;
 
+    if (line->src.len && line->src.data[0] == '=') {
+        return ngx_famcall_gw_line_socket(gw, line);
+    }
+
+    n = 0;
     frame = NULL;
-    p = NULL;
+    len = 0;
     src = 0;
     u = line->users.data;
     end = u + line->users.len;
@@ -160,23 +170,13 @@ ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
                                line->type.len) == 0)
             {
                 ngx_famcall_gw_fetch(gw, line);
-                return;
+                return 0;
             }
 
-            len = sizeof("{\"type\":\"\",\"data\":}") - 1 + line->type.len
-                  + line->data.len;
-
-            frame = ngx_alloc(len, gw->log);
+            frame = ngx_famcall_gw_frame(gw, line, &len);
             if (frame == NULL) {
-                return;
+                return n;
             }
-
-            p = ngx_cpymem(frame, "{\"type\":\"",
-                           sizeof("{\"type\":\"") - 1);
-            p = ngx_cpymem(p, line->type.data, line->type.len);
-            p = ngx_cpymem(p, "\",\"data\":", sizeof("\",\"data\":") - 1);
-            p = ngx_cpymem(p, line->data.data, line->data.len);
-            *p++ = '}';
 
             src = ngx_famcall_gw_src_here(gw, &line->src);
         }
@@ -187,13 +187,98 @@ ngx_famcall_gw_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
         {
             ws = ngx_queue_data(q, ngx_famcall_ws_t, gw_link);
 
-            if (ws->id != src) {
-                (void) ngx_famcall_ws_send_text(ws, frame, p - frame);
+            if (ws->id != src
+                && ngx_famcall_ws_send_text(ws, frame, len) == NGX_OK)
+            {
+                n++;
             }
         }
     }
 
     ngx_free(frame);
+
+    return n;
+}
+
+
+/* {"type": <type>, "data": <data>}, to be freed */
+static u_char *
+ngx_famcall_gw_frame(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line,
+    size_t *len)
+{
+    u_char  *frame, *p;
+
+    *len = sizeof("{\"type\":\"\",\"data\":}") - 1 + line->type.len
+           + line->data.len;
+
+    frame = ngx_alloc(*len, gw->log);
+    if (frame == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(frame, "{\"type\":\"", sizeof("{\"type\":\"") - 1);
+    p = ngx_cpymem(p, line->type.data, line->type.len);
+    p = ngx_cpymem(p, "\",\"data\":", sizeof("\",\"data\":") - 1);
+    p = ngx_cpymem(p, line->data.data, line->data.len);
+    *p = '}';
+
+    return frame;
+}
+
+
+/* "=<instance>.<id>": that socket of the line's (one) user, if it is here */
+static ngx_uint_t
+ngx_famcall_gw_line_socket(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
+{
+    u_char                 *frame;
+    u_char                  id[16];
+    size_t                  len;
+    uint64_t                sid;
+    ngx_str_t               src;
+    ngx_uint_t              n;
+    ngx_queue_t            *q;
+    ngx_famcall_ws_t       *ws;
+    ngx_famcall_gw_user_t  *user;
+
+    src.data = line->src.data + 1;
+    src.len = line->src.len - 1;
+
+    sid = ngx_famcall_gw_src_here(gw, &src);
+
+    if (sid == 0
+        || ngx_famcall_gw_user_parse(line->users.data, line->users.len, id)
+           != NGX_OK)
+    {
+        return 0;
+    }
+
+    user = ngx_famcall_gw_user_find(gw, id);
+    if (user == NULL) {
+        return 0;
+    }
+
+    for (q = ngx_queue_head(&user->sockets);
+         q != ngx_queue_sentinel(&user->sockets);
+         q = ngx_queue_next(q))
+    {
+        ws = ngx_queue_data(q, ngx_famcall_ws_t, gw_link);
+
+        if (ws->id != sid) {
+            continue;
+        }
+
+        frame = ngx_famcall_gw_frame(gw, line, &len);
+        if (frame == NULL) {
+            return 0;
+        }
+
+        n = (ngx_famcall_ws_send_text(ws, frame, len) == NGX_OK);
+        ngx_free(frame);
+
+        return n;
+    }
+
+    return 0;
 }
 
 
@@ -254,7 +339,7 @@ ngx_famcall_gw_fetch_done(void *data, ngx_famcall_pg_status_e status,
     {
         f->line.data.data = (u_char *) PQgetvalue(res, 0, 1);
         f->line.data.len = PQgetlength(res, 0, 1);
-        ngx_famcall_gw_deliver(f->gw, &f->line);
+        (void) ngx_famcall_gw_line_deliver(f->gw, &f->line);
     }
 
     ngx_free(f);

@@ -23,6 +23,18 @@
  * the client's first sync: an event the socket missed because the leader
  * routed it earlier was committed before that sync's snapshot, and the
  * sync returns it.
+ *
+ * A leader that finds another in its place (it stood still longer than
+ * NGX_FAMCALL_NODE_DEAD, and was taken over) closes its LISTEN; one that
+ * leads again LISTENs anew, and its subscription tells the node's sockets
+ * to resync what was sent while it did not listen.
+ *
+ * Delivery inside the node (ngx_famcall_gw_deliver.h): any worker hands
+ * an event to the workers of the node that hold a user's sockets, found in
+ * the index, or to the one whose instance id a socket's src names, found
+ * in the worker slots.  It goes the way the leader's lines go: into the
+ * worker's outbox for that worker, one datagram per worker at the end of
+ * the event loop's turn.
  */
 
 #include <ngx_config.h>
@@ -30,14 +42,21 @@
 #include <ngx_event.h>
 
 #include "ngx_famcall_gw.h"
+#include "ngx_famcall_gw_deliver.h"
 #include "ngx_famcall_gw_index.h"
 #include "ngx_famcall_ipc.h"
 
 
-#define NGX_FAMCALL_NODE_SLOTS  64            /* bits of an index mask */
 #define NGX_FAMCALL_NODE_BEAT   1000
 #define NGX_FAMCALL_NODE_DEAD   5000
 #define NGX_FAMCALL_NODE_LINES  1024            /* per notification */
+
+
+/* a worker of the node */
+typedef struct {
+    ngx_pid_t                       pid;         /* 0: a free slot */
+    u_char                          instance[NGX_FAMCALL_ID_LEN];
+} ngx_famcall_node_slot_t;
 
 
 struct ngx_famcall_node_s {
@@ -45,7 +64,7 @@ struct ngx_famcall_node_s {
     ngx_pid_t                       leader;
     ngx_msec_t                      beat;        /* the leader's last */
     ngx_uint_t                      led;         /* someone led before */
-    ngx_pid_t                       workers[NGX_FAMCALL_NODE_SLOTS];
+    ngx_famcall_node_slot_t         slots[NGX_FAMCALL_NODE_SLOTS];
     uint64_t                        used;        /* slots taken before */
     ngx_famcall_index_t            *index;
 };
@@ -59,38 +78,52 @@ typedef struct {
 } ngx_famcall_node_line_t;
 
 
+/* the lines waiting for the end of the turn to go to one worker */
+typedef struct {
+    u_char                         *data;        /* NGX_FAMCALL_IPC_MAX */
+    size_t                          len;
+} ngx_famcall_node_box_t;
+
+
+/* this worker's outbox to the node's workers */
+struct ngx_famcall_node_out_s {
+    ngx_famcall_node_box_t          box[NGX_FAMCALL_NODE_SLOTS];
+    ngx_event_t                     flush;       /* posted: end of turn */
+    ngx_famcall_node_line_t        *lines;       /* NGX_FAMCALL_NODE_LINES */
+    unsigned                        full_logged:1;
+};
+
+
+static ngx_int_t ngx_famcall_node_generation(ngx_conf_t *cf, ngx_uint_t *gen);
 static ngx_uint_t ngx_famcall_node_capacity(ngx_conf_t *cf);
 static ngx_int_t ngx_famcall_node_init_zone(ngx_shm_zone_t *zone, void *data);
 static ngx_int_t ngx_famcall_node_route(ngx_famcall_gw_t *gw, u_char *payload,
     size_t len);
+static ngx_int_t ngx_famcall_node_box(ngx_famcall_gw_t *gw, ngx_uint_t s,
+    size_t len);
 static size_t ngx_famcall_node_lines(u_char *out, size_t len,
     ngx_famcall_node_line_t *lines, ngx_uint_t n, uint64_t bit);
+static void ngx_famcall_node_post(ngx_famcall_gw_t *gw);
 static void ngx_famcall_node_flush_handler(ngx_event_t *ev);
 static void ngx_famcall_node_flush(ngx_famcall_gw_t *gw);
 static void ngx_famcall_node_flush_slot(ngx_famcall_gw_t *gw, ngx_uint_t s);
 static void ngx_famcall_node_lead(ngx_famcall_gw_t *gw);
+static void ngx_famcall_node_unlisten(ngx_famcall_gw_t *gw, ngx_pid_t leader);
 static void ngx_famcall_node_notify(void *data, const char *payload,
     size_t len);
 static void ngx_famcall_node_broadcast(ngx_famcall_gw_t *gw, ngx_uint_t type,
     const u_char *data, size_t len);
 static void ngx_famcall_node_watch(ngx_event_t *ev);
-static void ngx_famcall_node_events(u_char *data, size_t len);
-static void ngx_famcall_node_resync(u_char *data, size_t len);
-static void ngx_famcall_node_kick(u_char *data, size_t len);
-static void ngx_famcall_node_forget(ngx_famcall_node_t *node, ngx_pid_t pid);
+static void ngx_famcall_node_events(void *data, u_char *msg, size_t len);
+static void ngx_famcall_node_resync(void *data, u_char *msg, size_t len);
+static void ngx_famcall_node_kick(void *data, u_char *msg, size_t len);
+static void ngx_famcall_node_forget(ngx_famcall_gw_t *gw, ngx_pid_t pid);
 static ngx_uint_t ngx_famcall_node_gone(ngx_pid_t pid);
-
-
-static ngx_famcall_gw_t  *ngx_famcall_node_gw;
-
-/* the leader's lines waiting for the end of the turn, per worker slot */
-typedef struct {
-    u_char                         *data;        /* NGX_FAMCALL_IPC_MAX */
-    size_t                          len;
-} ngx_famcall_node_out_t;
-
-static ngx_famcall_node_out_t  ngx_famcall_node_out[NGX_FAMCALL_NODE_SLOTS];
-static ngx_event_t             ngx_famcall_node_flush_ev;
+static uint64_t ngx_famcall_node_instance(ngx_famcall_node_t *node,
+    u_char *src, size_t len);
+static ngx_int_t ngx_famcall_node_deliver(ngx_famcall_gw_t *gw,
+    const u_char *user, ngx_str_t *src, ngx_uint_t only, ngx_str_t *type,
+    ngx_str_t *data);
 
 
 /*
@@ -105,17 +138,19 @@ ngx_famcall_node_zone(ngx_conf_t *cf, void *tag)
 {
     size_t           size;
     ngx_str_t        name;
-    ngx_uint_t       capacity;
+    ngx_uint_t       capacity, generation;
     ngx_shm_zone_t  *zone;
 
-    static ngx_uint_t  generation;
+    if (ngx_famcall_node_generation(cf, &generation) != NGX_OK) {
+        return NULL;
+    }
 
     name.data = ngx_pnalloc(cf->pool, sizeof("famcall_node_") + NGX_INT_T_LEN);
     if (name.data == NULL) {
         return NULL;
     }
 
-    name.len = ngx_sprintf(name.data, "famcall_node_%ui", ++generation)
+    name.len = ngx_sprintf(name.data, "famcall_node_%ui", generation)
                - name.data;
 
     capacity = ngx_famcall_node_capacity(cf);
@@ -132,6 +167,61 @@ ngx_famcall_node_zone(ngx_conf_t *cf, void *tag)
     zone->data = (void *) capacity;
 
     return zone;
+}
+
+
+/*
+ * One more than the running configuration's zone (the old cycle's), so
+ * that the count lives in the cycles, not in a variable of the master.
+ */
+static ngx_int_t
+ngx_famcall_node_generation(ngx_conf_t *cf, ngx_uint_t *gen)
+{
+    ngx_int_t         n;
+    ngx_uint_t        i;
+    ngx_cycle_t      *old;
+    ngx_list_part_t  *part;
+    ngx_shm_zone_t   *zone;
+
+    static const u_char  prefix[] = "famcall_node_";
+
+    *gen = 1;
+    old = cf->cycle->old_cycle;
+
+    if (old == NULL || old->shared_memory.part.elts == NULL) {
+        return NGX_OK;
+    }
+
+    part = &old->shared_memory.part;
+    zone = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+            part = part->next;
+            zone = part->elts;
+            i = 0;
+        }
+
+        if (zone[i].shm.name.len <= sizeof(prefix) - 1
+            || ngx_strncmp(zone[i].shm.name.data, prefix, sizeof(prefix) - 1)
+               != 0)
+        {
+            continue;
+        }
+
+        n = ngx_atoi(zone[i].shm.name.data + sizeof(prefix) - 1,
+                     zone[i].shm.name.len - (sizeof(prefix) - 1));
+
+        if (n != NGX_ERROR && (ngx_uint_t) n >= *gen) {
+            *gen = n + 1;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
@@ -208,23 +298,47 @@ ngx_famcall_node_init_zone(ngx_shm_zone_t *zone, void *data)
 ngx_int_t
 ngx_famcall_gw_node_start(ngx_famcall_gw_t *gw, ngx_cycle_t *cycle)
 {
-    ngx_uint_t           i, slot;
-    ngx_famcall_node_t  *node = gw->gwcf->node_zone->data;
+    ngx_uint_t              i, slot;
+    ngx_famcall_ipc_t      *ipc = gw->fmcf->ipc;
+    ngx_famcall_node_t     *node = gw->gwcf->node_zone->data;
+    ngx_famcall_node_out_t *out;
 
+    out = ngx_pcalloc(cycle->pool, sizeof(ngx_famcall_node_out_t));
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->lines = ngx_palloc(cycle->pool, NGX_FAMCALL_NODE_LINES
+                                         * sizeof(ngx_famcall_node_line_t));
+    if (out->lines == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->flush.handler = ngx_famcall_node_flush_handler;
+    out->flush.data = gw;
+    out->flush.log = gw->log;
+
+    gw->out = out;
     gw->node = node;
-    ngx_famcall_node_gw = gw;
 
-    ngx_famcall_ipc_on(NGX_FAMCALL_IPC_BUS_EVENTS, ngx_famcall_node_events);
-    ngx_famcall_ipc_on(NGX_FAMCALL_IPC_BUS_RESYNC, ngx_famcall_node_resync);
-    ngx_famcall_ipc_on(NGX_FAMCALL_IPC_BUS_KICK, ngx_famcall_node_kick);
+    ngx_famcall_ipc_on(ipc, NGX_FAMCALL_IPC_BUS_EVENTS,
+                       ngx_famcall_node_events, gw);
+    ngx_famcall_ipc_on(ipc, NGX_FAMCALL_IPC_BUS_RESYNC,
+                       ngx_famcall_node_resync, gw);
+    ngx_famcall_ipc_on(ipc, NGX_FAMCALL_IPC_BUS_KICK,
+                       ngx_famcall_node_kick, gw);
 
     slot = NGX_FAMCALL_NODE_SLOTS;
 
     ngx_shmtx_lock(node->mutex);
 
     for (i = 0; i < NGX_FAMCALL_NODE_SLOTS; i++) {
-        if (node->workers[i] == 0 || ngx_famcall_node_gone(node->workers[i])) {
-            node->workers[i] = ngx_pid;
+        if (node->slots[i].pid == 0
+            || ngx_famcall_node_gone(node->slots[i].pid))
+        {
+            node->slots[i].pid = ngx_pid;
+            ngx_memcpy(node->slots[i].instance, gw->instance,
+                       NGX_FAMCALL_ID_LEN);
             slot = i;
             break;
         }
@@ -252,6 +366,10 @@ ngx_famcall_gw_node_start(ngx_famcall_gw_t *gw, ngx_cycle_t *cycle)
                                      ngx_famcall_gw_notify, gw);
     }
 
+    ngx_log_debug3(NGX_LOG_DEBUG_CORE, gw->log, 0,
+                   "famcall node: worker %P, instance %s, takes slot %ui",
+                   ngx_pid, gw->instance, slot);
+
     gw->watch.handler = ngx_famcall_node_watch;
     gw->watch.data = gw;
     gw->watch.log = gw->log;
@@ -270,30 +388,34 @@ ngx_famcall_gw_node_stop(ngx_famcall_gw_t *gw)
     u_char               id;
     ngx_uint_t           i;
     ngx_pid_t            next;
+    ngx_famcall_ipc_t   *ipc = gw->fmcf->ipc;
     ngx_famcall_node_t  *node = gw->node;
 
     if (gw->watch.timer_set) {
         ngx_del_timer(&gw->watch);
     }
 
-    ngx_famcall_node_gw = NULL;
+    /* what still arrives has no gateway to go to */
+    ngx_famcall_ipc_on(ipc, NGX_FAMCALL_IPC_BUS_EVENTS, NULL, NULL);
+    ngx_famcall_ipc_on(ipc, NGX_FAMCALL_IPC_BUS_RESYNC, NULL, NULL);
+    ngx_famcall_ipc_on(ipc, NGX_FAMCALL_IPC_BUS_KICK, NULL, NULL);
 
     if (node == NULL) {
         return;
     }
 
-    ngx_famcall_node_flush(gw);     /* what the leader routed last */
+    ngx_famcall_node_flush(gw);     /* what was routed or delivered last */
 
     next = 0;
 
     ngx_shmtx_lock(node->mutex);
 
     for (i = 0; i < NGX_FAMCALL_NODE_SLOTS; i++) {
-        if (node->workers[i] == ngx_pid) {
-            node->workers[i] = 0;
+        if (node->slots[i].pid == ngx_pid) {
+            node->slots[i].pid = 0;
 
-        } else if (node->workers[i] != 0 && next == 0) {
-            next = node->workers[i];
+        } else if (node->slots[i].pid != 0 && next == 0) {
+            next = node->slots[i].pid;
         }
     }
 
@@ -306,9 +428,17 @@ ngx_famcall_gw_node_stop(ngx_famcall_gw_t *gw)
 
     ngx_shmtx_unlock(node->mutex);
 
+    ngx_log_debug2(NGX_LOG_DEBUG_CORE, gw->log, 0,
+                   "famcall node: worker %P leaves slot %ui", ngx_pid,
+                   gw->slot);
+
     if (next != 0) {
+        ngx_log_debug1(NGX_LOG_DEBUG_CORE, gw->log, 0,
+                       "famcall node: the exiting leader hands over to %P",
+                       next);
         id = 0;
-        (void) ngx_famcall_ipc_send(next, NGX_FAMCALL_IPC_BUS_KICK, &id, 1);
+        (void) ngx_famcall_ipc_send(ipc, next, NGX_FAMCALL_IPC_BUS_KICK,
+                                    &id, 1);
     }
 }
 
@@ -321,8 +451,6 @@ ngx_famcall_gw_node_user(ngx_famcall_gw_t *gw, const u_char *id,
     int                  rc;
     ngx_famcall_node_t  *node = gw->node;
 
-    static ngx_uint_t  logged;
-
     if (node == NULL) {
         return;
     }
@@ -331,8 +459,8 @@ ngx_famcall_gw_node_user(ngx_famcall_gw_t *gw, const u_char *id,
     rc = ngx_famcall_index_set(node->index, id, (unsigned) gw->slot, here);
     ngx_shmtx_unlock(node->mutex);
 
-    if (rc != 0 && !logged) {
-        logged = 1;
+    if (rc != 0 && !gw->out->full_logged) {
+        gw->out->full_logged = 1;
         ngx_log_error(NGX_LOG_WARN, gw->log, 0,
                       "famcall: the node's user index is full: every worker "
                       "reads every event until the next reload");
@@ -342,22 +470,27 @@ ngx_famcall_gw_node_user(ngx_famcall_gw_t *gw, const u_char *id,
 
 /*
  * Every second: the leader beats; a follower takes over from a leader that
- * is gone or silent.
+ * is gone or silent; a worker that finds itself replaced stops listening.
  */
 static void
 ngx_famcall_node_watch(ngx_event_t *ev)
 {
     ngx_famcall_gw_t  *gw = ev->data;
 
-    ngx_uint_t           take;
+    ngx_pid_t            leader;
+    ngx_uint_t           take, deposed;
     ngx_famcall_node_t  *node = gw->node;
 
     take = 0;
+    deposed = 0;
 
     ngx_shmtx_lock(node->mutex);
 
     if (node->leader == ngx_pid) {
         node->beat = ngx_current_msec;
+
+        /* its LISTEN could not start: it tries again */
+        take = !gw->listening;
 
     } else if (!ngx_exiting
                && (node->leader == 0
@@ -378,12 +511,20 @@ ngx_famcall_node_watch(ngx_event_t *ev)
         node->leader = ngx_pid;
         node->beat = ngx_current_msec;
         take = 1;
+
+    } else if (gw->listening) {
+        deposed = 1;
     }
+
+    leader = node->leader;
 
     ngx_shmtx_unlock(node->mutex);
 
     if (take) {
         ngx_famcall_node_lead(gw);
+
+    } else if (deposed) {
+        ngx_famcall_node_unlisten(gw, leader);
     }
 
     ngx_add_timer(ev, NGX_FAMCALL_NODE_BEAT);
@@ -394,7 +535,13 @@ static void
 ngx_famcall_node_lead(ngx_famcall_gw_t *gw)
 {
     if (gw->listening) {
-        return;
+        /*
+         * It leads again before it noticed that it had been replaced: its
+         * LISTEN passed nothing on meanwhile.  A new one, whose
+         * subscription makes the node's sockets resync.
+         */
+        ngx_famcall_node_unlisten(gw, ngx_pid);
+        gw->took_over = 1;
     }
 
     ngx_log_error(NGX_LOG_NOTICE, gw->log, 0,
@@ -414,14 +561,29 @@ ngx_famcall_node_lead(ngx_famcall_gw_t *gw)
 }
 
 
+/* another worker leads: this one's LISTEN goes (and its backend with it) */
+static void
+ngx_famcall_node_unlisten(ngx_famcall_gw_t *gw, ngx_pid_t leader)
+{
+    ngx_log_error(NGX_LOG_NOTICE, gw->log, 0,
+                  "famcall: worker %P no longer listens for the node's "
+                  "events; worker %P does", ngx_pid, leader);
+
+    ngx_famcall_pg_unlisten(gw->fmcf->pg);
+    gw->listening = 0;
+}
+
+
 /* the leader's LISTEN: each worker's lines, this one's included */
 static void
 ngx_famcall_node_notify(void *data, const char *payload, size_t len)
 {
     ngx_famcall_gw_t  *gw = data;
 
-    if (gw->node->leader != ngx_pid) {
-        return;     /* another worker took over: it passes them on */
+    if (gw->node == NULL || gw->node->leader != ngx_pid) {
+        /* another worker took over: it passes them on, and this one
+         * closes its LISTEN at its next watch */
+        return;
     }
 
     if (payload != NULL) {
@@ -438,6 +600,9 @@ ngx_famcall_node_notify(void *data, const char *payload, size_t len)
     } else if (gw->subscribed || gw->took_over) {
         ngx_famcall_node_flush(gw);
         /* (re)subscribed after someone listened: events were missed */
+        ngx_log_debug0(NGX_LOG_DEBUG_CORE, gw->log, 0,
+                       "famcall node: subscribed after a gap, every worker "
+                       "resyncs");
         ngx_famcall_node_broadcast(gw, NGX_FAMCALL_IPC_BUS_RESYNC,
                                    (u_char *) "", 0);
     }
@@ -454,15 +619,14 @@ ngx_famcall_node_notify(void *data, const char *payload, size_t len)
 static ngx_int_t
 ngx_famcall_node_route(ngx_famcall_gw_t *gw, u_char *payload, size_t len)
 {
-    u_char                  *p, *last, *eol, *u, *end, *comma;
-    u_char                   id[16];
-    uint64_t                 all, bit;
-    ngx_uint_t               n, s;
-    ngx_famcall_node_t      *node = gw->node;
-    ngx_famcall_node_out_t  *o;
-    ngx_famcall_gw_line_t    line;
-
-    static ngx_famcall_node_line_t  lines[NGX_FAMCALL_NODE_LINES];
+    u_char                   *p, *last, *eol, *u, *end, *comma;
+    u_char                    id[16];
+    uint64_t                  all, bit;
+    ngx_uint_t                n, s;
+    ngx_famcall_node_t       *node = gw->node;
+    ngx_famcall_node_box_t   *b;
+    ngx_famcall_gw_line_t     line;
+    ngx_famcall_node_line_t  *lines = gw->out->lines;
 
     if (len >= NGX_FAMCALL_IPC_MAX) {
         return NGX_DECLINED;
@@ -502,6 +666,14 @@ ngx_famcall_node_route(ngx_famcall_gw_t *gw, u_char *payload, size_t len)
             continue;
         }
 
+        /* "=<src>": the worker of that socket only */
+        if (line.src.len && line.src.data[0] == '=') {
+            lines[n].mask = ngx_famcall_node_instance(node, line.src.data + 1,
+                                                      line.src.len - 1);
+            all |= lines[n++].mask;
+            continue;
+        }
+
         u = line.users.data;
         end = u + line.users.len;
 
@@ -522,22 +694,12 @@ ngx_famcall_node_route(ngx_famcall_gw_t *gw, u_char *payload, size_t len)
     ngx_shmtx_unlock(node->mutex);
 
     /*
-     * Into each worker's pending lines; they go at the end of the event
-     * loop's turn, together with those of the other notifications read in
-     * the same turn (a batch's commit sends several): one datagram, and one
-     * wake-up, per worker instead of one per notification.
+     * Into each worker's box; they go at the end of the event loop's turn,
+     * together with those of the other notifications read in the same turn
+     * (a batch's commit sends several) and what this worker delivered: one
+     * datagram, and one wake-up, per worker instead of one per
+     * notification.
      */
-    for (s = 0; s < NGX_FAMCALL_NODE_SLOTS; s++) {
-        o = &ngx_famcall_node_out[s];
-
-        if ((all & ((uint64_t) 1 << s)) && o->data == NULL) {
-            o->data = ngx_alloc(NGX_FAMCALL_IPC_MAX, gw->log);
-            if (o->data == NULL) {
-                return NGX_DECLINED;
-            }
-        }
-    }
-
     for (s = 0; s < NGX_FAMCALL_NODE_SLOTS; s++) {
         bit = (uint64_t) 1 << s;
 
@@ -545,23 +707,53 @@ ngx_famcall_node_route(ngx_famcall_gw_t *gw, u_char *payload, size_t len)
             continue;
         }
 
-        o = &ngx_famcall_node_out[s];
-
-        if (o->len + 1 + len > NGX_FAMCALL_IPC_MAX) {
-            ngx_famcall_node_flush_slot(gw, s);
+        if (ngx_famcall_node_box(gw, s, len) != NGX_OK) {
+            return NGX_DECLINED;
         }
 
-        o->len = ngx_famcall_node_lines(o->data, o->len, lines, n, bit);
+        b = &gw->out->box[s];
+        b->len = ngx_famcall_node_lines(b->data, b->len, lines, n, bit);
     }
 
-    if (!ngx_famcall_node_flush_ev.posted) {
-        ngx_famcall_node_flush_ev.handler = ngx_famcall_node_flush_handler;
-        ngx_famcall_node_flush_ev.data = gw;
-        ngx_famcall_node_flush_ev.log = gw->log;
-        ngx_post_event(&ngx_famcall_node_flush_ev, &ngx_posted_events);
+    ngx_famcall_node_post(gw);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Slot s's box, with room for len more bytes and a newline: what it held
+ * goes first when they would not fit in one datagram.
+ */
+static ngx_int_t
+ngx_famcall_node_box(ngx_famcall_gw_t *gw, ngx_uint_t s, size_t len)
+{
+    ngx_famcall_node_box_t  *b = &gw->out->box[s];
+
+    if (b->data == NULL) {
+        b->data = ngx_alloc(NGX_FAMCALL_IPC_MAX, gw->log);
+        if (b->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_log_debug1(NGX_LOG_DEBUG_CORE, gw->log, 0,
+                       "famcall node: a box for slot %ui", s);
+    }
+
+    if (b->len + 1 + len > NGX_FAMCALL_IPC_MAX) {
+        ngx_famcall_node_flush_slot(gw, s);
     }
 
     return NGX_OK;
+}
+
+
+static void
+ngx_famcall_node_post(ngx_famcall_gw_t *gw)
+{
+    if (!gw->out->flush.posted) {
+        ngx_post_event(&gw->out->flush, &ngx_posted_events);
+    }
 }
 
 
@@ -572,18 +764,23 @@ ngx_famcall_node_flush_handler(ngx_event_t *ev)
 }
 
 
-/* the leader's pending lines, to every worker that has some */
+/* the boxes, to every worker that has lines in one */
 static void
 ngx_famcall_node_flush(ngx_famcall_gw_t *gw)
 {
-    ngx_uint_t  s;
+    ngx_uint_t               s;
+    ngx_famcall_node_out_t  *out = gw->out;
 
-    if (ngx_famcall_node_flush_ev.posted) {
-        ngx_delete_posted_event(&ngx_famcall_node_flush_ev);
+    if (out == NULL) {
+        return;
+    }
+
+    if (out->flush.posted) {
+        ngx_delete_posted_event(&out->flush);
     }
 
     for (s = 0; s < NGX_FAMCALL_NODE_SLOTS; s++) {
-        if (ngx_famcall_node_out[s].len > 0) {
+        if (out->box[s].len > 0) {
             ngx_famcall_node_flush_slot(gw, s);
         }
     }
@@ -593,28 +790,29 @@ ngx_famcall_node_flush(ngx_famcall_gw_t *gw)
 static void
 ngx_famcall_node_flush_slot(ngx_famcall_gw_t *gw, ngx_uint_t s)
 {
-    size_t                  len;
-    ngx_pid_t               pid;
-    ngx_famcall_node_t     *node = gw->node;
-    ngx_famcall_node_out_t *o = &ngx_famcall_node_out[s];
+    size_t                   len;
+    ngx_pid_t                pid;
+    ngx_famcall_node_t      *node = gw->node;
+    ngx_famcall_node_box_t  *b = &gw->out->box[s];
 
-    len = o->len;
-    o->len = 0;
+    len = b->len;
+    b->len = 0;
 
     if (s == gw->slot) {
-        ngx_famcall_gw_notify(gw, (const char *) o->data, len);
+        ngx_famcall_gw_notify(gw, (const char *) b->data, len);
         return;
     }
 
     ngx_shmtx_lock(node->mutex);
-    pid = node->workers[s];
+    pid = node->slots[s].pid;
     ngx_shmtx_unlock(node->mutex);
 
     if (pid != 0
-        && ngx_famcall_ipc_send(pid, NGX_FAMCALL_IPC_BUS_EVENTS, o->data, len)
+        && ngx_famcall_ipc_send(gw->fmcf->ipc, pid,
+                                NGX_FAMCALL_IPC_BUS_EVENTS, b->data, len)
            == NGX_DECLINED)
     {
-        ngx_famcall_node_forget(node, pid);
+        ngx_famcall_node_forget(gw, pid);
     }
 }
 
@@ -656,16 +854,18 @@ ngx_famcall_node_broadcast(ngx_famcall_gw_t *gw, ngx_uint_t type,
     ngx_shmtx_lock(node->mutex);
 
     for (i = 0; i < NGX_FAMCALL_NODE_SLOTS; i++) {
-        if (node->workers[i] != 0 && node->workers[i] != ngx_pid) {
-            pids[n++] = node->workers[i];
+        if (node->slots[i].pid != 0 && node->slots[i].pid != ngx_pid) {
+            pids[n++] = node->slots[i].pid;
         }
     }
 
     ngx_shmtx_unlock(node->mutex);
 
     for (i = 0; i < n; i++) {
-        if (ngx_famcall_ipc_send(pids[i], type, data, len) == NGX_DECLINED) {
-            ngx_famcall_node_forget(node, pids[i]);
+        if (ngx_famcall_ipc_send(gw->fmcf->ipc, pids[i], type, data, len)
+            == NGX_DECLINED)
+        {
+            ngx_famcall_node_forget(gw, pids[i]);
         }
     }
 }
@@ -673,15 +873,20 @@ ngx_famcall_node_broadcast(ngx_famcall_gw_t *gw, ngx_uint_t type,
 
 /* a worker no longer there: its slot is free */
 static void
-ngx_famcall_node_forget(ngx_famcall_node_t *node, ngx_pid_t pid)
+ngx_famcall_node_forget(ngx_famcall_gw_t *gw, ngx_pid_t pid)
 {
-    ngx_uint_t  i;
+    ngx_uint_t           i;
+    ngx_famcall_node_t  *node = gw->node;
 
     ngx_shmtx_lock(node->mutex);
 
     for (i = 0; i < NGX_FAMCALL_NODE_SLOTS; i++) {
-        if (node->workers[i] == pid) {
-            node->workers[i] = 0;
+        if (node->slots[i].pid == pid) {
+            node->slots[i].pid = 0;
+
+            ngx_log_debug2(NGX_LOG_DEBUG_CORE, gw->log, 0,
+                           "famcall node: worker %P is gone, slot %ui free",
+                           pid, i);
         }
     }
 
@@ -690,30 +895,30 @@ ngx_famcall_node_forget(ngx_famcall_node_t *node, ngx_pid_t pid)
 
 
 static void
-ngx_famcall_node_events(u_char *data, size_t len)
+ngx_famcall_node_events(void *data, u_char *msg, size_t len)
 {
-    if (ngx_famcall_node_gw != NULL && len > 0) {
-        ngx_famcall_gw_notify(ngx_famcall_node_gw, (const char *) data, len);
+    ngx_famcall_gw_t  *gw = data;
+
+    if (len > 0) {
+        ngx_famcall_gw_notify(gw, (const char *) msg, len);
     }
 }
 
 
 static void
-ngx_famcall_node_resync(u_char *data, size_t len)
+ngx_famcall_node_resync(void *data, u_char *msg, size_t len)
 {
-    if (ngx_famcall_node_gw != NULL) {
-        ngx_famcall_gw_resync_all(ngx_famcall_node_gw);
-    }
+    ngx_famcall_gw_resync_all(data);
 }
 
 
 /* the leader is exiting: take over now rather than at the next watch */
 static void
-ngx_famcall_node_kick(u_char *data, size_t len)
+ngx_famcall_node_kick(void *data, u_char *msg, size_t len)
 {
-    ngx_famcall_gw_t  *gw = ngx_famcall_node_gw;
+    ngx_famcall_gw_t  *gw = data;
 
-    if (gw == NULL || gw->node == NULL) {
+    if (gw->node == NULL) {
         return;
     }
 
@@ -730,4 +935,280 @@ static ngx_uint_t
 ngx_famcall_node_gone(ngx_pid_t pid)
 {
     return kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH;
+}
+
+
+/* under the lock: the bit of the worker whose instance src names, or 0 */
+static uint64_t
+ngx_famcall_node_instance(ngx_famcall_node_t *node, u_char *src, size_t len)
+{
+    ngx_uint_t  s;
+
+    if (len < NGX_FAMCALL_ID_LEN) {
+        return 0;
+    }
+
+    for (s = 0; s < NGX_FAMCALL_NODE_SLOTS; s++) {
+        if (node->slots[s].pid != 0
+            && ngx_memcmp(node->slots[s].instance, src, NGX_FAMCALL_ID_LEN)
+               == 0)
+        {
+            return (uint64_t) 1 << s;
+        }
+    }
+
+    return 0;
+}
+
+
+/* ngx_famcall_gw_deliver.h */
+
+ngx_int_t
+ngx_famcall_gw_deliver_lines(ngx_famcall_gw_t *gw, u_char *p, size_t len)
+{
+    u_char                 *last, *eol, *u, *end, *comma;
+    u_char                  id[16];
+    ngx_str_t               src;
+    ngx_int_t               rc, any;
+    ngx_famcall_gw_line_t   line;
+
+    any = NGX_DECLINED;
+    last = p + len;
+
+    for ( /* void */ ; p < last; p = eol + 1) {
+        eol = memchr(p, '\n', last - p);
+        if (eol == NULL) {
+            eol = last;
+        }
+
+        if (ngx_famcall_gw_line_parse(p, eol, &line) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, gw->log, 0,
+                          "famcall: unreadable event ignored: \"%*s\"",
+                          ngx_min(eol - p, 60), p);
+            continue;
+        }
+
+        u = line.users.data;
+        end = u + line.users.len;
+
+        for ( /* void */ ; u < end; u = comma + 1) {
+            comma = memchr(u, ',', end - u);
+            if (comma == NULL) {
+                comma = end;
+            }
+
+            if (ngx_famcall_gw_user_parse(u, comma - u, id) != NGX_OK) {
+                continue;
+            }
+
+            if (line.src.len && line.src.data[0] == '=') {
+                src.data = line.src.data + 1;
+                src.len = line.src.len - 1;
+                rc = ngx_famcall_gw_deliver_socket(gw, id, &src, &line.type,
+                                                   &line.data);
+
+            } else {
+                rc = ngx_famcall_gw_deliver_user(gw, id, &line.src,
+                                                 &line.type, &line.data);
+            }
+
+            if (rc == NGX_OK) {
+                any = NGX_OK;
+            }
+        }
+    }
+
+    return any;
+}
+
+
+void
+ngx_famcall_gw_node_here(ngx_famcall_gw_t *gw, char *out)
+{
+    char                *p;
+    ngx_uint_t           s;
+    ngx_famcall_node_t  *node = gw->node;
+
+    p = out;
+    *p++ = '{';
+    p = (char *) ngx_cpymem(p, gw->instance, NGX_FAMCALL_ID_LEN);
+
+    if (node != NULL) {
+        ngx_shmtx_lock(node->mutex);
+
+        for (s = 0; s < NGX_FAMCALL_NODE_SLOTS; s++) {
+            if (s != gw->slot && node->slots[s].pid != 0) {
+                *p++ = ',';
+                p = (char *) ngx_cpymem(p, node->slots[s].instance,
+                                        NGX_FAMCALL_ID_LEN);
+            }
+        }
+
+        ngx_shmtx_unlock(node->mutex);
+    }
+
+    *p++ = '}';
+    *p = '\0';
+}
+
+
+ngx_int_t
+ngx_famcall_gw_deliver_user(ngx_famcall_gw_t *gw, const u_char *user,
+    ngx_str_t *skip, ngx_str_t *type, ngx_str_t *data)
+{
+    return ngx_famcall_node_deliver(gw, user, skip, 0, type, data);
+}
+
+
+ngx_int_t
+ngx_famcall_gw_deliver_socket(ngx_famcall_gw_t *gw, const u_char *user,
+    ngx_str_t *src, ngx_str_t *type, ngx_str_t *data)
+{
+    if (src == NULL || src->len <= NGX_FAMCALL_ID_LEN + 1
+        || src->data[NGX_FAMCALL_ID_LEN] != '.')
+    {
+        return NGX_DECLINED;
+    }
+
+    return ngx_famcall_node_deliver(gw, user, src, 1, type, data);
+}
+
+
+/*
+ * Which workers of the node: those the index has for the user, or the one
+ * whose instance src names (only).  This worker's sockets get the event
+ * now; the others' worker, a line in its box: "<type> <user> <src> <data>"
+ * as on the bus, src "=<src>" for "that socket only".
+ */
+static ngx_int_t
+ngx_famcall_node_deliver(ngx_famcall_gw_t *gw, const u_char *user,
+    ngx_str_t *src, ngx_uint_t only, ngx_str_t *type, ngx_str_t *data)
+{
+    u_char                  *p;
+    char                     id[NGX_FAMCALL_ID_LEN + 1];
+    size_t                   len, srclen;
+    uint64_t                 mask, bit;
+    ngx_uint_t               s, here;
+    ngx_famcall_node_t      *node = gw->node;
+    ngx_famcall_gw_line_t    line;
+    u_char                   target[1 + NGX_FAMCALL_GW_SRC_LEN];
+
+    if (type->len == 0 || data->len == 0
+        || memchr(type->data, ' ', type->len) != NULL
+        || memchr(type->data, '\n', type->len) != NULL
+        || memchr(data->data, '\n', data->len) != NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    srclen = (src != NULL) ? src->len : 0;
+
+    if (srclen > NGX_FAMCALL_GW_SRC_LEN
+        || (srclen && memchr(src->data, ' ', srclen) != NULL))
+    {
+        return NGX_ERROR;
+    }
+
+    len = type->len + 1 + NGX_FAMCALL_ID_LEN + 1 + (only ? 1 : 0)
+          + (srclen ? srclen : 1) + 1 + data->len;
+
+    if (len >= NGX_FAMCALL_IPC_MAX) {
+        return NGX_ERROR;
+    }
+
+    ngx_famcall_gw_user_format(user, id);
+
+    line.type = *type;
+    line.users.data = (u_char *) id;
+    line.users.len = NGX_FAMCALL_ID_LEN;
+    line.data = *data;
+
+    if (only) {
+        target[0] = '=';
+        ngx_memcpy(target + 1, src->data, srclen);
+        line.src.data = target;
+        line.src.len = 1 + srclen;
+
+    } else if (srclen) {
+        line.src = *src;
+
+    } else {
+        ngx_str_null(&line.src);
+    }
+
+    mask = 0;
+
+    if (node != NULL) {
+        ngx_shmtx_lock(node->mutex);
+
+        if (only) {
+            mask = ngx_famcall_node_instance(node, src->data, src->len);
+
+        } else {
+            mask = ngx_famcall_index_get(node->index, user);
+        }
+
+        ngx_shmtx_unlock(node->mutex);
+
+        bit = (uint64_t) 1 << gw->slot;
+
+    } else {
+        /* a worker outside the node: its own sockets only */
+        bit = 1;
+        mask = 1;
+    }
+
+    here = 0;
+
+    if (mask & bit) {
+        mask &= ~bit;
+        here = ngx_famcall_gw_line_deliver(gw, &line);
+    }
+
+    ngx_log_debug4(NGX_LOG_DEBUG_CORE, gw->log, 0,
+                   "famcall node: deliver \"%V\" to %s: %ui here, "
+                   "workers %xL", type, id, here, mask);
+
+    if (mask == 0) {
+        return here ? NGX_OK : NGX_DECLINED;
+    }
+
+    for (s = 0; s < NGX_FAMCALL_NODE_SLOTS; s++) {
+        bit = (uint64_t) 1 << s;
+
+        if (!(mask & bit)) {
+            continue;
+        }
+
+        if (ngx_famcall_node_box(gw, s, len) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        p = gw->out->box[s].data + gw->out->box[s].len;
+
+        if (gw->out->box[s].len) {
+            *p++ = '\n';
+        }
+
+        p = ngx_cpymem(p, type->data, type->len);
+        *p++ = ' ';
+        p = ngx_cpymem(p, id, NGX_FAMCALL_ID_LEN);
+        *p++ = ' ';
+
+        if (line.src.len) {
+            p = ngx_cpymem(p, line.src.data, line.src.len);
+
+        } else {
+            *p++ = '-';
+        }
+
+        *p++ = ' ';
+        p = ngx_cpymem(p, data->data, data->len);
+
+        gw->out->box[s].len = p - gw->out->box[s].data;
+    }
+
+    ngx_famcall_node_post(gw);
+
+    return NGX_OK;
 }
