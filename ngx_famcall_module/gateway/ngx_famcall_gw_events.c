@@ -13,6 +13,7 @@
 #include "ngx_famcall_event.h"
 
 #include "ngx_famcall_gw.h"
+#include "ngx_famcall_gw_deliver.h"
 
 
 static void ngx_famcall_gw_send_message(ngx_famcall_ws_t *ws,
@@ -42,6 +43,7 @@ ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data, size_t len)
     char                    src[NGX_FAMCALL_GW_SRC_LEN + 1];
     char                    seq[NGX_INT64_LEN + 1];
     char                    lim[NGX_INT64_LEN + 1];
+    char                    here[NGX_FAMCALL_GW_HERE_LEN];
     json_t                 *d;
     long long               n;
     ngx_msec_t              now, full;
@@ -123,11 +125,16 @@ ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data, size_t len)
 
         ws->typing_at = full + 1000;
 
+        /* this node's workers: the peer's sockets there get it from us */
+        ngx_famcall_gw_node_here(((ngx_famcall_gw_conf_t *) ws->gwcf)->gw,
+                                 here);
+
         params[0] = user;
         params[1] = ngx_famcall_json_string(d, "conversation_id");
         params[2] = ngx_famcall_json_string(d, "state");
         params[3] = src;
-        ngx_famcall_gw_query(ws, op, NGX_FAMCALL_GW_SQL_TYPING, 4, params);
+        params[4] = here;
+        ngx_famcall_gw_query(ws, op, NGX_FAMCALL_GW_SQL_TYPING, 5, params);
         break;
 
     case NGX_FAMCALL_EV_SYNC:
@@ -319,16 +326,26 @@ ngx_famcall_gw_query_done(void *data, ngx_famcall_pg_status_e status,
 {
     ngx_famcall_gw_op_t  *op = data;
 
+    ngx_famcall_gw_conf_t  *gwcf;
+
     op->query = NULL;
 
     if (status != NGX_FAMCALL_PG_OK || PQntuples(res) != 1
-        || PQnfields(res) != 2)
+        || PQnfields(res) < 2 || PQnfields(res) > 3)
     {
         ngx_famcall_gw_answer(op, status == NGX_FAMCALL_PG_SQL_ERROR
                                   ? NGX_FAMCALL_BATCH_FAILED
                                   : NGX_FAMCALL_BATCH_UNAVAILABLE,
                               NULL, 0);
         return;
+    }
+
+    /* a third column: bus lines that this node delivers itself */
+    if (PQnfields(res) == 3 && !PQgetisnull(res, 0, 2)) {
+        gwcf = op->ws->gwcf;
+        (void) ngx_famcall_gw_deliver_lines(gwcf->gw,
+                                            (u_char *) PQgetvalue(res, 0, 2),
+                                            PQgetlength(res, 0, 2));
     }
 
     ngx_famcall_gw_answer(op,

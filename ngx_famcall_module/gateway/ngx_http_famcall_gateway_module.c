@@ -97,9 +97,10 @@ static const ngx_famcall_stmt_t
       NGX_FAMCALL_SQL_FN("famcall_receipt",
           "$1::uuid, $2::uuid, $3::text, $4::bigint, $5::text"), 5 },
 
+    /* a third column: the bus line for this node to deliver itself */
     [NGX_FAMCALL_GW_SQL_TYPING] = { "famcall_typing",
-      NGX_FAMCALL_SQL_FN("famcall_typing",
-                         "$1::uuid, $2::uuid, $3::text, $4::text"), 4 },
+      "SELECT status, body, local FROM famcall_typing("
+      "$1::uuid, $2::uuid, $3::text, $4::text, $5::uuid[])", 5 },
 
     [NGX_FAMCALL_GW_SQL_SYNC] = { "famcall_sync",
       NGX_FAMCALL_SQL_FN("famcall_sync", "$1::uuid, $2::text, $3::int"), 3 },
