@@ -104,6 +104,7 @@ static ngx_int_t ngx_famcall_node_box(ngx_famcall_gw_t *gw, ngx_uint_t s,
 static size_t ngx_famcall_node_lines(u_char *out, size_t len,
     ngx_famcall_node_line_t *lines, ngx_uint_t n, uint64_t bit);
 static void ngx_famcall_node_post(ngx_famcall_gw_t *gw);
+static void ngx_famcall_node_free(ngx_famcall_gw_t *gw);
 static void ngx_famcall_node_flush_handler(ngx_event_t *ev);
 static void ngx_famcall_node_flush(ngx_famcall_gw_t *gw);
 static void ngx_famcall_node_flush_slot(ngx_famcall_gw_t *gw, ngx_uint_t s);
@@ -401,10 +402,12 @@ ngx_famcall_gw_node_stop(ngx_famcall_gw_t *gw)
     ngx_famcall_ipc_on(ipc, NGX_FAMCALL_IPC_BUS_KICK, NULL, NULL);
 
     if (node == NULL) {
+        ngx_famcall_node_free(gw);
         return;
     }
 
     ngx_famcall_node_flush(gw);     /* what was routed or delivered last */
+    ngx_famcall_node_free(gw);
 
     next = 0;
 
@@ -459,7 +462,7 @@ ngx_famcall_gw_node_user(ngx_famcall_gw_t *gw, const u_char *id,
     rc = ngx_famcall_index_set(node->index, id, (unsigned) gw->slot, here);
     ngx_shmtx_unlock(node->mutex);
 
-    if (rc != 0 && !gw->out->full_logged) {
+    if (rc != 0 && gw->out != NULL && !gw->out->full_logged) {
         gw->out->full_logged = 1;
         ngx_log_error(NGX_LOG_WARN, gw->log, 0,
                       "famcall: the node's user index is full: every worker "
@@ -754,6 +757,31 @@ ngx_famcall_node_post(ngx_famcall_gw_t *gw)
     if (!gw->out->flush.posted) {
         ngx_post_event(&gw->out->flush, &ngx_posted_events);
     }
+}
+
+
+/* the boxes' memory, at exit (the cycle's pool goes without a cleanup) */
+static void
+ngx_famcall_node_free(ngx_famcall_gw_t *gw)
+{
+    ngx_uint_t               s;
+    ngx_famcall_node_out_t  *out = gw->out;
+
+    if (out == NULL) {
+        return;
+    }
+
+    if (out->flush.posted) {
+        ngx_delete_posted_event(&out->flush);
+    }
+
+    for (s = 0; s < NGX_FAMCALL_NODE_SLOTS; s++) {
+        ngx_free(out->box[s].data);
+        out->box[s].data = NULL;
+        out->box[s].len = 0;
+    }
+
+    gw->out = NULL;
 }
 
 
@@ -1138,7 +1166,7 @@ ngx_famcall_node_deliver(ngx_famcall_gw_t *gw, const u_char *user,
 
     mask = 0;
 
-    if (node != NULL) {
+    if (node != NULL && gw->out != NULL) {
         ngx_shmtx_lock(node->mutex);
 
         if (only) {
