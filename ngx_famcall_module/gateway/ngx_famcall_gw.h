@@ -6,9 +6,9 @@
  *   ngx_famcall_gw_registry.c  user id -> sockets here, and presence
  *   ngx_famcall_gw_bus.c       LISTEN: events from any worker of any node
  *                              to the sockets here
- *   ngx_famcall_gw_node.c      the node: its workers, the LISTEN leader,
- *                              delivery to any worker's sockets
- *                              (ngx_famcall_gw_deliver.h)
+ *   ngx_famcall_gw_node.c      the node: its workers, the LISTEN leader
+ *   ngx_famcall_gw_deliver.c   delivery to the sockets of any worker of the
+ *                              node (ngx_famcall_gw_deliver.h)
  *   ngx_famcall_gw_events.c    what clients send, each turned into one
  *                              database call and answered under its ref
  */

@@ -42,56 +42,13 @@
 #include <ngx_event.h>
 
 #include "ngx_famcall_gw.h"
-#include "ngx_famcall_gw_deliver.h"
+#include "ngx_famcall_gw_node.h"
 #include "ngx_famcall_gw_index.h"
 #include "ngx_famcall_ipc.h"
 
 
 #define NGX_FAMCALL_NODE_BEAT   1000
 #define NGX_FAMCALL_NODE_DEAD   5000
-#define NGX_FAMCALL_NODE_LINES  1024            /* per notification */
-
-
-/* a worker of the node */
-typedef struct {
-    ngx_pid_t                       pid;         /* 0: a free slot */
-    u_char                          instance[NGX_FAMCALL_ID_LEN];
-} ngx_famcall_node_slot_t;
-
-
-struct ngx_famcall_node_s {
-    ngx_shmtx_t                    *mutex;
-    ngx_pid_t                       leader;
-    ngx_msec_t                      beat;        /* the leader's last */
-    ngx_uint_t                      led;         /* someone led before */
-    ngx_famcall_node_slot_t         slots[NGX_FAMCALL_NODE_SLOTS];
-    uint64_t                        used;        /* slots taken before */
-    ngx_famcall_index_t            *index;
-};
-
-
-/* a line of the notification the leader routes, and whose it is */
-typedef struct {
-    u_char                         *data;
-    size_t                          len;
-    uint64_t                        mask;
-} ngx_famcall_node_line_t;
-
-
-/* the lines waiting for the end of the turn to go to one worker */
-typedef struct {
-    u_char                         *data;        /* NGX_FAMCALL_IPC_MAX */
-    size_t                          len;
-} ngx_famcall_node_box_t;
-
-
-/* this worker's outbox to the node's workers */
-struct ngx_famcall_node_out_s {
-    ngx_famcall_node_box_t          box[NGX_FAMCALL_NODE_SLOTS];
-    ngx_event_t                     flush;       /* posted: end of turn */
-    ngx_famcall_node_line_t        *lines;       /* NGX_FAMCALL_NODE_LINES */
-    unsigned                        full_logged:1;
-};
 
 
 static ngx_int_t ngx_famcall_node_generation(ngx_conf_t *cf, ngx_uint_t *gen);
@@ -99,11 +56,8 @@ static ngx_uint_t ngx_famcall_node_capacity(ngx_conf_t *cf);
 static ngx_int_t ngx_famcall_node_init_zone(ngx_shm_zone_t *zone, void *data);
 static ngx_int_t ngx_famcall_node_route(ngx_famcall_gw_t *gw, u_char *payload,
     size_t len);
-static ngx_int_t ngx_famcall_node_box(ngx_famcall_gw_t *gw, ngx_uint_t s,
-    size_t len);
 static size_t ngx_famcall_node_lines(u_char *out, size_t len,
     ngx_famcall_node_line_t *lines, ngx_uint_t n, uint64_t bit);
-static void ngx_famcall_node_post(ngx_famcall_gw_t *gw);
 static void ngx_famcall_node_free(ngx_famcall_gw_t *gw);
 static void ngx_famcall_node_flush_handler(ngx_event_t *ev);
 static void ngx_famcall_node_flush(ngx_famcall_gw_t *gw);
@@ -120,11 +74,6 @@ static void ngx_famcall_node_resync(void *data, u_char *msg, size_t len);
 static void ngx_famcall_node_kick(void *data, u_char *msg, size_t len);
 static void ngx_famcall_node_forget(ngx_famcall_gw_t *gw, ngx_pid_t pid);
 static ngx_uint_t ngx_famcall_node_gone(ngx_pid_t pid);
-static uint64_t ngx_famcall_node_instance(ngx_famcall_node_t *node,
-    u_char *src, size_t len);
-static ngx_int_t ngx_famcall_node_deliver(ngx_famcall_gw_t *gw,
-    const u_char *user, ngx_str_t *src, ngx_uint_t only, ngx_str_t *type,
-    ngx_str_t *data);
 
 
 /*
@@ -299,10 +248,10 @@ ngx_famcall_node_init_zone(ngx_shm_zone_t *zone, void *data)
 ngx_int_t
 ngx_famcall_gw_node_start(ngx_famcall_gw_t *gw, ngx_cycle_t *cycle)
 {
-    ngx_uint_t              i, slot;
-    ngx_famcall_ipc_t      *ipc = gw->fmcf->ipc;
-    ngx_famcall_node_t     *node = gw->gwcf->node_zone->data;
-    ngx_famcall_node_out_t *out;
+    ngx_uint_t               i, slot;
+    ngx_famcall_ipc_t       *ipc = gw->fmcf->ipc;
+    ngx_famcall_node_t      *node = gw->gwcf->node_zone->data;
+    ngx_famcall_node_out_t  *out;
 
     out = ngx_pcalloc(cycle->pool, sizeof(ngx_famcall_node_out_t));
     if (out == NULL) {
@@ -348,6 +297,9 @@ ngx_famcall_gw_node_start(ngx_famcall_gw_t *gw, ngx_cycle_t *cycle)
     if (slot < NGX_FAMCALL_NODE_SLOTS) {
         /* a worker that died had it: its users are not this one's */
         if (node->used & ((uint64_t) 1 << slot)) {
+            ngx_log_debug1(NGX_LOG_DEBUG_CORE, gw->log, 0,
+                           "famcall node: slot %ui was a dead worker's, "
+                           "its users cleared", slot);
             ngx_famcall_index_clear_slot(node->index, (unsigned) slot);
         }
 
@@ -728,7 +680,7 @@ ngx_famcall_node_route(ngx_famcall_gw_t *gw, u_char *payload, size_t len)
  * Slot s's box, with room for len more bytes and a newline: what it held
  * goes first when they would not fit in one datagram.
  */
-static ngx_int_t
+ngx_int_t
 ngx_famcall_node_box(ngx_famcall_gw_t *gw, ngx_uint_t s, size_t len)
 {
     ngx_famcall_node_box_t  *b = &gw->out->box[s];
@@ -751,7 +703,7 @@ ngx_famcall_node_box(ngx_famcall_gw_t *gw, ngx_uint_t s, size_t len)
 }
 
 
-static void
+void
 ngx_famcall_node_post(ngx_famcall_gw_t *gw)
 {
     if (!gw->out->flush.posted) {
@@ -967,7 +919,7 @@ ngx_famcall_node_gone(ngx_pid_t pid)
 
 
 /* under the lock: the bit of the worker whose instance src names, or 0 */
-static uint64_t
+uint64_t
 ngx_famcall_node_instance(ngx_famcall_node_t *node, u_char *src, size_t len)
 {
     ngx_uint_t  s;
@@ -986,257 +938,4 @@ ngx_famcall_node_instance(ngx_famcall_node_t *node, u_char *src, size_t len)
     }
 
     return 0;
-}
-
-
-/* ngx_famcall_gw_deliver.h */
-
-ngx_int_t
-ngx_famcall_gw_deliver_lines(ngx_famcall_gw_t *gw, u_char *p, size_t len)
-{
-    u_char                 *last, *eol, *u, *end, *comma;
-    u_char                  id[16];
-    ngx_str_t               src;
-    ngx_int_t               rc, any;
-    ngx_famcall_gw_line_t   line;
-
-    any = NGX_DECLINED;
-    last = p + len;
-
-    for ( /* void */ ; p < last; p = eol + 1) {
-        eol = memchr(p, '\n', last - p);
-        if (eol == NULL) {
-            eol = last;
-        }
-
-        if (ngx_famcall_gw_line_parse(p, eol, &line) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ERR, gw->log, 0,
-                          "famcall: unreadable event ignored: \"%*s\"",
-                          ngx_min(eol - p, 60), p);
-            continue;
-        }
-
-        u = line.users.data;
-        end = u + line.users.len;
-
-        for ( /* void */ ; u < end; u = comma + 1) {
-            comma = memchr(u, ',', end - u);
-            if (comma == NULL) {
-                comma = end;
-            }
-
-            if (ngx_famcall_gw_user_parse(u, comma - u, id) != NGX_OK) {
-                continue;
-            }
-
-            if (line.src.len && line.src.data[0] == '=') {
-                src.data = line.src.data + 1;
-                src.len = line.src.len - 1;
-                rc = ngx_famcall_gw_deliver_socket(gw, id, &src, &line.type,
-                                                   &line.data);
-
-            } else {
-                rc = ngx_famcall_gw_deliver_user(gw, id, &line.src,
-                                                 &line.type, &line.data);
-            }
-
-            if (rc == NGX_OK) {
-                any = NGX_OK;
-            }
-        }
-    }
-
-    return any;
-}
-
-
-void
-ngx_famcall_gw_node_here(ngx_famcall_gw_t *gw, char *out)
-{
-    char                *p;
-    ngx_uint_t           s;
-    ngx_famcall_node_t  *node = gw->node;
-
-    p = out;
-    *p++ = '{';
-    p = (char *) ngx_cpymem(p, gw->instance, NGX_FAMCALL_ID_LEN);
-
-    if (node != NULL) {
-        ngx_shmtx_lock(node->mutex);
-
-        for (s = 0; s < NGX_FAMCALL_NODE_SLOTS; s++) {
-            if (s != gw->slot && node->slots[s].pid != 0) {
-                *p++ = ',';
-                p = (char *) ngx_cpymem(p, node->slots[s].instance,
-                                        NGX_FAMCALL_ID_LEN);
-            }
-        }
-
-        ngx_shmtx_unlock(node->mutex);
-    }
-
-    *p++ = '}';
-    *p = '\0';
-}
-
-
-ngx_int_t
-ngx_famcall_gw_deliver_user(ngx_famcall_gw_t *gw, const u_char *user,
-    ngx_str_t *skip, ngx_str_t *type, ngx_str_t *data)
-{
-    return ngx_famcall_node_deliver(gw, user, skip, 0, type, data);
-}
-
-
-ngx_int_t
-ngx_famcall_gw_deliver_socket(ngx_famcall_gw_t *gw, const u_char *user,
-    ngx_str_t *src, ngx_str_t *type, ngx_str_t *data)
-{
-    if (src == NULL || src->len <= NGX_FAMCALL_ID_LEN + 1
-        || src->data[NGX_FAMCALL_ID_LEN] != '.')
-    {
-        return NGX_DECLINED;
-    }
-
-    return ngx_famcall_node_deliver(gw, user, src, 1, type, data);
-}
-
-
-/*
- * Which workers of the node: those the index has for the user, or the one
- * whose instance src names (only).  This worker's sockets get the event
- * now; the others' worker, a line in its box: "<type> <user> <src> <data>"
- * as on the bus, src "=<src>" for "that socket only".
- */
-static ngx_int_t
-ngx_famcall_node_deliver(ngx_famcall_gw_t *gw, const u_char *user,
-    ngx_str_t *src, ngx_uint_t only, ngx_str_t *type, ngx_str_t *data)
-{
-    u_char                  *p;
-    char                     id[NGX_FAMCALL_ID_LEN + 1];
-    size_t                   len, srclen;
-    uint64_t                 mask, bit;
-    ngx_uint_t               s, here;
-    ngx_famcall_node_t      *node = gw->node;
-    ngx_famcall_gw_line_t    line;
-    u_char                   target[1 + NGX_FAMCALL_GW_SRC_LEN];
-
-    if (type->len == 0 || data->len == 0
-        || memchr(type->data, ' ', type->len) != NULL
-        || memchr(type->data, '\n', type->len) != NULL
-        || memchr(data->data, '\n', data->len) != NULL)
-    {
-        return NGX_ERROR;
-    }
-
-    srclen = (src != NULL) ? src->len : 0;
-
-    if (srclen > NGX_FAMCALL_GW_SRC_LEN
-        || (srclen && memchr(src->data, ' ', srclen) != NULL))
-    {
-        return NGX_ERROR;
-    }
-
-    len = type->len + 1 + NGX_FAMCALL_ID_LEN + 1 + (only ? 1 : 0)
-          + (srclen ? srclen : 1) + 1 + data->len;
-
-    if (len >= NGX_FAMCALL_IPC_MAX) {
-        return NGX_ERROR;
-    }
-
-    ngx_famcall_gw_user_format(user, id);
-
-    line.type = *type;
-    line.users.data = (u_char *) id;
-    line.users.len = NGX_FAMCALL_ID_LEN;
-    line.data = *data;
-
-    if (only) {
-        target[0] = '=';
-        ngx_memcpy(target + 1, src->data, srclen);
-        line.src.data = target;
-        line.src.len = 1 + srclen;
-
-    } else if (srclen) {
-        line.src = *src;
-
-    } else {
-        ngx_str_null(&line.src);
-    }
-
-    mask = 0;
-
-    if (node != NULL && gw->out != NULL) {
-        ngx_shmtx_lock(node->mutex);
-
-        if (only) {
-            mask = ngx_famcall_node_instance(node, src->data, src->len);
-
-        } else {
-            mask = ngx_famcall_index_get(node->index, user);
-        }
-
-        ngx_shmtx_unlock(node->mutex);
-
-        bit = (uint64_t) 1 << gw->slot;
-
-    } else {
-        /* a worker outside the node: its own sockets only */
-        bit = 1;
-        mask = 1;
-    }
-
-    here = 0;
-
-    if (mask & bit) {
-        mask &= ~bit;
-        here = ngx_famcall_gw_line_deliver(gw, &line);
-    }
-
-    ngx_log_debug4(NGX_LOG_DEBUG_CORE, gw->log, 0,
-                   "famcall node: deliver \"%V\" to %s: %ui here, "
-                   "workers %xL", type, id, here, mask);
-
-    if (mask == 0) {
-        return here ? NGX_OK : NGX_DECLINED;
-    }
-
-    for (s = 0; s < NGX_FAMCALL_NODE_SLOTS; s++) {
-        bit = (uint64_t) 1 << s;
-
-        if (!(mask & bit)) {
-            continue;
-        }
-
-        if (ngx_famcall_node_box(gw, s, len) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        p = gw->out->box[s].data + gw->out->box[s].len;
-
-        if (gw->out->box[s].len) {
-            *p++ = '\n';
-        }
-
-        p = ngx_cpymem(p, type->data, type->len);
-        *p++ = ' ';
-        p = ngx_cpymem(p, id, NGX_FAMCALL_ID_LEN);
-        *p++ = ' ';
-
-        if (line.src.len) {
-            p = ngx_cpymem(p, line.src.data, line.src.len);
-
-        } else {
-            *p++ = '-';
-        }
-
-        *p++ = ' ';
-        p = ngx_cpymem(p, data->data, data->len);
-
-        gw->out->box[s].len = p - gw->out->box[s].data;
-    }
-
-    ngx_famcall_node_post(gw);
-
-    return NGX_OK;
 }
