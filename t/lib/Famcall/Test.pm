@@ -26,7 +26,8 @@ use Time::HiRes qw(sleep time);
 our @EXPORT    = qw(run_cases);
 our @EXPORT_OK = qw(run_cases check_json_response is_error body_json check_user
                     uuid_re jwt_sign jwt_parts b64url unb64url
-                    render_conf nginx_t uniq repo_dir module_path new_uuid);
+                    render_conf nginx_t uniq repo_dir module_path new_uuid
+                    wait_until peer_has_read);
 
 my $REPO  = abs_path(dirname(__FILE__) . '/../../..');
 my $NGINX = '/usr/sbin/nginx';
@@ -60,6 +61,82 @@ sub uniq {
     my $prefix = shift // 'u';
     $SEQ++;
     return lc("${prefix}${$}x$SEQ");
+}
+
+# wait_until { CONDITION } $timeout, $what -> the condition's first true
+# value, or its last false one once $timeout seconds have passed (with a
+# diag saying what was awaited and for how long). Tests wait for what they
+# need (a row, a log line, a frame, a code past its expiry), never for a
+# fixed time: a fixed sleep is too short on a loaded machine and wasted on
+# an idle one. The condition runs at once, then after pauses that grow
+# from 10 to 100 ms; it may do work of its own (read a socket, answer a
+# ping). Set the timeout for the slowest run (ASan, a busy host): a passing
+# test never waits it out.
+sub wait_until(&$;$) {
+    my ($cond, $timeout, $what) = @_;
+    my $start = time;
+    my $pause = 0.01;
+    while (1) {
+        my $v = $cond->();
+        return $v if $v;
+        my $left = $start + $timeout - time;
+        if ($left <= 0) {
+            diag(sprintf 'waited %.1f s for %s, in vain', time - $start,
+                 $what // 'a condition');
+            return $v;
+        }
+        sleep($pause < $left ? $pause : $left);
+        $pause = $pause * 2 < 0.1 ? $pause * 2 : 0.1;
+    }
+}
+
+# peer_has_read($local_port, $peer_port) -> 1 once the other end of this
+# loopback TCP connection has read every byte sent from this end (none is
+# unacknowledged here, none waits unread in the peer's receive queue);
+# 'gone' when either end is closed or gone (nothing more will be read);
+# false otherwise. For tests that need the server to take bytes in separate
+# reads, or to have taken a request in before their next step. The queues
+# come from the kernel's socket diagnostics (netlink NETLINK_SOCK_DIAG, as
+# `ss` reads them), looked up by address and port: no privilege needed, and
+# a lookup costs the same however many sockets the host holds.
+sub peer_has_read {
+    my ($local, $peer) = @_;
+    my ($wstate, undef, $unacked) = _tcp_queues($local, $peer);
+    return 'gone' if !defined $wstate || $wstate != 1;  # 1: TCP_ESTABLISHED
+    return 0 if $unacked;
+    my ($rstate, $unread) = _tcp_queues($peer, $local);
+    return 'gone' if !defined $rstate || $rstate != 1;
+    return $unread ? 0 : 1;
+}
+
+# _tcp_queues($local_port, $remote_port) -> (state, receive queue, send
+# queue) of the socket 127.0.0.1:$local_port -> 127.0.0.1:$remote_port, or
+# () when there is none. For an established socket the receive queue is
+# what its process has yet to read, the send queue what its peer has yet
+# to acknowledge. Structures from linux/inet_diag.h and linux/netlink.h.
+sub _tcp_queues {
+    my ($local, $remote) = @_;
+    my ($AF_NETLINK, $SOCK_DGRAM, $NETLINK_SOCK_DIAG) = (16, 2, 4);
+    my ($SOCK_DIAG_BY_FAMILY, $NLM_F_REQUEST, $AF_INET, $IPPROTO_TCP) = (20, 1, 2, 6);
+    socket(my $nl, $AF_NETLINK, $SOCK_DGRAM, $NETLINK_SOCK_DIAG)
+        or die "netlink socket: $!";
+    my $lo = pack('C4', 127, 0, 0, 1) . ("\0" x 12);
+    # inet_diag_req_v2: family, protocol, ext, pad, states (all), then
+    # inet_diag_sockid: ports (network order), addresses, interface, and
+    # the cookie INET_DIAG_NOCOOKIE (look up by address alone)
+    my $req = pack('CCCCL', $AF_INET, $IPPROTO_TCP, 0, 0, 0xffffffff)
+            . pack('nn', $local, $remote) . $lo . $lo . pack('LLL', 0, 0xffffffff, 0xffffffff);
+    my $msg = pack('LSSLL', 16 + length $req, $SOCK_DIAG_BY_FAMILY, $NLM_F_REQUEST, 1, 0) . $req;
+    send($nl, $msg, 0, pack('SSLL', $AF_NETLINK, 0, 0, 0)) or die "netlink send: $!";
+    defined recv($nl, my $res, 8192, 0) or die "netlink recv: $!";
+    close $nl;
+    # an inet_diag_msg (or NLMSG_ERROR: no such socket): family, state,
+    # timer, retrans, sockid (48 bytes), expires, rqueue, wqueue, ...
+    my (undef, $type) = unpack('LS', $res);
+    return () unless $type == $SOCK_DIAG_BY_FAMILY && length $res >= 16 + 64;
+    my $state = unpack('C', substr($res, 17, 1));
+    my ($rqueue, $wqueue) = unpack('LL', substr($res, 16 + 56, 8));
+    return ($state, $rqueue, $wqueue);
 }
 
 sub b64url   { encode_base64url($_[0]) }    # no padding, url alphabet
@@ -409,6 +486,9 @@ sub _wait_nginx_up {
     die "nginx did not answer on port $self->{http_port}:\n" . $self->_error_log_tail(40);
 }
 
+# error_log() -> the text of nginx's error log so far
+sub error_log { _slurp("$_[0]{data}/log/nginx-error.log") // '' }
+
 sub _error_log_tail {
     my ($self, $n) = @_;
     my $log = _slurp("$self->{data}/log/nginx-error.log") // '';
@@ -448,13 +528,10 @@ sub nginx_reload {
     die "nginx -t failed before reload (exit $rc):\n$out" if $rc;
     my %old = map { $_ => 1 } $self->_worker_pids;
     kill 'HUP', $self->{nginx_pid};
-    my $deadline = time + 15;
-    while (time < $deadline) {
-        my @now = $self->_worker_pids;
-        return 1 if @now && !grep { $old{$_} } @now;
-        sleep 0.05;
-    }
-    die "nginx reload did not replace the workers:\n" . $self->_error_log_tail(20);
+    wait_until { my @now = $self->_worker_pids; @now && !grep { $old{$_} } @now }
+        $ENV{FAMCALL_ASAN} ? 60 : 15, 'new workers in place of the old'
+        or die "nginx reload did not replace the workers:\n" . $self->_error_log_tail(20);
+    return 1;
 }
 
 # hold_lock($table, $secs) -> pid: a psql session holds $table in exclusive
@@ -490,8 +567,7 @@ sub _hold {
               "begin; $sql; select pg_sleep($secs); commit;" }
         POSIX::_exit(1);
     }
-    my $deadline = time + 5;
-    sleep 0.02 until time > $deadline || $self->psql($ready);
+    wait_until { $self->psql($ready) } 5, 'the lock held';
     return $pid;
 }
 
@@ -636,14 +712,10 @@ sub signup {
 # (waits up to 3 s for it to appear), or undef.
 sub sms_code {
     my ($self, $phone) = @_;
-    my $deadline = time + 3;
-    while (1) {
-        my $log = _slurp("$self->{data}/sms.log") // '';
-        my @codes = $log =~ /^\Q$phone\E (\d+)$/mg;
-        return $codes[-1] if @codes;
-        return undef if time > $deadline;
-        sleep 0.05;
-    }
+    return wait_until {
+        my @codes = (_slurp("$self->{data}/sms.log") // '') =~ /^\Q$phone\E (\d+)$/mg;
+        $codes[-1];
+    } 3, "a code for $phone in sms.log";
 }
 
 # How many codes were sent to $phone so far.
@@ -977,7 +1049,7 @@ C<sms_code($phone)>, C<sms_count($phone)>, C<psql($sql)>, C<pg_stop>,
 C<befriend($a, $b)> (accepted contacts through the API),
 C<open_conversation($a, $b)> (the conversation object),
 C<send_message($user, $conversation_id, $body, $client_id?)> (the transaction),
-C<pg_start>, C<nginx_reload(extra_conf =E<gt> ...)>, C<data_dir>,
+C<pg_start>, C<nginx_reload(extra_conf =E<gt> ...)>, C<error_log> (its text so far), C<data_dir>,
 C<http_port>, C<pg_port>, C<jwt_key>, C<worker_pids>, C<hold_lock($table,
 $secs)>, C<forgive_kill($pid)>, C<server_tcp_nodelay($client_socket)>,
 C<stop>.
@@ -985,7 +1057,25 @@ C<stop>.
 Functions: C<run_cases($s, \@cases)> (exported; see the comment above it for
 the case keys), C<check_json_response>, C<is_error($tx, $status, $code,
 $field?)>, C<body_json($tx)>, C<jwt_sign>, C<jwt_parts>, C<b64url>,
-C<unb64url>, C<uniq($prefix)>, C<new_uuid>, C<render_conf>, C<nginx_t>.
+C<unb64url>, C<uniq($prefix)>, C<new_uuid>, C<render_conf>, C<nginx_t>,
+C<wait_until { ... } $timeout, $what>, C<peer_has_read($local_port,
+$peer_port)>.
+
+=head1 WAITING
+
+A test never sleeps a fixed time for something to happen: it waits for
+what it needs with C<wait_until>, which polls a condition until it holds or
+a deadline passes (a row, a log line, a frame, a code past its expiry by the
+database's clock):
+
+    my $online = wait_until { $s->psql($count) == 1 } 10, 'the presence row';
+    ok($online, 'online');
+
+Where the server must take bytes in separate reads, the next write waits
+until it has read the last one: C<peer_has_read>, or
+C<Famcall::RawWS::send_apart>. The deadline is for the slowest run (ASan, a
+busy host); a passing test never waits it out. Fixed waits are left only
+where a test shows that something does I<not> happen within a time.
 
 =head1 TEARDOWN
 
