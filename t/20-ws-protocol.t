@@ -15,8 +15,8 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use Mojo::JSON qw(encode_json);
 use JSON::PP ();
-use Time::HiRes qw(time sleep);
-use Famcall::Test qw(jwt_sign jwt_parts new_uuid);
+use Time::HiRes qw(time);
+use Famcall::Test qw(jwt_sign jwt_parts new_uuid wait_until);
 use Famcall::RawWS qw(:all);
 
 # Small limits and fast timers so every case is quick. One worker: all
@@ -213,9 +213,10 @@ sub expect_steps {
 
 # run_frames(\@cases): one socket per case; send its frames, check its steps.
 #   send   byte strings, written at once (one TCP write) ...
-#   split  ... or one write each, 30 ms apart, so the server reads them apart
+#   split  ... or one write each, the next once the server has read the one
+#          before: the server reads them apart
 #   both   run twice: at once and split
-#   bytes  ... or one byte per write (1 ms apart): every parser state is
+#   bytes  ... or one byte per write, the same way: every parser state is
 #          left and resumed between reads
 #   todo   a known server bug (the reason names it)
 sub run_frames {
@@ -230,8 +231,8 @@ sub run_frames {
                 local $TODO = $c->{todo};
                 my $ws = open_ws($c->{user});
                 my @send = ref $c->{send} eq 'CODE' ? $c->{send}->() : @{ $c->{send} };
-                if ($mode eq 'bytes') { $ws->send_slowly(0.001, split //, join '', @send) }
-                elsif ($mode)         { $ws->send_slowly(0.03, @send) }
+                if ($mode eq 'bytes') { $ws->send_apart(split //, join '', @send) }
+                elsif ($mode)         { $ws->send_apart(@send) }
                 else                  { $ws->send(join '', @send) }
                 expect_steps($ws, @{ $c->{expect} });
             };
@@ -638,12 +639,18 @@ subtest 'two sockets interleave fragmented messages in one worker' => sub {
     # a message that spans reads must get its own copy.
     my ($x, $y) = (open_ws(), open_ws());
     my ($jx, $jy) = (sync_json('from-x') . (' ' x 500), sync_json('from-y') . (' ' x 700));
+    # each part read before the next is sent: every message spans reads
+    my $read = sub {
+        my $done = wait_until { 2 == grep { ($_->server_has_read || '') eq '1' } $x, $y }
+                              10, "the server to read $_[0]";
+        ok($done, "the server read $_[0]");
+    };
     $x->send(text(substr($jx, 0, 13), fin => 0));
     $y->send(text(substr($jy, 0, 7), fin => 0));
-    sleep 0.05;
+    $read->('the first fragments');
     $x->send(frame(CONT, substr($jx, 13, 100), fin => 0));
     $y->send(frame(CONT, substr($jy, 7, 300), fin => 0));
-    sleep 0.05;
+    $read->('the second fragments');
     $y->send(frame(CONT, substr($jy, 307)));
     $x->send(frame(CONT, substr($jx, 113)));
     expect_steps($y, ack => 'from-y');
@@ -758,11 +765,11 @@ subtest 'server pings, idle timeout 4000, token expiry 4001, auth renewal' => su
     # Read every socket, answering pings where told, until the three closes
     # came and the renewed socket outlived its first token by a second (or
     # 6 s pass). The closes are answered, as a client must.
-    while (time - $start < 6) {
+    wait_until {
         for my $k (sort keys %sock) {
             my $c = $sock{$k};
             next if $c->{eof};
-            while (my $f = $c->{ws}->next_frame(0.01, pings => 1)) {
+            while (my $f = $c->{ws}->next_frame(0.001, pings => 1)) {
                 if ($f->{eof}) { $c->{eof} = [$f->{eof}, time - $start]; last }
                 frame_ok($f);
                 if ($f->{op} == PING) {
@@ -776,10 +783,8 @@ subtest 'server pings, idle timeout 4000, token expiry 4001, auth renewal' => su
                 }
             }
         }
-        last if $sock{idle}{eof} && $sock{expiry}{eof} && $sock{foreign}{eof}
-             && time > $exp + 1;
-        sleep 0.02;
-    }
+        $sock{idle}{eof} && $sock{expiry}{eof} && $sock{foreign}{eof} && time > $exp + 1;
+    } 6, 'the idle and expired sockets closed, and the renewed one past its first exp';
 
     my $idle = $sock{idle};
     cmp_ok(scalar @{ $idle->{pings} // [] }, '>=', 1, 'the idle socket got pings');
@@ -828,15 +833,11 @@ sub drops {
 }
 
 # dropped_since($n, $timeout): whether a drop after the first $n is logged
-# within $timeout seconds
+# within $timeout seconds (0: already)
 sub dropped_since {
     my ($n, $timeout) = @_;
-    my $deadline = time + $timeout;
-    while (1) {
-        return 1 if drops() > $n;
-        return 0 if time > $deadline;
-        sleep 0.05;
-    }
+    return drops() > $n unless $timeout;
+    return wait_until { drops() > $n } $timeout, 'a slow socket dropped';
 }
 
 subtest 'slow consumer: a socket that does not read is dropped' => sub {

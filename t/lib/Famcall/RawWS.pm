@@ -4,7 +4,7 @@ package Famcall::RawWS;
 # is built by hand, so frames can be wrong in exactly the way a test wants
 # (unmasked, reserved bits, bad lengths, fragments, interleaved control
 # frames), and what comes back is seen frame by frame, up to the TCP close.
-# Core Perl only.
+# Core Perl, and Famcall::Test's waiting.
 #
 #   my $ws = Famcall::RawWS->connect($port, token => $jwt);   # 101 + hello
 #   $ws->send(frame(TEXT, '{"type":"sync","ref":"a"}'));
@@ -26,6 +26,7 @@ use IO::Socket::INET;
 use MIME::Base64 qw(encode_base64);
 use Socket qw(SOL_SOCKET SO_RCVBUF IPPROTO_TCP TCP_NODELAY pack_sockaddr_in inet_aton);
 use Time::HiRes qw(time);
+use Famcall::Test qw(wait_until peer_has_read);
 
 our @EXPORT_OK = qw(frame close_frame close_payload ws_accept ws_key
                     request CONT TEXT BINARY CLOSE PING PONG);
@@ -218,13 +219,23 @@ sub send {
     return 1;
 }
 
-# send_slowly($pause, @chunks): a separate write per chunk, with a pause
-# between them, so the server gets them in separate reads.
-sub send_slowly {
-    my ($self, $pause, @chunks) = @_;
+# server_has_read() -> 1 once the server has read every byte sent on this
+# connection so far, 'gone' once either end has closed (peer_has_read)
+sub server_has_read {
+    my ($self) = @_;
+    return peer_has_read($self->{sock}->sockport, $self->{sock}->peerport);
+}
+
+# send_apart(@chunks): a write per chunk, each once the server has read the
+# one before, so that it gets them in separate reads however busy the
+# machine is. It stops, false, when the server closes (more bytes would
+# only draw a reset) or has not read a chunk within 10 s.
+sub send_apart {
+    my ($self, @chunks) = @_;
     for my $c (@chunks) {
         $self->send($c) or return 0;
-        select undef, undef, undef, $pause;
+        my $read = wait_until { $self->server_has_read } 10, 'the server to read a chunk';
+        return 0 if !$read || $read eq 'gone';
     }
     return 1;
 }
