@@ -8,8 +8,8 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use Time::HiRes qw(time sleep);
-use Famcall::Test qw(new_uuid);
+use Time::HiRes qw(time);
+use Famcall::Test qw(new_uuid wait_until);
 use Famcall::WS;
 
 # one worker: every socket's change goes through the same batcher; the
@@ -38,6 +38,9 @@ sub calls {
 # database waits, and the changes behind it queue in the worker
 sub hold_presence { $s->hold_lock('presence', $_[0]) }
 
+# times the pool has failed to reach the database, by its log
+sub failed_tries { scalar(() = $s->error_log =~ /database connection lost/g) }
+
 # the presence events $ws got about the users @who within $secs: user -> [online...]
 sub heard {
     my ($ws, $secs, @who) = @_;
@@ -53,12 +56,15 @@ sub heard {
 }
 
 my $w1 = ws($w);
-sleep 0.05 until rows($w) == 1;
+my $online = wait_until { rows($w) == 1 } 10, "the watcher's presence row";
+ok($online, 'the watcher is online');
 
-# counted from here on (the pool's sessions read the setting at their next query)
+# counted from here on. The pool's sessions read the setting at their next
+# query once the postmaster has passed the reload on to them, which it has
+# done when a new session sees the setting.
 $s->psql("alter system set track_functions = 'pl'");
 $s->psql('select pg_reload_conf()');
-sleep 0.5;
+wait_until { $s->psql('show track_functions') eq 'pl' } 10, 'track_functions reloaded';
 
 subtest "$n sockets open while the database is busy: two batches, everyone announced" => sub {
     my $locker = hold_presence(3);
@@ -72,8 +78,7 @@ subtest "$n sockets open while the database is busy: two batches, everyone annou
     is(rows(@u), $n, 'a presence row each');
 
     # the stats reach the view within the backends' report interval
-    my $deadline = time + 15;
-    sleep 0.2 until calls('famcall_presence_change') >= $n || time > $deadline;
+    wait_until { calls('famcall_presence_change') >= $n } 15, 'the calls in the statistics';
     is(calls('famcall_presence_change'), $n, 'each change written once');
     is(calls('famcall_presence_batch'), 2,
        'in two transactions: the one the lock held, then all that queued behind it');
@@ -87,8 +92,7 @@ subtest "$n sockets open while the database is busy: two batches, everyone annou
                         && ($e->[0]{last_seen} // '') =~ /^\d{4}-/ } @u),
        $n, 'every one goes offline once, with last_seen');
     is(rows(@u), 0, 'no presence row left');
-    $deadline = time + 15;
-    sleep 0.2 until calls('famcall_presence_change') >= 2 * $n || time > $deadline;
+    wait_until { calls('famcall_presence_change') >= 2 * $n } 15, 'the calls in the statistics';
     is(calls('famcall_presence_batch'), 4, 'again in two transactions');
 };
 
@@ -117,20 +121,24 @@ subtest 'open, close, open while a batch waits: the last state wins, announced o
 };
 
 subtest 'the database away: the change is written once it is back' => sub {
+    # each change meets the outage: the pool fails to reach the database
+    # after it was made, and before the database is started again
     $s->pg_stop;
     my $y1 = ws($y);                   # tokens need no database
-    sleep 1.5;                         # a failed try or two
+    my $tries = failed_tries();
+    my $failed = wait_until { failed_tries() > $tries } 15, 'a failed try after the socket opened';
+    ok($failed, 'the database is tried, and fails, after Y comes online');
     $s->pg_start;
-    my $deadline = time + 15;
-    sleep 0.1 until rows($y) == 1 || time > $deadline;
+    wait_until { rows($y) == 1 } 15, "Y's presence row";
     is(rows($y), 1, 'online, retried until the database answered');
 
     $s->pg_stop;
-    $y1->close;
-    sleep 1.5;
+    $y1->close;                        # (once the server has answered the close)
+    $tries = failed_tries();
+    $failed = wait_until { failed_tries() > $tries } 15, 'a failed try after the socket closed';
+    ok($failed, 'the database is tried, and fails, after Y goes offline');
     $s->pg_start;
-    $deadline = time + 15;
-    sleep 0.1 until rows($y) == 0 || time > $deadline;
+    wait_until { rows($y) == 0 } 15, "Y's presence row gone";
     is(rows($y), 0, 'and offline the same way');
     is($s->psql("select last_seen_at is not null from users where id = '$y->{user}{id}'"), 't',
        'with last_seen');
