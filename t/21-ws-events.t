@@ -7,7 +7,7 @@ use utf8;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use Famcall::Test qw(new_uuid uuid_re body_json);
+use Famcall::Test qw(new_uuid uuid_re body_json wait_until);
 use Famcall::WS;
 
 my $s = Famcall::Test->new(workers => 4);
@@ -231,13 +231,12 @@ subtest 'a socket that goes while its sends wait for the database' => sub {
                . "select pg_sleep(1); commit");
         exit 0;
     }
-    my $deadline = time + 5;
-    sleep 0.05 until $s->psql("select count(*) from pg_stat_activity where query like '%pg_sleep(1)%' and state = 'active' and pid <> pg_backend_pid()") > 0 || time > $deadline;
+    wait_until { $s->psql("select count(*) from pg_stat_activity where query like '%pg_sleep(1)%' and state = 'active' and pid <> pg_backend_pid()") } 5, 'the row held';
     my $x = ws($a);
     my @cids = map { new_uuid() } 1 .. 8;
     $x->send('message:send', { conversation_id => $conv, client_id => $_, body => 'going' }, "g$_")
         for @cids;
-    Mojo::IOLoop->one_tick_for(0.2);
+    wait_until { $x->server_has_read } 10, 'the worker to take the sends in';
     $x->close;
     waitpid $pid, 0;
     my $ack = $a1->request('message:send',
@@ -344,8 +343,7 @@ subtest 'sync: pages, cursors, nothing skipped or repeated' => sub {
         $s->psql("select count(*) from famcall_message_send_batch('{$a->{user}{id}}', '{$conv}', '{$cid}', '{late}', '{NULL}'); select pg_sleep(1.5)");
         exit 0;
     }
-    my $deadline = time + 5;
-    sleep 0.1 until $s->psql("select count(*) from pg_stat_activity where query like '%pg_sleep(1.5)%' and state = 'active' and pid <> pg_backend_pid()") > 0 || time > $deadline;
+    wait_until { $s->psql("select count(*) from pg_stat_activity where query like '%pg_sleep(1.5)%' and state = 'active' and pid <> pg_backend_pid()") } 5, 'the late send begun';
     $r = $b2->request('sync', { since => $since });
     is_deeply($r->{data}{messages}, [], 'the late send is not visible yet');
     my $mid = $since = $r->{data}{cursor};

@@ -14,9 +14,9 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 use Compress::Zlib qw(crc32);
-use Famcall::Test qw(new_uuid);
+use Famcall::Test qw(new_uuid wait_until);
 use Famcall::WS;
 
 # db_timeout 2s: an unanswered send gets 503 after 5 s (twice it and a
@@ -32,14 +32,10 @@ CONF
 # first real one finds the statement prepared and its function planned
 # (a connection's later queries replace what pg_stat_activity shows)
 {
-    my $deadline = time + 10;
-    my $warm;
-    while (1) {
-        $warm = $s->psql("select count(*) from pg_stat_activity where "
-                       . "query like '%famcall_message_send_batch%' and pid <> pg_backend_pid()");
-        last if $warm >= 1 || time > $deadline;
-        sleep 0.1;
-    }
+    my $warm = wait_until {
+        $s->psql("select count(*) from pg_stat_activity where "
+               . "query like '%famcall_message_send_batch%' and pid <> pg_backend_pid()");
+    } 10, 'a connection to run the empty batch';
     cmp_ok($warm, '>=', 1, 'query connections ran the empty batch at connect, before any send');
     is($s->psql("select count(*) from messages"), 0, 'which stored nothing');
 }
@@ -85,10 +81,12 @@ sub answers {
     return @got;
 }
 
-# run the client's event loop for $secs (its frames go out only then)
-sub pump {
-    my $until = time + $_[0];
-    Mojo::IOLoop->one_tick_for(0.01) while time < $until;
+# whether a send batch waits on a lock at the database, once the client's
+# event loop has run a moment (its frames go out only then)
+sub batch_held {
+    Mojo::IOLoop->one_tick_for(0.01);
+    $s->psql("select count(*) from pg_stat_activity where wait_event_type = 'Lock' "
+           . "and query like '%famcall_message_send_batch%' and pid <> pg_backend_pid()");
 }
 
 sub gapless {
@@ -180,7 +178,7 @@ subtest 'a full queue answers unavailable and stores nothing it refused' => sub 
     # (and a socket may have 32 sends waiting for answers)
     my $locker = hold_lock(1.2);   # under famcall_db_timeout (2s)
     my ($first) = fire($wa, $conv, 1, 'held by the database');
-    pump(0.5);
+    wait_until { batch_held() } 10, 'the first send held by the lock';
     my ($refs, $cid) = fire($wa, $conv, 30, sub { ('x' x 3890) . sprintf('%06d', $_[0]) });
     my @a = answers($wa, [@$first, @$refs], 15);
     waitpid $locker, 0;
@@ -235,7 +233,7 @@ subtest 'a batch held at the database holds up its own stream only' => sub {
     my $locker = $s->hold_row('conversations', $held->[2], 1.5);   # under famcall_db_timeout (2s)
     $wh->send('message:send', { conversation_id => $held->[2], client_id => new_uuid(),
                                 body => 'its batch waits on the row' }, 'held');
-    pump(0.3);
+    wait_until { batch_held() } 10, 'the batch waiting on the row';
 
     my $t1 = time;
     my $r = $wf->request('message:send', { conversation_id => $free->[2],
@@ -260,9 +258,9 @@ subtest 'a runner killed with a batch in hand: its stream is taken over' => sub 
     my $locker = hold_lock(4);
     $wa->send('message:send', { conversation_id => $conv, client_id => new_uuid(),
                                 body => 'in the batch of the worker killed' }, 'killed');
-    pump(0.3);
+    wait_until { batch_held() } 10, "the batch of A's worker held by the lock";
     my ($refs) = fire($wb, $conv, 3, 'queued behind it');
-    pump(0.3);
+    wait_until { $wb->server_has_read } 10, "B's worker to take B's sends in";
     kill 'KILL', $pa;
     ok($wa->wait_closed(10), "A's socket goes with its worker");
 
@@ -289,7 +287,7 @@ subtest 'a runner that stands still (its pid alive) is taken over' => sub {
     my $cid = new_uuid();
     $wa->send('message:send', { conversation_id => $conv, client_id => $cid,
                                 body => 'in the batch of the worker stopped' }, 'stood');
-    pump(0.3);
+    wait_until { batch_held() } 10, "the batch of A's worker held by the lock";
     kill 'STOP', $pa;
     my ($refs) = fire($wb, $conv, 3, 'queued behind it');
 
@@ -348,8 +346,7 @@ subtest 'one LISTEN for the node; a killed leader is replaced' => sub {
     $m = $s->send_message($b, $conv, 'through the new leader');
     $ev = $wa->expect('message:new', 5);
     ok($ev && $ev->{data}{body} eq 'through the new leader', 'and hears the next message live');
-    my $deadline = time + 10;
-    sleep 0.1 while listens() != 1 && time < $deadline;
+    wait_until { listens() == 1 } 10, 'one LISTEN';
     is(listens(), 1, 'one LISTEN connection again');
     $s->forgive_kill($leader);
     $wa->close;
@@ -390,8 +387,7 @@ subtest 'messages between workers: strangers and garbage are ignored' => sub {
     ok(ipc_send_as('root', $pid, '01' . '00' . $token . '01000000' . 'ffffffff'),
        'a datagram sent as root');
     ok(ipc_send_as('nobody', $pid, '0300'), "and one as the workers' own user");
-    my $deadline = time + 5;
-    sleep 0.05 until log_text() =~ /a worker message from pid \d+, uid 0, ignored/ || time > $deadline;
+    wait_until { log_text() =~ /a worker message from pid \d+, uid 0, ignored/ } 5, 'the log line';
     like(log_text(), qr/\[warn\].*a worker message from pid \d+, uid 0, ignored: not a process of this nginx/,
          'are ignored, and logged');
 
@@ -405,8 +401,7 @@ subtest 'messages between workers: strangers and garbage are ignored' => sub {
         '0200c8',                                       # kick: no such stream
         '0300'),                                        # an event too short to read
        'malformed messages sent with a worker\'s credentials');
-    $deadline = time + 5;
-    sleep 0.05 until log_text() =~ /unreadable event ignored/ || time > $deadline;
+    wait_until { log_text() =~ /unreadable event ignored/ } 5, 'the log line';
     like(log_text(), qr/unreadable event ignored/,
          'were heard (the event cut short is logged) and dropped');
 
@@ -431,8 +426,7 @@ subtest 'a reload with other streams: the new workers get new ones, nothing is l
     is($s->psql("select count(*) from messages where conversation_id = '$conv'"), $before + 20,
        'and stored');
     ok(gapless($conv), 'without a gap');
-    my $deadline = time + 10;
-    sleep 0.1 while listens() != 1 && time < $deadline;
+    wait_until { listens() == 1 } 10, 'one LISTEN';
     is(listens(), 1, 'one LISTEN once the old workers are gone');
     $wa->close;
 };

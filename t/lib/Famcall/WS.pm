@@ -15,6 +15,7 @@ use Mojo::UserAgent;
 use Mojo::IOLoop;
 use Mojo::JSON qw(encode_json decode_json);
 use Time::HiRes qw(time);
+use Famcall::Test qw(peer_has_read);
 
 my $refs = 0;
 
@@ -27,7 +28,8 @@ sub open {
     my @protos = $o{protocols} ? @{ $o{protocols} }
                : defined $token ? ('famcall.v1', "access_token.$token")
                : ('famcall.v1');
-    my $self = bless { frames => [], closed => 0, close_code => undef }, $class;
+    my $self = bless { frames => [], closed => 0, close_code => undef, port => $port,
+                       unsent => 0 }, $class;
     my $ua = Mojo::UserAgent->new(inactivity_timeout => 0);
     $ua->max_response_size(0);
     $self->{ua} = $ua;
@@ -70,13 +72,28 @@ sub send {
     my %ev = (type => $type);
     $ev{data} = $data if defined $data;
     $ev{ref} = $ref if defined $ref;
-    $self->{tx}->send({ text => encode_json(\%ev) });    # bytes, as they are
+    $self->send_raw(encode_json(\%ev));    # bytes, as they are
 }
 
-# send_raw($bytes): one text frame of exactly these bytes
+# send_raw($bytes): one text frame of exactly these bytes. Mojo writes it
+# while its loop runs; `unsent` is set until it has (the drain event).
 sub send_raw {
     my ($self, $bytes) = @_;
-    $self->{tx}->send({ text => $bytes });
+    my $unsent = \$self->{unsent};
+    $$unsent = 1;
+    $self->{tx}->send({ text => $bytes }, sub { $$unsent = 0 });
+}
+
+# server_has_read() -> true once every frame sent so far is out of the
+# client and read by the server (see Famcall::Test's peer_has_read). It
+# runs the client's loop for a moment: frames go out only then.
+sub server_has_read {
+    my ($self) = @_;
+    Mojo::IOLoop->one_tick_for(0.005);
+    return 0 if $self->{unsent};
+    my $stream = Mojo::IOLoop->stream($self->{tx}->connection);
+    return 0 if $stream && $stream->bytes_waiting;
+    return peer_has_read($self->{tx}->local_port, $self->{port});
 }
 
 # request($type, $data) -> the ack or error frame answering it
