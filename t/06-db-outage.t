@@ -6,8 +6,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use Time::HiRes qw(sleep time);
-use Famcall::Test qw(check_json_response body_json is_error);
+use Famcall::Test qw(check_json_response body_json is_error wait_until);
 
 # Generous client timeout: we assert the answer, not its speed.
 my $s = Famcall::Test->new(request_timeout => 10);
@@ -60,14 +59,12 @@ subtest 'database down' => sub {
 $s->pg_start;
 
 subtest 'database back' => sub {
-    my $deadline = time + 15;
     my ($h, $m);
-    while (time < $deadline) {
+    wait_until {
         $h = healthz()->res->code // 0;
         $m = me()->res->code // 0;
-        last if $h == 200 && $m == 200;
-        sleep 0.2;
-    }
+        $h == 200 && $m == 200;
+    } 15, 'healthz and /v1/me to answer 200';
     is($h, 200, 'healthz 200 again within 15 s');
     is($m, 200, '/v1/me 200 again within 15 s');
 
@@ -75,7 +72,7 @@ subtest 'database back' => sub {
     # the first one that happened to reconnect: all of them back (a worker
     # still in its reconnect backoff answers 503 meanwhile, as it should),
     # then requests spread over the workers.
-    sleep 0.2 while backends() < $backends && time < $deadline;
+    wait_until { backends() >= $backends } 15, 'every connection back';
     is(backends(), $backends, 'every connection is back within 15 s');
     my @codes = map { (healthz()->res->code // 0, me()->res->code // 0) } 1 .. 20;
     is_deeply([ grep { $_ != 200 } @codes ], [], '40 more requests on fresh connections: all 200');

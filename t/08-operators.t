@@ -9,7 +9,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use Mojo::Promise;
 use Mojo::UserAgent;
-use Famcall::Test qw(is_error body_json);
+use Famcall::Test qw(is_error body_json wait_until);
 
 my $limited = Famcall::Test::_free_port();
 
@@ -66,11 +66,10 @@ subtest 'limit_req keyed by $famcall_user_id' => sub {
 
 subtest 'access log names the user' => sub {
     my $log = '';
-    for (1 .. 50) {     # nginx writes the log line after the response
+    wait_until {        # nginx writes the log line after the response
         $log = do { local (@ARGV, $/) = ($s->data_dir . '/log/per-user.log'); <> } // '';
-        last if ($log =~ tr/\n//) >= 5;
-        select undef, undef, undef, 0.1;
-    }
+        ($log =~ tr/\n//) >= 5;
+    } 5, 'five lines in per-user.log';
     my $a = $ann->{user}{id};
     my $b = $bob->{user}{id};
     like($log, qr{^\Q$a\E 200 /v1/me$}m, 'ann 200');

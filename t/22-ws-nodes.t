@@ -6,8 +6,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use Time::HiRes qw(time sleep);
-use Famcall::Test qw(new_uuid body_json);
+use Famcall::Test qw(new_uuid body_json wait_until);
 use Famcall::WS;
 
 my $s = Famcall::Test->new(workers => 2);
@@ -106,9 +105,8 @@ subtest 'reload: sockets closed with 1001, nothing lost' => sub {
 # B's earlier sockets are gone from the database (their closes are async)
 sub wait_offline {
     my ($user) = @_;
-    my $deadline = time + 10;
-    sleep 0.05 while $s->psql("select count(*) from presence where user_id = '$user->{user}{id}'")
-                     && time < $deadline;
+    wait_until { !$s->psql("select count(*) from presence where user_id = '$user->{user}{id}'") }
+        10, 'no presence row left';
 }
 
 subtest 'a killed worker: presence corrected, nothing lost' => sub {
@@ -147,8 +145,7 @@ subtest 'the bus comes back after a database restart' => sub {
     $s->pg_start;
     ok($b1->expect('resync', 20), 'sockets are told to resync once the bus is back');
     # the pool reconnects on demand: retry until a send gets through
-    my $m;
-    for (1 .. 50) { $m = send_ws($a1, 'after the restart') and last; sleep 0.2 }
+    my $m = wait_until { send_ws($a1, 'after the restart') } 15, 'a send to get through';
     ok($m, 'sending works again');
     my $ev = $b1->expect('message:new', 10);
     is($ev && $ev->{data}{id}, $m && $m->{id}, 'and is delivered live');
