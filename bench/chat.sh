@@ -45,3 +45,4 @@ python3 -c "print('persisted: %d messages, %.0f per second (wall clock of the wr
 bench_seq_check
 
 bench_wrk list -s "$bench_top/bench/chat_list.lua" "$api"
+bench_verdict

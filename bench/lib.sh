@@ -18,7 +18,8 @@ bench_stop() {
     bench_flush_stop
     [ -n "${bench_autogroup:-}" ] && echo "$bench_autogroup" > "$bench_autogroup_knob"
     # the master we started, whether or not it wrote its pid file yet: one
-    # left running would hold the caller's stdout (t/30 reads it to the end)
+    # left running would hold the caller's stdout (bench/selftest.sh reads
+    # it to the end)
     if [ -n "${bench_nginx_pid:-}" ]; then
         kill -QUIT "$bench_nginx_pid" 2> /dev/null || true
         for _ in $(seq 50); do
@@ -437,15 +438,36 @@ bench_settle() {
     psql -X -q -c 'vacuum analyze' -c checkpoint
 }
 
+# Whether a run did what its report says, apart from its figures: a
+# message lost, refused or delivered twice, a gap in a conversation's seqs,
+# an error in nginx's log make its figures void. bench_unsound WHY says so
+# in the report and the run goes on; bench_verdict, last, exits 1 if
+# anything was said. `make bench-selftest` judges the bench scripts by
+# these exit statuses alone, never by the wording of their reports.
+bench_unsound_n=0
+bench_unsound() {
+    echo "NOT SOUND: $*"
+    bench_unsound_n=$((bench_unsound_n + 1))
+}
+bench_verdict() {
+    [ "$bench_unsound_n" = 0 ] && return 0
+    echo "$bench_unsound_n problem(s) above: this run's figures do not count" >&2
+    exit 1
+}
+
 # Every conversation's seqs must be exactly 1..last_seq after a run: no gap,
-# no duplicate. One line; PREFIX (optional) goes before it.
+# no duplicate, and some messages stored. One line; PREFIX (optional) goes
+# before it.
 bench_seq_check() {
-    psql -X -At -c "select '${1:-}seq check: ' || count(*) || ' conversations, ' ||
-        sum(case when m.n = c.last_seq and m.mx = c.last_seq then 1 else 0 end) ||
-        ' with seq exactly 1..last_seq'
+    local n exact
+    read -r n exact < <(psql -X -At -F ' ' -c "select count(*),
+        coalesce(sum(case when m.n = c.last_seq and m.mx = c.last_seq then 1 else 0 end), 0)
         from conversations c
         join (select conversation_id, count(*) n, max(seq) mx from messages
-              group by conversation_id) m on m.conversation_id = c.id"
+              group by conversation_id) m on m.conversation_id = c.id")
+    echo "${1:-}seq check: $n conversations, $exact with seq exactly 1..last_seq"
+    [ "$n" -gt 0 ] || bench_unsound "no messages stored"
+    [ "$exact" = "$n" ] || bench_unsound "$((n - exact)) conversations with a gap or a duplicate seq"
 }
 
 bench_machine() {

@@ -127,7 +127,9 @@ ws_nginx_errors() {
         | grep -E '\[(alert|crit|emerg|error)\]' > "$data/errors.txt" || true
     n=$(wc -l < "$data/errors.txt")
     echo "nginx error log: $n lines at error level or above"
-    [ "$n" = 0 ] || tail -3 "$data/errors.txt" | sed 's/^/    /'
+    [ "$n" = 0 ] && return 0
+    tail -3 "$data/errors.txt" | sed 's/^/    /'
+    bench_unsound "nginx logged $n lines at error level or above"
 }
 
 # chat NAME PORT_A PORT_B SRC_OCTET: WS_CHAT_PROCS processes start sending together
@@ -196,6 +198,13 @@ ws_chat() {
                 v["behind_max_us"] / 1000, v["cpu_ms"] / 1000, v["connected"], v["wanted"]
         }' "$data/$name.sum"
     cat "$data/$name.cpu"
+    # every message planned was sent, acked, and delivered once, to its
+    # conversation's other side only
+    awk -F= '{ v[$1] = $2 } END {
+        bad = v["errors"] + v["not_acked"] + v["not_delivered"] + v["foreign"] + v["echoed"] + v["skipped"]
+        exit !(v["sent"] > 0 && v["acked"] == v["sent"] && v["delivered"] == v["sent"] && bad == 0) }' \
+        "$data/$name.sum" ||
+        bench_unsound "$name: not every message was sent, acked and delivered once"
     bench_seq_check '  '
 }
 
@@ -312,6 +321,10 @@ hold)
                 v["connected"], v["wanted"], v["connect_ms"] / 1000, v["refused"], v["connect_failed"] + v["bad_handshake"],
                 v["dropped"], v["server_closed"], v["close_4000"], v["pings"], v["closed_clean"]
         }' "$data/hold.sum"
+    # every socket connected and held: none dropped or closed by the server
+    awk -F= '{ v[$1] = $2 } END {
+        exit !(v["connected"] == v["wanted"] && v["dropped"] + v["server_closed"] == 0) }' \
+        "$data/hold.sum" || bench_unsound "hold: not every socket was connected and held"
     python3 - "$held" "$pss0" "$rss0" "$tcp0" "$slab0" "$pss1" "$rss1" "$tcp1" "$slab1" \
               "$pss2" "$rss2" "$tcp2" "$slab2" "$hold" <<'PY'
 import sys
@@ -332,3 +345,4 @@ PY
     echo "unknown part $part (chat, nodes, hold)" >&2; exit 1
     ;;
 esac; done
+bench_verdict
