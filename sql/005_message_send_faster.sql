@@ -1,8 +1,8 @@
 -- famcall_message_send, cheaper per call (it runs once per message in every
--- batch, docs/benchmarks.md): membership of a 1:1 conversation read from the
--- row itself (its two users) instead of a conversation_members probe, and no
--- per-call SET search_path (names are schema-qualified instead). Same rules,
--- same answers, same locks as in 003.
+-- batch, so what a call costs is paid by every message): membership of a
+-- 1:1 conversation read from the row itself (its two users) instead of a
+-- conversation_members probe, and no per-call SET search_path (names are
+-- schema-qualified instead). Same rules, same answers, same locks as in 003.
 create or replace function famcall_message_send(me uuid, conversation uuid, client_id uuid,
                                      message_body text)
 returns table (status int, body jsonb)

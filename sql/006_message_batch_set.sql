@@ -1,9 +1,10 @@
 -- Group commit, set-based: a batch of sends is decided and inserted by three
 -- statements for all items at once instead of one famcall_message_send call
--- per item (about 70 us of call overhead each, docs/benchmarks.md; 007 drops
--- that function). The rules, in this order: 422 bad input, 404 not a member,
--- 200/409 for a client_id already used, 403 blocked, 403 not_a_contact, 201;
--- conversation rows and (sender, client_id) locks as the single send took them.
+-- per item (a plpgsql call's own overhead cost more than the item's insert;
+-- 007 drops that function). The rules, in this order: 422 bad input, 404
+-- not a member, 200/409 for a client_id already used, 403 blocked, 403
+-- not_a_contact, 201; conversation rows and (sender, client_id) locks as
+-- the single send took them.
 create or replace function famcall_message_send_batch(items jsonb)
 returns table (i int, status int, body jsonb)
 language plpgsql

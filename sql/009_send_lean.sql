@@ -1,16 +1,15 @@
--- Sending, leaner (docs/benchmarks.md, "Chat over HTTP" and the gateway's
--- chat runs): PostgreSQL's CPU per message is what bounds sends per second
--- on a small machine, and callgrind on a backend (instructions, not time:
--- bench/sql/batch-cost.sh) showed where the batch of 008 spent it. Per message,
--- in a batch of 100: 426k instructions, of which
---   * 77k the two foreign-key checks of messages (a query per row each);
+-- Sending, leaner: PostgreSQL's CPU per message is what bounds sends per
+-- second on a small machine, and callgrind on a backend (instructions, not
+-- time: bench/sql/batch-cost.sh) showed where the batch of 008 spent it:
+--   * nearly a fifth on the two foreign-key checks of messages (a query per
+--     row each);
 --   * the input re-parsed where each jsonb field was used (uuid casts in
 --     the lookups' index keys, evaluated again on every rescan);
 --   * ON CONFLICT's extra index probe and WAL record, for a conflict the
 --     (sender, client_id) lock already rules out;
 --   * the answer built as jsonb and printed twice (reply and notification).
--- This version: 251k (232k with sql/010). What it changes, with the rules
--- and answers as they were (t/13, t/21 hold them):
+-- This version costs about 40% less a message. What it changes, with the
+-- rules and answers as they were (t/13, t/21 hold them):
 --   1. the items are parsed once, into typed arrays, by jsonb_to_recordset;
 --   2. the conversation rows are locked and read in one statement, and the
 --      main statement joins what that read instead of looking them up again;
@@ -50,7 +49,8 @@ drop function famcall_message_send_batch(jsonb);
 
 -- famcall_event_line (008) from text: the users already joined by commas
 -- and data that is JSON text (the batch writes its answers as text, and
--- array_to_string over array[me, peer] cost it 20k instructions a message).
+-- array_to_string over array[me, peer] was a visible part of a message's
+-- cost).
 -- The uuid[] / jsonb one now calls it, so the line format is written once.
 create function famcall_event_line(type text, users text, src text,
                                    data text)

@@ -1,5 +1,5 @@
--- Sync without an index on messages.txid (it cost 19k of the 251k
--- instructions a send costs PostgreSQL, bench/sql/batch-cost.sh).
+-- Sync without an index on messages.txid: every send paid for keeping it up
+-- (bench/sql/batch-cost.sh prices it), for the sake of sync alone.
 --
 -- What a cursor's snapshot s0 did not see of a conversation is exactly its
 -- messages after the newest one s0 saw: only famcall_message_send_batch

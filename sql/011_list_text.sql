@@ -1,11 +1,11 @@
--- Listing a conversation renders its page as text (bench/sql/list-cost.sh:
--- 5.3M instructions per page of 50 before, 1.8M after).
+-- Listing a conversation renders its page as text, for a third of the
+-- instructions (bench/sql/list-cost.sh).
 --
 -- famcall_messages_list (003) built each message with jsonb_build_object
 -- (nine keys: the type of every argument looked up in the catalog cache at
 -- every call, the keys sorted), gathered them with jsonb_agg, wrapped the
--- array in another object and had jsonb_out print it all: 105k instructions
--- a message, and about 2,000 pages per second on this machine.
+-- array in another object and had jsonb_out print it all: the database's
+-- CPU, not nginx, bounded how many pages a node could list.
 --
 -- famcall_message_text(m) writes the same bytes directly: jsonb's key order
 -- (by length, then bytes), ": " and ", " as jsonb_out writes them, strings

@@ -1,9 +1,9 @@
 -- Sync pages written as text, like listing (sql/011): the messages through
 -- famcall_message_text, the page's object in jsonb's own key order and
 -- spacing, so the bytes are what the jsonb version printed (t/21 checks
--- body::jsonb::text = body). Messages cost listing about 105k instructions
--- each as jsonb and 36k as text (bench/sql/list-cost.sh); a sync page holds
--- up to 500, and a restart means one sync per reconnecting socket. The
+-- body::jsonb::text = body). A message costs a third as much as text as it
+-- did as jsonb (sql/011, bench/sql/list-cost.sh); a sync page holds up to
+-- 500, and a restart means one sync per reconnecting socket. The
 -- cursor, the receipts, the presence and every rule are as in sql/010.
 
 drop function famcall_sync(uuid, text, int);

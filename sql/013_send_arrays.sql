@@ -1,19 +1,17 @@
 -- The batch of sends takes its items as arrays, one per field, instead of
--- one JSON document (docs/benchmarks.md, "Fifth session"). The worker wrote
--- the document with jansson (an object per item, then the array dumped) and
--- PostgreSQL parsed it twice: jsonb_in for the parameter, then
--- jsonb_to_recordset into typed arrays. Arrays are read by array_in straight
--- into uuid[] and text[], and the worker writes them without building JSON
--- (ngx_famcall_batch.c). callgrind, a batch of 25 sends as the worker sends
--- them (literal parameters): 8.08M instructions as JSON, 7.55M as arrays,
--- 21k less per send.
+-- one JSON document. The worker wrote the document with jansson (an object
+-- per item, then the array dumped) and PostgreSQL parsed it twice: jsonb_in
+-- for the parameter, then jsonb_to_recordset into typed arrays. Arrays are
+-- read by array_in straight into uuid[] and text[], and the worker writes
+-- them without building JSON (ngx_famcall_batch.c), which saves nginx a
+-- JSON tree per batch and PostgreSQL a parse per item
+-- (bench/sql/batch-cost.sh counts the batch a few percent cheaper).
 --
 -- Same rules, steps 2-4 and answers as sql/009 (t/13 and t/21 hold them);
 -- only step 1, the parsing, is gone, and the rows come back unsorted (the
--- worker finds an item's row by i): 64k instructions less a batch of one,
--- 105k less one of 25. Item k is element k of every array; the arrays have
--- one length (unnest pads a shorter one with NULLs, which the rules answer
--- 422 or 404).
+-- worker finds an item's row by i), which saves a sort per batch. Item k
+-- is element k of every array; the arrays have one length (unnest pads a
+-- shorter one with NULLs, which the rules answer 422 or 404).
 
 drop function famcall_message_send_batch(jsonb);
 

@@ -1,9 +1,10 @@
--- Presence changes in batches (docs/benchmarks.md, "Seventh session").
+-- Presence changes in batches.
 --
 -- A worker wrote each user's presence in a transaction of its own (sql/008):
--- as 2,000 sockets opened, 2,000 commits with a NOTIFY each, serialised by
--- PostgreSQL's NOTIFY lock, about 900 a second here. The sends queued behind
--- them on the same pool connections waited up to a second. A worker now
+-- when many sockets open at once, a commit with a NOTIFY each, and
+-- PostgreSQL serialises the commits of notifying transactions on its NOTIFY
+-- lock. The sends queued behind them on the same pool connections waited
+-- until they were all done. A worker now
 -- sends the changes that arrived while its previous batch ran, in one
 -- transaction and one round of NOTIFYs; a reconnect storm after a restart
 -- costs a few hundred commits instead of one per socket.

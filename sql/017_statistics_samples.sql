@@ -4,9 +4,9 @@
 -- `conversations` because every send updates its last_seq, `messages`
 -- every 10% of growth, which at 10,000 sends/s is every round up to a
 -- table of 6M rows. An analyze's cost is its sample, 300 rows per unit of
--- the largest statistics target of the table's columns; on a 2-core node
--- at 10,000 sends/s the round's 0.1-0.3 s of a core came out of the sends'
--- latency in the second it ran (docs/benchmarks.md, "Eleventh session").
+-- the largest statistics target of the table's columns, and on a busy node
+-- the round's analyzes come out of the sends' latency in the second they
+-- run (docs/benchmarks.md, "What we learned").
 --
 -- Since sql/016 the only columns with statistics are those whose estimates
 -- can steer a plan: how many rows a conversation, a sender or a user has.
@@ -15,11 +15,11 @@
 --
 -- - conversations (user_lo, user_hi: the cascades of deleting a user; the
 --   pair and the id are unique keys), 1M of them over 100,000 users: at
---   target 10 the same plans as at 100, analyze 90-138 -> 19-29 ms.
+--   target 10 the same plans as at 100, and an analyze a fifth as long.
 -- - messages (conversation_id, sender_id, seq), 3M over 50,000
 --   conversations: at target 30 the same plans as at 100 (a page, the
---   receipts, sync, the purge, the (sender, client_id) lookup), analyze
---   177-277 -> 57-96 ms. A conversation's rows are estimated at 240
+--   receipts, sync, the purge, the (sender, client_id) lookup), and an
+--   analyze a third as long. A conversation's rows are estimated at 240
 --   against 90 at 100, for 60; at target 10 it would be 660, too far from
 --   the truth to leave plans to.
 
