@@ -62,10 +62,10 @@ bench_wal_warm() {
 
 # BENCH_SHARED_BUFFERS (say 2GB): PostgreSQL's shared buffers for the run,
 # and a restart to take them. Unset, the cluster keeps the 128 MB default,
-# as every run in docs/benchmarks.md had. With 128 MB the buffer pool is
-# full of dirty pages after about 20 s at 10,000 sends/s, and from then on
-# the batch backends write pages out themselves, inside their transactions
-# (the report's "buffers written out ... by backends").
+# so that runs compare with the figures recorded. With 128 MB the buffer
+# pool is full of dirty pages after about 20 s at 10,000 sends/s, and from
+# then on the batch backends write pages out themselves, inside their
+# transactions (the report's "buffers written out ... by backends").
 bench_pg_size() {
     [ -n "${BENCH_SHARED_BUFFERS:-}" ] || return 0
     psql -X -q -c "alter system set shared_buffers = '$BENCH_SHARED_BUFFERS'"
@@ -164,8 +164,7 @@ bench_cpu_mark() {
     # Write back every dirty page first: the kernel writes a page back 30 s
     # after it was dirtied (vm.dirty_expire_centisecs), so the setup's files
     # (pairs.txt and the like, megabytes) went to the disk in the middle of
-    # a run, and the WAL's fsyncs waited tens of ms behind them
-    # (docs/benchmarks.md, "Tenth session")
+    # a run, and the WAL's fsyncs waited behind them
     sync
     bench_cpu0=$(head -1 /proc/stat)
     bench_t0=$(date +%s.%N)
@@ -432,8 +431,8 @@ bench_autovacuum_report() {
 
 # After a bench's own setup and before it measures: analyze what the setup
 # loaded and checkpoint, so that the run does not measure autovacuum's first
-# pass over freshly loaded tables (the first second of a run at 10,000
-# sends/s was 200 ms slow without this) nor a checkpoint the setup caused.
+# pass over freshly loaded tables (it lands in the run's first seconds
+# otherwise) nor a checkpoint the setup caused.
 bench_settle() {
     psql -X -q -c 'vacuum analyze' -c checkpoint
 }

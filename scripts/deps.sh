@@ -11,7 +11,7 @@ PACKAGES=(
     libyajl-dev                               # bench/ws/wsload: its frame parser
     coturn                                    # TURN relay
     libmojolicious-perl libtest-simple-perl   # t/: Test::More + Test::Mojo
-    wrk curl openssl python3                  # bench/ (t/30 runs its scripts)
+    wrk curl openssl python3                  # bench/ (t/30: wsload's self-test)
     valgrind                                  # bench/sql/: instruction counts
     iproute2 procps                           # t/: ss (which worker holds a socket), ps
     clang libclang-rt-14-dev                  # sanitizers (test-asan) and libFuzzer (fuzz)

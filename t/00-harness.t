@@ -2,7 +2,8 @@
 # The harness's own judgement of a sanitizer report (t/lib/Famcall/Test.pm,
 # worker_start_leaks_only): the one LeakSanitizer report it lets pass is
 # nginx's per-worker arrays at exit; anything else still fails a teardown.
-# The fixture is a real report of make test-asan (t/12, 2026-11-26).
+# The fixture is a real report of make test-asan (t/12), so the judgement is
+# tested on what LeakSanitizer prints, not on a report written to fit it.
 use strict;
 use warnings;
 use FindBin;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# famcall WebSocket gateway benchmark (docs/benchmarks.md, "WebSocket gateway"),
+# famcall WebSocket gateway benchmark (docs/benchmarks.md),
 # with bench/ws/wsload on a throwaway stack (bench/lib.sh):
 #   chat   WS_RATE message:send per second for WS_SECONDS over WS_PAIRS
 #          conversations, both sides on one node: sent, acked (committed),
