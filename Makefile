@@ -52,7 +52,8 @@ UNIT_CFLAGS := -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g -Ingx_famcall
 UNIT_LIBS   := -ljansson -ljwt -lcrypto
 UNIT_SRCS   := ngx_famcall_module/core/ngx_famcall_validate.c ngx_famcall_module/core/ngx_famcall_json.c \
                ngx_famcall_module/core/ngx_famcall_token.c ngx_famcall_module/gateway/ngx_famcall_ws_frame.c \
-               ngx_famcall_module/gateway/ngx_famcall_event.c ngx_famcall_module/gateway/ngx_famcall_gw_index.c
+               ngx_famcall_module/gateway/ngx_famcall_event.c ngx_famcall_module/gateway/ngx_famcall_event_fields.c \
+               ngx_famcall_module/gateway/ngx_famcall_gw_index.c
 $(BUILD)/unit/%: t/unit/%.c $(UNIT_SRCS) t/unit/tap.h $(wildcard ngx_famcall_module/*/*.h)
 	@mkdir -p $(BUILD)/unit
 	$(CC) $(UNIT_CFLAGS) $(UNIT_CFLAGS_EXTRA) -o $@ $< $(UNIT_SRCS) $(UNIT_LIBS)
@@ -84,10 +85,10 @@ $(BUILD)/fuzz/ws_frame_fuzz: t/fuzz/ws_frame_fuzz.c ngx_famcall_module/gateway/n
 	@mkdir -p $(BUILD)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< ngx_famcall_module/gateway/ngx_famcall_ws_frame.c
 
-EVENT_FUZZ_SRCS := ngx_famcall_module/gateway/ngx_famcall_event.c ngx_famcall_module/core/ngx_famcall_json.c \
+EVENT_FUZZ_SRCS := ngx_famcall_module/gateway/ngx_famcall_event.c ngx_famcall_module/gateway/ngx_famcall_event_fields.c \
+                   ngx_famcall_module/core/ngx_famcall_json.c \
                    ngx_famcall_module/core/ngx_famcall_validate.c
-$(BUILD)/fuzz/event_fuzz: t/fuzz/event_fuzz.c $(EVENT_FUZZ_SRCS) ngx_famcall_module/gateway/ngx_famcall_event.h \
-                          ngx_famcall_module/core/ngx_famcall_json.h ngx_famcall_module/core/ngx_famcall_validate.h
+$(BUILD)/fuzz/event_fuzz: t/fuzz/event_fuzz.c $(EVENT_FUZZ_SRCS) $(wildcard ngx_famcall_module/*/*.h)
 	@mkdir -p $(BUILD)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(EVENT_FUZZ_SRCS) -ljansson
 

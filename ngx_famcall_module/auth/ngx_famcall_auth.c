@@ -39,27 +39,29 @@ static ngx_int_t ngx_famcall_tokens_done(ngx_famcall_ctx_t *ctx,
 
 
 static const ngx_famcall_field_t  ngx_famcall_signup_fields[] = {
-    { "email", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_email, 0, 0 },
+    { "email", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_email,
+      0, 0, NULL },
     { "password", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_password,
-      0, 0 },
+      0, 0, NULL },
     { "display_name", NGX_FAMCALL_F_STRING, 1, 0,
-      ngx_famcall_check_display_name, 0, 0 },
+      ngx_famcall_check_display_name, 0, 0, NULL },
     { "username", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_username,
-      0, 0 },
-    { NULL, 0, 0, 0, NULL, 0, 0 }
+      0, 0, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
 };
 
 static const ngx_famcall_field_t  ngx_famcall_login_fields[] = {
-    { "email", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_email, 0, 0 },
+    { "email", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_email,
+      0, 0, NULL },
     { "password", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_password,
-      0, 0 },
-    { NULL, 0, 0, 0, NULL, 0, 0 }
+      0, 0, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
 };
 
 static const ngx_famcall_field_t  ngx_famcall_refresh_fields[] = {
     { "refresh_token", NGX_FAMCALL_F_STRING, 1, 0,
-      ngx_famcall_check_refresh_token, 0, 0 },
-    { NULL, 0, 0, 0, NULL, 0, 0 }
+      ngx_famcall_check_refresh_token, 0, 0, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
 };
 
 

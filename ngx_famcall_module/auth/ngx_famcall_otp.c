@@ -36,16 +36,19 @@ static ngx_int_t ngx_famcall_otp_verified(ngx_famcall_ctx_t *ctx,
 
 
 static const ngx_famcall_field_t  ngx_famcall_otp_request_fields[] = {
-    { "phone", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_phone, 0, 0 },
-    { NULL, 0, 0, 0, NULL, 0, 0 }
+    { "phone", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_phone,
+      0, 0, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
 };
 
 static const ngx_famcall_field_t  ngx_famcall_otp_verify_fields[] = {
-    { "phone", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_phone, 0, 0 },
-    { "code", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_otp_code, 0, 0 },
+    { "phone", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_phone,
+      0, 0, NULL },
+    { "code", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_otp_code,
+      0, 0, NULL },
     { "display_name", NGX_FAMCALL_F_STRING, 0, 0,
-      ngx_famcall_check_display_name, 0, 0 },
-    { NULL, 0, 0, 0, NULL, 0, 0 }
+      ngx_famcall_check_display_name, 0, 0, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
 };
 
 

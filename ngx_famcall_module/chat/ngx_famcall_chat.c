@@ -15,7 +15,6 @@
 #include "ngx_famcall_token.h"
 
 
-#define NGX_FAMCALL_SEQ_MAX      9007199254740991LL     /* 2^53 - 1 */
 #define NGX_FAMCALL_PAGE_MAX     200
 #define NGX_FAMCALL_PAGE_DEFAULT 50
 
@@ -26,16 +25,17 @@ static void ngx_famcall_messages_sent(void *owner, ngx_int_t status,
 
 
 static const ngx_famcall_field_t  ngx_famcall_send_fields[] = {
-    { "client_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid, 0, 0 },
+    { "client_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid,
+      0, 0, NULL },
     { "body", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_message_body,
-      0, 0 },
-    { NULL, 0, 0, 0, NULL, 0, 0 }
+      0, 0, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
 };
 
 static const ngx_famcall_field_t  ngx_famcall_read_fields[] = {
     { "up_to_seq", NGX_FAMCALL_F_INTEGER, 1, 0, NULL, 0,
-      NGX_FAMCALL_SEQ_MAX },
-    { NULL, 0, 0, 0, NULL, 0, 0 }
+      NGX_FAMCALL_SEQ_MAX, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
 };
 
 

@@ -2,6 +2,8 @@
  * famcall: table-driven checks of JSON request bodies (see the header).
  */
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,8 +13,18 @@
 #define JSON_MAX_DEPTH  16
 
 
-static int check_string(json_t *obj, const ngx_famcall_field_t *f,
+static int check_object(json_t *obj, const ngx_famcall_field_t *fields,
+    ngx_famcall_verror_t *err, size_t plen);
+static int check_value(json_t *obj, size_t i, json_t *v,
+    const ngx_famcall_field_t *f, ngx_famcall_verror_t *err, size_t plen);
+static int check_array(json_t *arr, const ngx_famcall_field_t *f,
+    ngx_famcall_verror_t *err, size_t plen);
+static int check_string(json_t *obj, size_t i, const ngx_famcall_field_t *f,
     json_t *v, ngx_famcall_verror_t *err);
+static size_t path_add(ngx_famcall_verror_t *err, size_t plen,
+    const char *fmt, ...);
+static int fail(ngx_famcall_verror_t *err, const char *code,
+    const char *message);
 static int json_depth(json_t *v, int depth);
 
 
@@ -55,12 +67,34 @@ int
 ngx_famcall_json_validate(json_t *obj, const ngx_famcall_field_t *fields,
     ngx_famcall_verror_t *err)
 {
+    err->path[0] = '\0';
+
+    return check_object(obj, fields, err, 0);
+}
+
+
+/*
+ * The members of obj against fields.  plen: the length of obj's path in
+ * err->path, 0 at the top (where errors name the field as the table does).
+ */
+static int
+check_object(json_t *obj, const ngx_famcall_field_t *fields,
+    ngx_famcall_verror_t *err, size_t plen)
+{
+    size_t                      len;
     json_t                     *v;
-    json_int_t                  n;
     const ngx_famcall_field_t  *f;
 
     for (f = fields; f->name != NULL; f++) {
-        err->field = f->name;
+
+        if (plen == 0) {
+            err->field = f->name;
+            len = 0;
+
+        } else {
+            len = path_add(err, plen, ".%s", f->name);
+            err->field = err->path;
+        }
 
         v = json_object_get(obj, f->name);
 
@@ -69,56 +103,130 @@ ngx_famcall_json_validate(json_t *obj, const ngx_famcall_field_t *fields,
                 continue;
             }
 
-            err->code = "missing_field";
-            err->message = "a required field is missing";
+            return fail(err, "missing_field", "a required field is missing");
+        }
+
+        if (check_value(obj, 0, v, f, err, len) != 0) {
             return -1;
-        }
-
-        if (json_is_null(v) && !f->nullable) {
-            err->code = f->required ? "missing_field" : "invalid_field";
-            err->message = f->required ? "a required field is missing"
-                                       : "must not be null";
-            return -1;
-        }
-
-        if (json_is_null(v)) {
-            continue;
-        }
-
-        switch (f->type) {
-
-        case NGX_FAMCALL_F_STRING:
-            if (!json_is_string(v)) {
-                err->code = "invalid_field";
-                err->message = "must be a string";
-                return -1;
-            }
-
-            if (check_string(obj, f, v, err) != 0) {
-                return -1;
-            }
-
-            break;
-
-        case NGX_FAMCALL_F_INTEGER:
-            if (!json_is_integer(v)) {
-                err->code = "invalid_field";
-                err->message = "must be an integer";
-                return -1;
-            }
-
-            n = json_integer_value(v);
-            if (n < f->min || n > f->max) {
-                err->code = "invalid_field";
-                err->message = "is out of range";
-                return -1;
-            }
-
-            break;
         }
     }
 
     err->field = NULL;
+    return 0;
+}
+
+
+/*
+ * One value v, obj's member f->name or (obj an array) its element i,
+ * against f; err->field names it already.
+ */
+static int
+check_value(json_t *obj, size_t i, json_t *v, const ngx_famcall_field_t *f,
+    ngx_famcall_verror_t *err, size_t plen)
+{
+    json_int_t  n;
+
+    if (json_is_null(v)) {
+        if (f->nullable) {
+            return 0;
+        }
+
+        return f->required ? fail(err, "missing_field",
+                                  "a required field is missing")
+                           : fail(err, "invalid_field", "must not be null");
+    }
+
+    switch (f->type) {
+
+    case NGX_FAMCALL_F_STRING:
+        if (!json_is_string(v)) {
+            return fail(err, "invalid_field", "must be a string");
+        }
+
+        return check_string(obj, i, f, v, err);
+
+    case NGX_FAMCALL_F_INTEGER:
+        if (!json_is_integer(v)) {
+            return fail(err, "invalid_field", "must be an integer");
+        }
+
+        n = json_integer_value(v);
+        if (n < f->min || n > f->max) {
+            return fail(err, "invalid_field", "is out of range");
+        }
+
+        return 0;
+
+    case NGX_FAMCALL_F_BOOLEAN:
+        if (!json_is_boolean(v)) {
+            return fail(err, "invalid_field", "must be true or false");
+        }
+
+        return 0;
+
+    case NGX_FAMCALL_F_OBJECT:
+        if (!json_is_object(v)) {
+            return fail(err, "invalid_field", "must be an object");
+        }
+
+        if (f->fields == NULL) {
+            return 0;
+        }
+
+        if (plen == 0) {
+            plen = path_add(err, 0, "%s", f->name);
+        }
+
+        return check_object(v, f->fields, err, plen);
+
+    case NGX_FAMCALL_F_ARRAY:
+        if (!json_is_array(v)) {
+            return fail(err, "invalid_field", "must be an array");
+        }
+
+        return check_array(v, f, err, plen);
+    }
+
+    return fail(err, "internal", "a field of an unknown type");
+}
+
+
+static int
+check_array(json_t *arr, const ngx_famcall_field_t *f,
+    ngx_famcall_verror_t *err, size_t plen)
+{
+    size_t   i, n, len;
+    json_t  *v;
+
+    n = json_array_size(arr);
+
+    if ((long long) n < f->min) {
+        return fail(err, "invalid_field", "has too few elements");
+    }
+
+    if (f->max > 0 && (long long) n > f->max) {
+        return fail(err, "invalid_field", "has too many elements");
+    }
+
+    if (f->fields == NULL) {
+        return 0;
+    }
+
+    if (plen == 0) {
+        plen = path_add(err, 0, "%s", f->name);
+    }
+
+    for (i = 0; i < n; i++) {
+        len = path_add(err, plen, "[%zu]", i);
+        err->field = err->path;
+
+        v = json_array_get(arr, i);
+
+        if (check_value(arr, i, v, f->fields, err, len) != 0) {
+            return -1;
+        }
+    }
+
     return 0;
 }
 
@@ -135,41 +243,93 @@ ngx_famcall_json_string(json_t *obj, const char *name)
 
 
 static int
-check_string(json_t *obj, const ngx_famcall_field_t *f, json_t *v,
+check_string(json_t *obj, size_t i, const ngx_famcall_field_t *f, json_t *v,
     ngx_famcall_verror_t *err)
 {
+    int          rc;
     char        *out;
     size_t       len, outlen;
+    json_t      *norm;
     const char  *msg;
+
+    len = json_string_length(v);
+
+    if ((long long) len < f->min) {
+        return fail(err, "invalid_field", "is too short");
+    }
+
+    if (f->max > 0 && (long long) len > f->max) {
+        return fail(err, "invalid_field", "is too long");
+    }
 
     if (f->check == NULL) {
         return 0;
     }
 
-    len = json_string_length(v);
-
     out = malloc(len + 1);
     if (out == NULL) {
-        err->code = "internal";
-        err->message = "out of memory";
-        return -1;
+        return fail(err, "internal", "out of memory");
     }
 
     msg = f->check(json_string_value(v), len, out, &outlen);
 
     if (msg != NULL) {
         free(out);
-        err->code = "invalid_field";
-        err->message = msg;
-        return -1;
+        return fail(err, "invalid_field", msg);
     }
 
+    rc = 0;
+
     if (outlen != len || memcmp(out, json_string_value(v), len) != 0) {
-        json_object_set_new(obj, f->name, json_stringn(out, outlen));
+        norm = json_stringn(out, outlen);
+
+        if (norm == NULL
+            || (json_is_array(obj) ? json_array_set_new(obj, i, norm)
+                                   : json_object_set_new(obj, f->name, norm))
+               != 0)
+        {
+            rc = fail(err, "internal", "out of memory");
+        }
     }
 
     free(out);
-    return 0;
+    return rc;
+}
+
+
+/* err->path up to plen, then fmt: the new length (a long path is cut) */
+static size_t
+path_add(ngx_famcall_verror_t *err, size_t plen, const char *fmt, ...)
+{
+    int      n;
+    va_list  args;
+
+    if (plen >= sizeof(err->path) - 1) {
+        return plen;
+    }
+
+    va_start(args, fmt);
+    n = vsnprintf(err->path + plen, sizeof(err->path) - plen, fmt, args);
+    va_end(args);
+
+    if (n < 0) {
+        err->path[plen] = '\0';
+        return plen;
+    }
+
+    plen += (size_t) n;
+
+    return plen < sizeof(err->path) ? plen : sizeof(err->path) - 1;
+}
+
+
+static int
+fail(ngx_famcall_verror_t *err, const char *code, const char *message)
+{
+    err->code = code;
+    err->message = message;
+
+    return -1;
 }
 
 

@@ -63,12 +63,12 @@ ngx_famcall_jwt_verify(const unsigned char *key, size_t keylen,
     const char *token, size_t len, time_t now,
     ngx_famcall_jwt_claims_t *claims)
 {
-    int          rc;
-    long         exp;
-    char         buf[JWT_MAX_LEN + 1];
-    size_t       n;
-    jwt_t       *jwt;
-    const char  *iss, *sub, *sid;
+    int            rc;
+    long           exp;
+    char           buf[JWT_MAX_LEN + 1];
+    jwt_t         *jwt;
+    const char    *iss, *sub, *sid;
+    unsigned char  id[16];
 
     if (len == 0 || len > JWT_MAX_LEN || memchr(token, '\0', len)) {
         return -1;
@@ -102,17 +102,21 @@ ngx_famcall_jwt_verify(const unsigned char *key, size_t keylen,
 
     sub = jwt_get_grant(jwt, "sub");
     if (sub == NULL
-        || ngx_famcall_check_uuid(sub, strlen(sub), claims->sub, &n) != NULL)
+        || ngx_famcall_uuid_parse(sub, strlen(sub), claims->user) != 0)
     {
         goto done;
     }
 
+    ngx_famcall_uuid_format(claims->user, claims->sub);
+
     claims->sid[0] = '\0';
     sid = jwt_get_grant(jwt, "sid");
-    if (sid != NULL
-        && ngx_famcall_check_uuid(sid, strlen(sid), claims->sid, &n) != NULL)
-    {
-        goto done;
+    if (sid != NULL) {
+        if (ngx_famcall_uuid_parse(sid, strlen(sid), id) != 0) {
+            goto done;
+        }
+
+        ngx_famcall_uuid_format(id, claims->sid);
     }
 
     claims->exp = (time_t) exp;

@@ -20,9 +20,10 @@
 
 
 typedef struct {
-    char    sub[NGX_FAMCALL_ID_LEN + 1];   /* the user */
-    char    sid[NGX_FAMCALL_ID_LEN + 1];   /* the refresh family, or "" */
-    time_t  exp;
+    unsigned char  user[16];                  /* the user, binary */
+    char           sub[NGX_FAMCALL_ID_LEN + 1];   /* the same, lowercase */
+    char           sid[NGX_FAMCALL_ID_LEN + 1];   /* refresh family, or "" */
+    time_t         exp;
 } ngx_famcall_jwt_claims_t;
 
 
@@ -31,6 +32,8 @@ int ngx_famcall_jwt_issue(const unsigned char *key, size_t keylen,
     const char *sub, const char *sid, time_t now, time_t ttl, char **out);
 
 /*
+ * The one place an access token is verified and its claims read (the HTTP
+ * API's bearer tokens, the WebSocket handshake, the socket's auth event).
  * 0 and the claims when token (len bytes, not NUL-terminated) is an HS256
  * JWT signed with key, issued by us, unexpired at now, for a UUID subject;
  * -1 otherwise.

@@ -56,7 +56,7 @@ ngx_famcall_gw_init(ngx_cycle_t *cycle, ngx_http_famcall_main_conf_t *fmcf,
     /* a version 4 UUID names this worker's presence rows */
     rnd[6] = (rnd[6] & 0x0f) | 0x40;
     rnd[8] = (rnd[8] & 0x3f) | 0x80;
-    ngx_famcall_gw_user_format(rnd, gw->instance);
+    ngx_famcall_uuid_format(rnd, gw->instance);
 
     gw->heartbeat.handler = ngx_famcall_gw_heartbeat_handler;
     gw->heartbeat.data = gw;
@@ -147,7 +147,7 @@ ngx_famcall_gw_open(ngx_famcall_ws_t *ws)
         return NGX_ERROR;
     }
 
-    ngx_famcall_gw_user_format(ws->user, user);
+    ngx_famcall_uuid_format(ws->user, user);
 
     p = ngx_snprintf(buf, sizeof(buf),
                      "{\"type\":\"hello\",\"data\":{\"user_id\":\"%s\","

@@ -44,6 +44,7 @@ typedef struct {
     ngx_shm_zone_t            *node_zone;   /* the node's workers, bus */
     ngx_uint_t                 sql;         /* its first statement */
     ngx_famcall_gw_t          *gw;          /* this worker's gateway */
+    ngx_array_t               *events;      /* ngx_famcall_gw_event_t */
 } ngx_famcall_gw_conf_t;
 
 
@@ -57,9 +58,8 @@ ngx_int_t ngx_famcall_ws_open(ngx_famcall_ctx_t *ctx);
 ngx_int_t ngx_famcall_gw_init(ngx_cycle_t *cycle,
     ngx_http_famcall_main_conf_t *fmcf, ngx_famcall_gw_conf_t *gwcf);
 void ngx_famcall_gw_exit(ngx_famcall_gw_conf_t *gwcf);
+ngx_int_t ngx_famcall_gw_events_init(ngx_conf_t *cf);
 ngx_shm_zone_t *ngx_famcall_node_zone(ngx_conf_t *cf, void *tag);
-ngx_int_t ngx_famcall_gw_user_parse(const u_char *uuid, size_t len,
-    u_char *out);
 u_char *ngx_famcall_gw_scratch(ngx_famcall_ws_t *ws);
 ngx_int_t ngx_famcall_gw_open(ngx_famcall_ws_t *ws);
 void ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data,

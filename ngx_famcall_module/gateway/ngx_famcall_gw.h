@@ -9,8 +9,8 @@
  *   ngx_famcall_gw_node.c      the node: its workers, the LISTEN leader
  *   ngx_famcall_gw_deliver.c   delivery to the sockets of any worker of the
  *                              node (ngx_famcall_gw_deliver.h)
- *   ngx_famcall_gw_events.c    what clients send, each turned into one
- *                              database call and answered under its ref
+ *   ngx_famcall_gw_events.c    what clients send: the table of events,
+ *                              its handlers, answers under each ref
  */
 
 #ifndef _NGX_FAMCALL_GW_H_INCLUDED_
@@ -25,6 +25,7 @@
 #include "ngx_famcall_gateway.h"
 #include "ngx_famcall_ws.h"
 #include "ngx_famcall_token.h"
+#include "ngx_famcall_gw_events.h"
 
 
 #define NGX_FAMCALL_GW_BUCKETS_MIN    1024
@@ -102,15 +103,15 @@ struct ngx_famcall_gw_user_s {
 };
 
 
-/* a database call a socket waits for */
-typedef struct {
+/* an event's answer a socket waits for (ngx_famcall_gw_events.h) */
+struct ngx_famcall_gw_op_s {
     ngx_queue_t                    link;         /* in ws->ops */
     ngx_famcall_ws_t              *ws;
     ngx_famcall_pg_query_t        *query;
     ngx_famcall_batch_entry_t     *entry;
     size_t                         reflen;
     u_char                         ref[1];       /* JSON: "..." or null */
-} ngx_famcall_gw_op_t;
+};
 
 
 /* ngx_famcall_gateway.c */
@@ -123,7 +124,6 @@ ngx_famcall_gw_user_t *ngx_famcall_gw_user_find(ngx_famcall_gw_t *gw,
     const u_char *id);
 ngx_int_t ngx_famcall_gw_user_add(ngx_famcall_gw_t *gw, ngx_famcall_ws_t *ws);
 void ngx_famcall_gw_user_remove(ngx_famcall_ws_t *ws);
-void ngx_famcall_gw_user_format(const u_char *id, char *out);
 ngx_int_t ngx_famcall_gw_presence_init(ngx_famcall_gw_t *gw, ngx_pool_t *pool);
 void ngx_famcall_gw_presence_stop(ngx_famcall_gw_t *gw);
 

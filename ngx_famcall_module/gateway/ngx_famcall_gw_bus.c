@@ -155,7 +155,7 @@ ngx_famcall_gw_line_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
             comma = end;
         }
 
-        if (ngx_famcall_gw_user_parse(u, comma - u, id) != NGX_OK) {
+        if (ngx_famcall_uuid_parse((char *) u, comma - u, id) != 0) {
             continue;
         }
 
@@ -246,8 +246,9 @@ ngx_famcall_gw_line_socket(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
     sid = ngx_famcall_gw_src_here(gw, &src);
 
     if (sid == 0
-        || ngx_famcall_gw_user_parse(line->users.data, line->users.len, id)
-           != NGX_OK)
+        || ngx_famcall_uuid_parse((char *) line->users.data, line->users.len,
+                                  id)
+           != 0)
     {
         return 0;
     }

@@ -54,7 +54,7 @@ ngx_famcall_gw_deliver_lines(ngx_famcall_gw_t *gw, u_char *p, size_t len)
                 comma = end;
             }
 
-            if (ngx_famcall_gw_user_parse(u, comma - u, id) != NGX_OK) {
+            if (ngx_famcall_uuid_parse((char *) u, comma - u, id) != 0) {
                 continue;
             }
 
@@ -173,7 +173,7 @@ ngx_famcall_node_deliver(ngx_famcall_gw_t *gw, const u_char *user,
         return NGX_ERROR;
     }
 
-    ngx_famcall_gw_user_format(user, id);
+    ngx_famcall_uuid_format(user, id);
 
     line.type = *type;
     line.users.data = (u_char *) id;

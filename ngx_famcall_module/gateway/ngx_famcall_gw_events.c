@@ -1,8 +1,10 @@
 /*
- * famcall: the events clients send on their sockets (docs/websocket.md).
- * Each is decoded (ngx_famcall_event.c), becomes one database call (sends
- * ride the group-commit batcher), and is answered with ack or error under
- * its ref.  The call is an op in the socket's list until it is answered.
+ * famcall: the events clients send on their sockets (docs/websocket.md),
+ * as a table of handlers (ngx_famcall_gw_events.h).  A message is decoded
+ * against every registered event (ngx_famcall_event.c), becomes an op in
+ * the socket's list, and its handler answers the op with ack or error
+ * under the event's ref.  The gateway's own events are here: message:send
+ * rides the group-commit batcher, the others are one query each.
  */
 
 #include <ngx_config.h>
@@ -11,17 +13,20 @@
 #include <ngx_http.h>
 
 #include "ngx_famcall_event.h"
+#include "ngx_famcall_event_fields.h"
 
 #include "ngx_famcall_gw.h"
 #include "ngx_famcall_gw_deliver.h"
 
 
-static void ngx_famcall_gw_send_message(ngx_famcall_ws_t *ws,
-    ngx_famcall_gw_op_t *op, json_t *data, const char *user, const char *src);
-static void ngx_famcall_gw_query(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
-    ngx_famcall_gw_sql_e stmt, ngx_uint_t n, const char *const *params);
-static void ngx_famcall_gw_auth(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
-    json_t *data);
+static void ngx_famcall_gw_send_message(void *owner, json_t *data);
+static void ngx_famcall_gw_delivered(void *owner, json_t *data);
+static void ngx_famcall_gw_read(void *owner, json_t *data);
+static void ngx_famcall_gw_receipt(ngx_famcall_gw_op_t *op, json_t *data,
+    const char *kind);
+static void ngx_famcall_gw_typing(void *owner, json_t *data);
+static void ngx_famcall_gw_sync(void *owner, json_t *data);
+static void ngx_famcall_gw_auth(void *owner, json_t *data);
 static ngx_famcall_gw_op_t *ngx_famcall_gw_op_new(ngx_famcall_ws_t *ws,
     const char *ref);
 static void ngx_famcall_gw_op_free(ngx_famcall_gw_op_t *op);
@@ -29,37 +34,106 @@ static void ngx_famcall_gw_query_done(void *data,
     ngx_famcall_pg_status_e status, PGresult *res);
 static void ngx_famcall_gw_batch_done(void *owner, ngx_int_t status,
     u_char *body, size_t len);
-static void ngx_famcall_gw_answer(ngx_famcall_gw_op_t *op, ngx_int_t status,
-    u_char *body, size_t len);
 static void ngx_famcall_gw_error(ngx_famcall_ws_t *ws, const u_char *ref,
     size_t reflen, const char *code, const char *message, const char *field);
+
+
+/* the gateway's first statement in the pool's list */
+#define gw_sql(op)  (((ngx_famcall_gw_conf_t *) (op)->ws->gwcf)->sql)
+
+
+static const ngx_famcall_gw_event_t  ngx_famcall_gw_own_events[] = {
+    { "message:send", ngx_famcall_ev_send_fields,
+      ngx_famcall_gw_send_message },
+    { "message:delivered", ngx_famcall_ev_receipt_fields,
+      ngx_famcall_gw_delivered },
+    { "message:read", ngx_famcall_ev_receipt_fields, ngx_famcall_gw_read },
+    { "typing", ngx_famcall_ev_typing_fields, ngx_famcall_gw_typing },
+    { "sync", ngx_famcall_ev_sync_fields, ngx_famcall_gw_sync },
+    { "auth", ngx_famcall_ev_auth_fields, ngx_famcall_gw_auth },
+    { NULL, NULL, NULL }
+};
+
+
+/* the gateway's own events, registered like any feature's */
+ngx_int_t
+ngx_famcall_gw_events_init(ngx_conf_t *cf)
+{
+    return ngx_famcall_gw_events_add(cf, ngx_famcall_gw_own_events);
+}
+
+
+ngx_int_t
+ngx_famcall_gw_events_add(ngx_conf_t *cf, const ngx_famcall_gw_event_t *events)
+{
+    ngx_uint_t                     i;
+    ngx_famcall_gw_conf_t         *gwcf;
+    ngx_famcall_gw_event_t        *ev, *e;
+
+    gwcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_famcall_gateway_module);
+
+    if (gwcf->events == NULL) {
+        gwcf->events = ngx_array_create(cf->pool, 16,
+                                        sizeof(ngx_famcall_gw_event_t));
+        if (gwcf->events == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    for ( /* void */ ; events->name != NULL; events++) {
+
+        if (events->fields == NULL || events->handler == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "famcall: socket event \"%s\" needs fields "
+                               "and a handler", events->name);
+            return NGX_ERROR;
+        }
+
+        e = gwcf->events->elts;
+
+        for (i = 0; i < gwcf->events->nelts; i++) {
+            if (ngx_strcmp(e[i].name, events->name) == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "famcall: socket event \"%s\" is "
+                                   "registered twice", events->name);
+                return NGX_ERROR;
+            }
+        }
+
+        ev = ngx_array_push(gwcf->events);
+        if (ev == NULL) {
+            return NGX_ERROR;
+        }
+
+        *ev = *events;
+    }
+
+    return NGX_OK;
+}
 
 
 void
 ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data, size_t len)
 {
-    int                     rc;
-    char                    user[NGX_FAMCALL_ID_LEN + 1];
-    char                    src[NGX_FAMCALL_GW_SRC_LEN + 1];
-    char                    seq[NGX_INT64_LEN + 1];
-    char                    lim[NGX_INT64_LEN + 1];
-    char                    here[NGX_FAMCALL_GW_HERE_LEN];
-    json_t                 *d;
-    long long               n;
-    ngx_msec_t              now, full;
-    const char             *params[5];
-    ngx_famcall_gw_op_t    *op;
-    ngx_famcall_event_t     ev;
-    ngx_famcall_verror_t    err;
+    int                            rc;
+    ngx_array_t                   *events;
+    ngx_famcall_gw_op_t           *op;
+    ngx_famcall_event_t            ev;
+    ngx_famcall_verror_t           err;
+    ngx_famcall_gw_event_t        *types;
+    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
 
-    rc = ngx_famcall_event_decode((const char *) data, len, &ev, &err);
+    events = gwcf->events;
+    types = events->elts;
+
+    rc = ngx_famcall_event_decode((const char *) data, len, types,
+                                  events->nelts, &ev, &err);
 
     if (rc != 0) {
         op = ngx_famcall_gw_op_new(ws, ev.ref);
         if (op != NULL) {
-            ngx_famcall_gw_error(ws, op->ref, op->reflen, err.code,
-                                 err.message, err.field);
-            ngx_famcall_gw_op_free(op);
+            ngx_famcall_gw_fail(op, err.code, err.message, err.field);
         }
 
         ngx_famcall_event_free(&ev);
@@ -72,102 +146,48 @@ ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data, size_t len)
         return;
     }
 
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                   "famcall ws: event \"%s\", %ui waiting, ref %*s",
+                   types[ev.type].name, ws->nops, op->reflen, op->ref);
+
     if (ws->nops > NGX_FAMCALL_GW_MAX_OPS) {
-        ngx_famcall_gw_error(ws, op->ref, op->reflen, "rate_limited",
-                             "too many events waiting for answers", NULL);
-        ngx_famcall_gw_op_free(op);
+        ngx_famcall_gw_fail(op, "rate_limited",
+                            "too many events waiting for answers", NULL);
         ngx_famcall_event_free(&ev);
         return;
     }
 
-    d = ev.data;
-    ngx_famcall_gw_user_format(ws->user, user);
-    ngx_famcall_gw_src(ws, src);
-
-    switch (ev.type) {
-
-    case NGX_FAMCALL_EV_MESSAGE_SEND:
-        ngx_famcall_gw_send_message(ws, op, d, user, src);
-        break;
-
-    case NGX_FAMCALL_EV_MESSAGE_DELIVERED:
-    case NGX_FAMCALL_EV_MESSAGE_READ:
-        n = ngx_famcall_event_int(d, "up_to_seq", 0);
-        ngx_snprintf((u_char *) seq, sizeof(seq), "%L%Z", (int64_t) n);
-
-        params[0] = user;
-        params[1] = ngx_famcall_json_string(d, "conversation_id");
-        params[2] = (ev.type == NGX_FAMCALL_EV_MESSAGE_READ) ? "read"
-                                                             : "delivered";
-        params[3] = seq;
-        params[4] = src;
-        ngx_famcall_gw_query(ws, op, NGX_FAMCALL_GW_SQL_RECEIPT, 5, params);
-        break;
-
-    case NGX_FAMCALL_EV_TYPING:
-        /* a token bucket: `full` is when it would hold a full burst */
-        now = ngx_current_msec;
-        full = ws->typing_at;
-
-        if ((ngx_msec_int_t) (now - full) < -(ngx_msec_int_t)
-                (NGX_FAMCALL_GW_TYPING_BURST - 1) * 1000)
-        {
-            ngx_famcall_gw_error(ws, op->ref, op->reflen, "rate_limited",
-                                 "typing is sent at most once a second",
-                                 NULL);
-            ngx_famcall_gw_op_free(op);
-            break;
-        }
-
-        if ((ngx_msec_int_t) (now - full) > 0) {
-            full = now;
-        }
-
-        ws->typing_at = full + 1000;
-
-        /* this node's workers: the peer's sockets there get it from us */
-        ngx_famcall_gw_node_here(((ngx_famcall_gw_conf_t *) ws->gwcf)->gw,
-                                 here);
-
-        params[0] = user;
-        params[1] = ngx_famcall_json_string(d, "conversation_id");
-        params[2] = ngx_famcall_json_string(d, "state");
-        params[3] = src;
-        params[4] = here;
-        ngx_famcall_gw_query(ws, op, NGX_FAMCALL_GW_SQL_TYPING, 5, params);
-        break;
-
-    case NGX_FAMCALL_EV_SYNC:
-        n = ngx_famcall_event_int(d, "limit", -1);
-        if (n > 0) {
-            ngx_snprintf((u_char *) lim, sizeof(lim), "%L%Z", (int64_t) n);
-        }
-
-        params[0] = user;
-        params[1] = ngx_famcall_json_string(d, "since");
-        params[2] = (n > 0) ? lim : NULL;
-        ngx_famcall_gw_query(ws, op, NGX_FAMCALL_GW_SQL_SYNC, 3, params);
-        break;
-
-    case NGX_FAMCALL_EV_AUTH:
-        ngx_famcall_gw_auth(ws, op, d);
-        break;
-
-    default:
-        ngx_famcall_gw_op_free(op);
-        break;
-    }
+    types[ev.type].handler(op, ev.data);
 
     ngx_famcall_event_free(&ev);
 }
 
 
-static void
-ngx_famcall_gw_send_message(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
-    json_t *data, const char *user, const char *src)
+void
+ngx_famcall_gw_op_user(ngx_famcall_gw_op_t *op, char *out)
 {
+    ngx_famcall_uuid_format(op->ws->user, out);
+}
+
+
+void
+ngx_famcall_gw_op_src(ngx_famcall_gw_op_t *op, char *out)
+{
+    ngx_famcall_gw_src(op->ws, out);
+}
+
+
+static void
+ngx_famcall_gw_send_message(void *owner, json_t *data)
+{
+    ngx_famcall_gw_op_t  *op = owner;
+
     json_t                        *c;
+    char                           user[NGX_FAMCALL_ID_LEN + 1];
+    char                           src[NGX_FAMCALL_GW_SRC_LEN + 1];
     ngx_str_t                      me, conv, item[NGX_FAMCALL_SEND_FIELDS];
+    ngx_famcall_gw_op_user(op, user);
+    ngx_famcall_gw_op_src(op, src);
 
     /* the decoder has checked the three are strings (ids: uuids) */
     me.data = (u_char *) user;
@@ -191,13 +211,124 @@ ngx_famcall_gw_send_message(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
 
 
 static void
-ngx_famcall_gw_query(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
-    ngx_famcall_gw_sql_e stmt, ngx_uint_t n, const char *const *params)
+ngx_famcall_gw_delivered(void *owner, json_t *data)
 {
-    ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
-    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
+    ngx_famcall_gw_receipt(owner, data, "delivered");
+}
 
-    op->query = ngx_famcall_pg_send(fmcf->pg, gwcf->sql + stmt, n, params,
+
+static void
+ngx_famcall_gw_read(void *owner, json_t *data)
+{
+    ngx_famcall_gw_receipt(owner, data, "read");
+}
+
+
+static void
+ngx_famcall_gw_receipt(ngx_famcall_gw_op_t *op, json_t *data,
+    const char *kind)
+{
+    char         user[NGX_FAMCALL_ID_LEN + 1];
+    char         src[NGX_FAMCALL_GW_SRC_LEN + 1];
+    char         seq[NGX_INT64_LEN + 1];
+    long long    n;
+    const char  *params[5];
+
+    ngx_famcall_gw_op_user(op, user);
+    ngx_famcall_gw_op_src(op, src);
+
+    n = ngx_famcall_event_int(data, "up_to_seq", 0);
+    ngx_snprintf((u_char *) seq, sizeof(seq), "%L%Z", (int64_t) n);
+
+    params[0] = user;
+    params[1] = ngx_famcall_json_string(data, "conversation_id");
+    params[2] = kind;
+    params[3] = seq;
+    params[4] = src;
+    ngx_famcall_gw_query(op, gw_sql(op) + NGX_FAMCALL_GW_SQL_RECEIPT, 5,
+                         params);
+}
+
+
+/* the database checks membership and blocks, and tells the members */
+static void
+ngx_famcall_gw_typing(void *owner, json_t *data)
+{
+    ngx_famcall_gw_op_t  *op = owner;
+
+    char               user[NGX_FAMCALL_ID_LEN + 1];
+    char               src[NGX_FAMCALL_GW_SRC_LEN + 1];
+    char               here[NGX_FAMCALL_GW_HERE_LEN];
+    ngx_msec_t         now, full;
+    const char        *params[5];
+    ngx_famcall_ws_t  *ws = op->ws;
+
+    /* a token bucket: `full` is when it would hold a full burst */
+    now = ngx_current_msec;
+    full = ws->typing_at;
+
+    if ((ngx_msec_int_t) (now - full) < -(ngx_msec_int_t)
+            (NGX_FAMCALL_GW_TYPING_BURST - 1) * 1000)
+    {
+        ngx_famcall_gw_fail(op, "rate_limited",
+                            "typing is sent at most once a second", NULL);
+        return;
+    }
+
+    if ((ngx_msec_int_t) (now - full) > 0) {
+        full = now;
+    }
+
+    ws->typing_at = full + 1000;
+
+    ngx_famcall_gw_op_user(op, user);
+    ngx_famcall_gw_op_src(op, src);
+
+    /* this node's workers: the peer's sockets there get it from us */
+    ngx_famcall_gw_node_here(((ngx_famcall_gw_conf_t *) ws->gwcf)->gw, here);
+
+    params[0] = user;
+    params[1] = ngx_famcall_json_string(data, "conversation_id");
+    params[2] = ngx_famcall_json_string(data, "state");
+    params[3] = src;
+    params[4] = here;
+    ngx_famcall_gw_query(op, gw_sql(op) + NGX_FAMCALL_GW_SQL_TYPING, 5,
+                         params);
+}
+
+
+static void
+ngx_famcall_gw_sync(void *owner, json_t *data)
+{
+    ngx_famcall_gw_op_t  *op = owner;
+
+    char         user[NGX_FAMCALL_ID_LEN + 1];
+    char         lim[NGX_INT64_LEN + 1];
+    long long    n;
+    const char  *params[3];
+
+    ngx_famcall_gw_op_user(op, user);
+
+    n = ngx_famcall_event_int(data, "limit", -1);
+    if (n > 0) {
+        ngx_snprintf((u_char *) lim, sizeof(lim), "%L%Z", (int64_t) n);
+    }
+
+    params[0] = user;
+    params[1] = ngx_famcall_json_string(data, "since");
+    params[2] = (n > 0) ? lim : NULL;
+    ngx_famcall_gw_query(op, gw_sql(op) + NGX_FAMCALL_GW_SQL_SYNC, 3,
+                         params);
+}
+
+
+void
+ngx_famcall_gw_query(ngx_famcall_gw_op_t *op, ngx_uint_t stmt, ngx_uint_t n,
+    const char *const *params)
+{
+    ngx_http_famcall_main_conf_t  *fmcf = op->ws->fmcf;
+
+    op->query = ngx_famcall_pg_send(fmcf->pg, stmt, n, params,
                                     ngx_famcall_gw_query_done, op);
 
     if (op->query == NULL) {
@@ -208,12 +339,14 @@ ngx_famcall_gw_query(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
 
 /* a fresh access token for the same user keeps the socket open */
 static void
-ngx_famcall_gw_auth(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
-    json_t *data)
+ngx_famcall_gw_auth(void *owner, json_t *data)
 {
-    u_char                         id[16], *p;
+    ngx_famcall_gw_op_t  *op = owner;
+
+    u_char                        *p;
     u_char                         buf[64];
     const char                    *token;
+    ngx_famcall_ws_t              *ws = op->ws;
     ngx_famcall_jwt_claims_t       claims;
     ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
 
@@ -222,13 +355,11 @@ ngx_famcall_gw_auth(ngx_famcall_ws_t *ws, ngx_famcall_gw_op_t *op,
     if (ngx_famcall_jwt_verify(fmcf->jwt_secret.data, fmcf->jwt_secret.len,
                                token, ngx_strlen(token), ngx_time(), &claims)
         != 0
-        || ngx_famcall_gw_user_parse((u_char *) claims.sub, ngx_strlen(claims.sub), id) != NGX_OK
-        || ngx_memcmp(id, ws->user, 16) != 0)
+        || ngx_memcmp(claims.user, ws->user, 16) != 0)
     {
-        ngx_famcall_gw_error(ws, op->ref, op->reflen, "unauthorized",
-                             "not a valid access token for this user",
-                             "access_token");
-        ngx_famcall_gw_op_free(op);
+        ngx_famcall_gw_fail(op, "unauthorized",
+                            "not a valid access token for this user",
+                            "access_token");
         return;
     }
 
@@ -368,7 +499,7 @@ ngx_famcall_gw_batch_done(void *owner, ngx_int_t status, u_char *body,
  * with the body's error object ({"error": {...}} from sql/'s famcall_err).
  * Frees op.
  */
-static void
+void
 ngx_famcall_gw_answer(ngx_famcall_gw_op_t *op, ngx_int_t status,
     u_char *body, size_t len)
 {
@@ -439,6 +570,19 @@ ngx_famcall_gw_answer(ngx_famcall_gw_op_t *op, ngx_int_t status,
 
         (void) ngx_famcall_ws_send_text(ws, frame, p - frame);
         ngx_free(frame);
+    }
+
+    ngx_famcall_gw_op_free(op);
+}
+
+
+void
+ngx_famcall_gw_fail(ngx_famcall_gw_op_t *op, const char *code,
+    const char *message, const char *field)
+{
+    if (op->ws != NULL && ngx_famcall_ws_alive(op->ws)) {
+        ngx_famcall_gw_error(op->ws, op->ref, op->reflen, code, message,
+                             field);
     }
 
     ngx_famcall_gw_op_free(op);

@@ -638,7 +638,7 @@ ngx_famcall_node_route(ngx_famcall_gw_t *gw, u_char *payload, size_t len)
                 comma = end;
             }
 
-            if (ngx_famcall_gw_user_parse(u, comma - u, id) == NGX_OK) {
+            if (ngx_famcall_uuid_parse((char *) u, comma - u, id) == 0) {
                 lines[n].mask |= ngx_famcall_index_get(node->index, id);
             }
         }

@@ -271,7 +271,7 @@ ngx_famcall_gw_presence_send(ngx_famcall_gw_t *gw)
             *ups++ = ',';
         }
 
-        ngx_famcall_gw_user_format(u->id, ids);
+        ngx_famcall_uuid_format(u->id, ids);
         ids += NGX_FAMCALL_ID_LEN;
         *ups++ = want ? 't' : 'f';
 
@@ -404,79 +404,4 @@ ngx_famcall_gw_user_free_maybe(ngx_famcall_gw_user_t *u)
     ngx_queue_remove(&u->bucket);
     gw->nusers--;
     ngx_free(u);
-}
-
-
-/*
- * The bus parses two of these per event in every worker: a table, not
- * ngx_hextoi() per digit (it was a tenth of a worker's CPU at 10,000
- * events/s on 8 workers).  0xff: not a hex digit.
- */
-static const u_char  ngx_famcall_hex_value[256] = {
-#define X4 0xff, 0xff, 0xff, 0xff
-#define X16 X4, X4, X4, X4
-    X16, X16, X16,
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0xff, 10, 11, 12, 13, 14, 15, 0xff, X4, X4,       /* 'A'.. */
-    X16,
-    0xff, 10, 11, 12, 13, 14, 15, 0xff, X4, X4,       /* 'a'.. */
-    X16,
-    X16, X16, X16, X16, X16, X16, X16, X16
-#undef X16
-#undef X4
-};
-
-
-ngx_int_t
-ngx_famcall_gw_user_parse(const u_char *uuid, size_t len, u_char *out)
-{
-    u_char      hi, lo;
-    ngx_uint_t  i, n;
-
-    if (len != NGX_FAMCALL_ID_LEN) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0, n = 0; i < NGX_FAMCALL_ID_LEN; /* void */) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (uuid[i] != '-') {
-                return NGX_ERROR;
-            }
-            i++;
-            continue;
-        }
-
-        hi = ngx_famcall_hex_value[uuid[i]];
-        lo = ngx_famcall_hex_value[uuid[i + 1]];
-
-        if ((hi | lo) == 0xff) {
-            return NGX_ERROR;
-        }
-
-        out[n++] = (u_char) (hi << 4 | lo);
-        i += 2;
-    }
-
-    return NGX_OK;
-}
-
-
-void
-ngx_famcall_gw_user_format(const u_char *id, char *out)
-{
-    ngx_uint_t  i;
-    u_char     *p = (u_char *) out;
-
-    static const u_char  hex[] = "0123456789abcdef";
-
-    for (i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) {
-            *p++ = '-';
-        }
-
-        *p++ = hex[id[i] >> 4];
-        *p++ = hex[id[i] & 0xf];
-    }
-
-    *p = '\0';
 }

@@ -135,14 +135,19 @@ ngx_famcall_ws_open(ngx_famcall_ctx_t *ctx)
     ws->out_last = &ws->out;
     ngx_queue_init(&ws->ops);
 
-    if (ngx_famcall_gw_user_parse((u_char *) claims.sub, ngx_strlen(claims.sub), ws->user) != NGX_OK
-        || ngx_famcall_ws_queue_response(ws, &offer.key, offer.famcall)
-           != NGX_OK)
+    ngx_memcpy(ws->user, claims.user, 16);
+
+    if (ngx_famcall_ws_queue_response(ws, &offer.key, offer.famcall)
+        != NGX_OK)
     {
         ngx_free(ws->out);
         ngx_free(ws);
         return NGX_ERROR;
     }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "famcall ws: handshake accepted, user %s, expires %T",
+                   claims.sub, claims.exp);
 
     /* the request keeps the router's reference until the takeover */
     ws->timer.handler = ngx_famcall_ws_takeover;
@@ -479,6 +484,10 @@ ngx_famcall_ws_takeover(ngx_event_t *ev)
     c->write->handler = ngx_famcall_ws_write_handler;
     c->idle = 1;        /* a graceful shutdown closes it (1001) */
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "famcall ws: taken over, %uz bytes early%s", nleft,
+                   ws->failed ? ", failed" : "");
+
     ws->taken_over = 1;
     ws->last_in = ngx_current_msec;
     ws->timer.handler = ngx_famcall_ws_timer_handler;
@@ -543,7 +552,8 @@ ngx_famcall_ws_read_handler(ngx_event_t *ev)
         }
 
         if (n == 0 || n == NGX_ERROR) {
-            /* the client is gone */
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                           "famcall ws: the client is gone (%z)", n);
             ngx_famcall_ws_finalize(ws);
             return;
         }
@@ -647,6 +657,11 @@ ngx_famcall_ws_control(ngx_famcall_ws_t *ws, ngx_famcall_ws_frame_t *f)
         return;
 
     default: /* close */
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                       "famcall ws: close received, code %d%s",
+                       f->close_code,
+                       ws->close_sent ? ", answering ours" : "");
+
         ws->close_received = 1;
 
         if (ws->close_sent) {
@@ -665,6 +680,9 @@ ngx_famcall_ws_control(ngx_famcall_ws_t *ws, ngx_famcall_ws_frame_t *f)
         (void) ngx_famcall_ws_queue(ws, NGX_FAMCALL_WS_OP_CLOSE, payload, len,
                                     1);
         ws->close_sent = 1;
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                       "famcall ws: close sent, code %d (echo)", code);
         ws->closing = 1;
         return;
     }
@@ -729,6 +747,9 @@ ngx_famcall_ws_close(ngx_famcall_ws_t *ws, int code, const char *reason)
 
     (void) ngx_famcall_ws_queue(ws, NGX_FAMCALL_WS_OP_CLOSE, payload, len, 1);
     ws->close_sent = 1;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                   "famcall ws: close sent, code %d \"%s\"", code, reason);
 
     /* the peer has NGX_FAMCALL_WS_CLOSE_WAIT to answer */
     ngx_famcall_ws_arm(ws);
@@ -826,6 +847,8 @@ ngx_famcall_ws_flush(ngx_famcall_ws_t *ws)
         n = c->send(c, ch->data + ch->sent, ch->len - ch->sent);
 
         if (n == NGX_ERROR) {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                           "famcall ws: failed, a write error");
             ws->failed = 1;
             return NGX_ERROR;
         }
@@ -921,6 +944,8 @@ ngx_famcall_ws_fail(ngx_famcall_ws_t *ws)
 {
     ngx_connection_t  *c = ws->connection;
 
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "famcall ws: failed");
+
     ws->failed = 1;
 
     if (ws->taken_over && !c->write->posted) {
@@ -963,6 +988,12 @@ ngx_famcall_ws_finalize(ngx_famcall_ws_t *ws)
     }
 
     ws->finalized = 1;
+
+    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "famcall ws: finalize, close sent %d received %d, "
+                   "failed %d, %uz bytes unsent, taken over %d",
+                   ws->close_sent, ws->close_received, ws->failed, ws->queued,
+                   ws->taken_over);
 
     ngx_famcall_gw_close(ws);
 

@@ -133,6 +133,11 @@ ngx_famcall_gw_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    /* its own socket events, registered like any feature's */
+    if (ngx_famcall_gw_events_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_famcall_routes_add(cf, ngx_famcall_gw_routes);
 }
 
@@ -152,6 +157,7 @@ ngx_famcall_gw_create_conf(ngx_conf_t *cf)
      *     gwcf->node_zone = NULL;
      *     gwcf->sql = 0;
      *     gwcf->gw = NULL;
+     *     gwcf->events = NULL;
      */
 
     gwcf->ws_max_message = NGX_CONF_UNSET_SIZE;

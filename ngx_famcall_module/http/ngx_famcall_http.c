@@ -792,8 +792,9 @@ ngx_famcall_query_me_id(ngx_famcall_ctx_t *ctx, ngx_uint_t stmt)
 
 
 static const ngx_famcall_field_t  ngx_famcall_user_fields[] = {
-    { "user_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid, 0, 0 },
-    { NULL, 0, 0, 0, NULL, 0, 0 }
+    { "user_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid,
+      0, 0, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
 };
 
 

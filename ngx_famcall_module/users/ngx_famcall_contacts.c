@@ -18,22 +18,25 @@
 
 
 static const ngx_famcall_field_t  ngx_famcall_contact_fields[] = {
-    { "user_id", NGX_FAMCALL_F_STRING, 0, 0, ngx_famcall_check_uuid, 0, 0 },
+    { "user_id", NGX_FAMCALL_F_STRING, 0, 0, ngx_famcall_check_uuid,
+      0, 0, NULL },
     { "username", NGX_FAMCALL_F_STRING, 0, 0, ngx_famcall_check_username,
-      0, 0 },
-    { "phone", NGX_FAMCALL_F_STRING, 0, 0, ngx_famcall_check_phone, 0, 0 },
-    { NULL, 0, 0, 0, NULL, 0, 0 }
+      0, 0, NULL },
+    { "phone", NGX_FAMCALL_F_STRING, 0, 0, ngx_famcall_check_phone,
+      0, 0, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
 };
 
 static const ngx_famcall_field_t  ngx_famcall_report_fields[] = {
-    { "user_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid, 0, 0 },
+    { "user_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid,
+      0, 0, NULL },
     { "reason", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_report_reason,
-      0, 0 },
+      0, 0, NULL },
     { "text", NGX_FAMCALL_F_STRING, 0, 1, ngx_famcall_check_report_text,
-      0, 0 },
+      0, 0, NULL },
     { "message_id", NGX_FAMCALL_F_STRING, 0, 1, ngx_famcall_check_uuid,
-      0, 0 },
-    { NULL, 0, 0, 0, NULL, 0, 0 }
+      0, 0, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
 };
 
 

@@ -12,11 +12,12 @@
 
 static const ngx_famcall_field_t  ngx_famcall_me_fields[] = {
     { "display_name", NGX_FAMCALL_F_STRING, 0, 0,
-      ngx_famcall_check_display_name, 0, 0 },
+      ngx_famcall_check_display_name, 0, 0, NULL },
     { "username", NGX_FAMCALL_F_STRING, 0, 0, ngx_famcall_check_username,
-      0, 0 },
-    { "avatar_url", NGX_FAMCALL_F_STRING, 0, 1, ngx_famcall_check_url, 0, 0 },
-    { NULL, 0, 0, 0, NULL, 0, 0 }
+      0, 0, NULL },
+    { "avatar_url", NGX_FAMCALL_F_STRING, 0, 1, ngx_famcall_check_url,
+      0, 0, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
 };
 
 

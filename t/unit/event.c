@@ -14,6 +14,7 @@
 
 #include "tap.h"
 #include "ngx_famcall_event.h"
+#include "ngx_famcall_event_fields.h"
 
 
 #define CONV     "'7c9e6679-7425-40de-944b-e07fc1f90ae7'"
@@ -31,8 +32,34 @@
 #define EV_REF(type, data)    "{'type':'" type "','ref':'r1','data':{" data "}}"
 
 #define SEQ_MAX  9007199254740991LL   /* 2^53 - 1 */
+
+#define EV_COUNT  (sizeof(types) / sizeof(types[0]))
 #define IN_MAX   (64 * 1024)          /* room for the events built here */
 
+
+
+/*
+ * The table the gateway builds from the events it registers itself
+ * (ngx_famcall_gw_events.c), in an order of the test's own: the decoder
+ * is given it, and knows no event of its own.
+ */
+enum {
+    EV_MESSAGE_SEND = 0,
+    EV_MESSAGE_DELIVERED,
+    EV_MESSAGE_READ,
+    EV_TYPING,
+    EV_SYNC,
+    EV_AUTH
+};
+
+static const ngx_famcall_event_type_t  types[] = {
+    { "message:send", ngx_famcall_ev_send_fields, NULL },
+    { "message:delivered", ngx_famcall_ev_receipt_fields, NULL },
+    { "message:read", ngx_famcall_ev_receipt_fields, NULL },
+    { "typing", ngx_famcall_ev_typing_fields, NULL },
+    { "sync", ngx_famcall_ev_sync_fields, NULL },
+    { "auth", ngx_famcall_ev_auth_fields, NULL }
+};
 
 
 typedef struct {
@@ -47,7 +74,7 @@ typedef struct {
 
 
 #define OK(name, in, type, ref, data)                                         \
-    { name, in, NULL, NULL, NGX_FAMCALL_EV_##type, ref, data }
+    { name, in, NULL, NULL, EV_##type, ref, data }
 #define BAD(name, in, code, field, ref)                                       \
     { name, in, code, field, -1, ref, NULL }
 /* not JSON, duplicate keys, too deep, or not an object: no ref is read */
@@ -483,7 +510,7 @@ decode(const char *in, ngx_famcall_event_t *ev, ngx_famcall_verror_t *err)
     memset(ev, 0xa5, sizeof(ngx_famcall_event_t));
     memset(err, 0xa5, sizeof(ngx_famcall_verror_t));
 
-    rc = ngx_famcall_event_decode(buf, len, ev, err);
+    rc = ngx_famcall_event_decode(buf, len, types, EV_COUNT, ev, err);
 
     free(buf);
     free(json);
@@ -505,7 +532,7 @@ run(const event_case_t *c)
 
     if (c->code == NULL) {
         ok(rc == 0 && (int) ev.type == c->type, "%s: decoded as %s", c->name,
-           ngx_famcall_event_name((ngx_famcall_event_type_e) c->type));
+           types[c->type].name);
 
         if (rc != 0) {
             printf("#   got: %s %s (%s)\n", err.code,
@@ -582,7 +609,7 @@ test_lengths(void)
     s = rep("r", 64);
     snprintf(in, IN_MAX, "{'type':'sync','ref':'%s'}", s);
     c.name = "ref of 64 bytes"; c.code = NULL; c.field = NULL;
-    c.type = NGX_FAMCALL_EV_SYNC; c.ref = s; c.data = "{}";
+    c.type = EV_SYNC; c.ref = s; c.data = "{}";
     run(&c);
     free(s);
 
@@ -607,7 +634,7 @@ test_lengths(void)
     free(s);
 
     /* message bodies: at most 4000 characters, counted as sent */
-    c.type = NGX_FAMCALL_EV_MESSAGE_SEND;
+    c.type = EV_MESSAGE_SEND;
     c.ref = NULL;
 
     for (i = 0; i < 8; i++) {
@@ -662,7 +689,7 @@ test_lengths(void)
     }
 
     /* sync cursors: at most 2048 bytes */
-    c.type = NGX_FAMCALL_EV_SYNC;
+    c.type = EV_SYNC;
 
     s = rep("0123456789abcdef", 128);
     snprintf(in, IN_MAX, EV("sync", "'since':'%s'"), s);
@@ -682,7 +709,7 @@ test_lengths(void)
     free(s);
 
     /* access tokens: at most 4096 bytes */
-    c.type = NGX_FAMCALL_EV_AUTH;
+    c.type = EV_AUTH;
 
     s = rep("A", 4096);
     snprintf(in, IN_MAX, EV("auth", "'access_token':'%s'"), s);
@@ -703,11 +730,11 @@ test_lengths(void)
 
     /* the length given is what is read */
     wide = "{\"type\":\"sync\"}{\"type\":\"auth\"}";
-    ok(ngx_famcall_event_decode(wide, 15, &ev, &err) == 0
-       && ev.type == NGX_FAMCALL_EV_SYNC, "only len bytes are read");
+    ok(ngx_famcall_event_decode(wide, 15, types, EV_COUNT, &ev, &err) == 0
+       && ev.type == EV_SYNC, "only len bytes are read");
     ngx_famcall_event_free(&ev);
 
-    ok(ngx_famcall_event_decode(wide, 14, &ev, &err) == -1
+    ok(ngx_famcall_event_decode(wide, 14, types, EV_COUNT, &ev, &err) == -1
        && ev.ref == NULL, "a short len cuts the event");
     ngx_famcall_event_free(&ev);
 
@@ -726,7 +753,7 @@ test_nesting(void)
     in = malloc(IN_MAX);
     memset(&c, 0, sizeof(event_case_t));
     c.in = in;
-    c.type = NGX_FAMCALL_EV_SYNC;
+    c.type = EV_SYNC;
     c.ref = NULL;
 
     /* data is level 1, x 2, and each array one more: the 1 is at depth + 2 */
@@ -790,13 +817,13 @@ test_names(void)
     ngx_famcall_event_t   ev;
     ngx_famcall_verror_t  err;
 
-    static const char  *names[NGX_FAMCALL_EV_COUNT] = {
+    static const char  *names[EV_COUNT] = {
         "message:send", "message:delivered", "message:read", "typing",
         "sync", "auth"
     };
 
     /* valid data for every type, to decode each name back to its type */
-    static const char  *data[NGX_FAMCALL_EV_COUNT] = {
+    static const char  *data[EV_COUNT] = {
         SEND_DATA,
         "'conversation_id':" CONV ",'up_to_seq':1",
         "'conversation_id':" CONV ",'up_to_seq':1",
@@ -805,25 +832,34 @@ test_names(void)
         "'access_token':'t'"
     };
 
-    for (t = 0; t < NGX_FAMCALL_EV_COUNT; t++) {
-        is_str(ngx_famcall_event_name((ngx_famcall_event_type_e) t), names[t],
-               names[t]);
+    for (t = 0; t < (int) EV_COUNT; t++) {
+        is_str(types[t].name, names[t], names[t]);
 
         in = malloc(strlen(data[t]) + 100);
-        sprintf(in, "{'type':'%s','data':{%s}}",
-                ngx_famcall_event_name((ngx_famcall_event_type_e) t), data[t]);
+        sprintf(in, "{'type':'%s','data':{%s}}", types[t].name, data[t]);
         ok(decode(in, &ev, &err) == 0 && (int) ev.type == t,
            "  the name decodes back to its type");
         ngx_famcall_event_free(&ev);
         free(in);
     }
 
-    is_str(ngx_famcall_event_name(NGX_FAMCALL_EV_COUNT), "",
-           "no name for NGX_FAMCALL_EV_COUNT");
-    is_str(ngx_famcall_event_name((ngx_famcall_event_type_e) 1000), "",
-           "no name for 1000");
-    is_str(ngx_famcall_event_name((ngx_famcall_event_type_e) -1), "",
-           "no name for -1");
+    /* the same names in a table of one: every other is unknown */
+    ok(ngx_famcall_event_decode("{\"type\":\"sync\"}", 15, types + EV_SYNC,
+                                1, &ev, &err) == 0 && ev.type == 0,
+       "a table of one: its type is 0");
+    ngx_famcall_event_free(&ev);
+
+    ok(ngx_famcall_event_decode("{\"type\":\"auth\"}", 15, types + EV_SYNC,
+                                1, &ev, &err) == -1
+       && strcmp(err.code, "unknown_type") == 0,
+       "a table of one: another name is unknown_type");
+    ngx_famcall_event_free(&ev);
+
+    ok(ngx_famcall_event_decode("{\"type\":\"sync\"}", 15, types, 0, &ev,
+                                &err) == -1
+       && strcmp(err.code, "unknown_type") == 0,
+       "an empty table: every name is unknown_type");
+    ngx_famcall_event_free(&ev);
 }
 
 
@@ -912,6 +948,88 @@ test_free(void)
 }
 
 
+/*
+ * The table's shape: a handler that relays to another socket with no
+ * database at all, as call signaling will (webrtc:ice to the peer).  The
+ * gateway dispatches exactly so (ngx_famcall_gw_events.c): decode against
+ * the table, then types[ev.type].handler(op, ev.data).
+ */
+typedef struct {
+    char  *sent;        /* what the peer socket got */
+    int    answered;
+} relay_socket_t;
+
+
+static const ngx_famcall_field_t  relay_ice_fields[] = {
+    { "to", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid, 0, 0, NULL },
+    { "candidate", NGX_FAMCALL_F_STRING, 1, 0, NULL, 1, 1024, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
+};
+
+
+static void
+relay_ice(void *owner, json_t *data)
+{
+    relay_socket_t  *peer = owner;
+
+    peer->sent = json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS);
+    peer->answered++;
+}
+
+
+static void
+test_relay(void)
+{
+    int                       rc;
+    char                     *want;
+    relay_socket_t            peer;
+    ngx_famcall_event_t       ev;
+    ngx_famcall_verror_t      err;
+    ngx_famcall_event_type_t  table[EV_COUNT + 1];
+
+    /* the gateway's own events and one a later module registered */
+    memcpy(table, types, sizeof(types));
+    table[EV_COUNT].name = "webrtc:ice";
+    table[EV_COUNT].fields = relay_ice_fields;
+    table[EV_COUNT].handler = relay_ice;
+
+    memset(&peer, 0, sizeof(relay_socket_t));
+
+    rc = ngx_famcall_event_decode("{\"type\":\"webrtc:ice\",\"data\":"
+                                  "{\"to\":\"7C9E6679-7425-40DE-944B-"
+                                  "E07FC1F90AE7\",\"candidate\":\"c\"}}",
+                                  90, table, EV_COUNT + 1, &ev, &err);
+    ok(rc == 0 && ev.type == EV_COUNT, "relay: decoded as the added type");
+
+    if (rc == 0) {
+        table[ev.type].handler(&peer, ev.data);
+    }
+
+    ngx_famcall_event_free(&ev);
+
+    want = q("{'candidate':'c','to':'7c9e6679-7425-40de-944b-e07fc1f90ae7'}");
+    ok(peer.answered == 1 && peer.sent && strcmp(peer.sent, want) == 0,
+       "relay: the handler relayed the checked data, no database");
+    free(want);
+    free(peer.sent);
+
+    memset(&peer, 0, sizeof(relay_socket_t));
+    rc = ngx_famcall_event_decode("{\"type\":\"webrtc:ice\",\"data\":"
+                                  "{\"to\":\"x\",\"candidate\":\"c\"}}",
+                                  55, table, EV_COUNT + 1, &ev, &err);
+    ok(rc == -1 && strcmp(err.code, "invalid_field") == 0
+       && strcmp(err.field, "to") == 0 && peer.answered == 0,
+       "relay: bad data never reaches the handler");
+    ngx_famcall_event_free(&ev);
+
+    rc = ngx_famcall_event_decode("{\"type\":\"webrtc:ice\"}", 21, types,
+                                  EV_COUNT, &ev, &err);
+    ok(rc == -1 && strcmp(err.code, "unknown_type") == 0,
+       "relay: unknown to a table without it");
+    ngx_famcall_event_free(&ev);
+}
+
+
 int
 main(void)
 {
@@ -921,6 +1039,7 @@ main(void)
     test_names();
     test_int();
     test_free();
+    test_relay();
 
     return done_testing();
 }

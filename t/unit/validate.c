@@ -161,11 +161,13 @@ test_checks(void)
 
 
 static const ngx_famcall_field_t  fields[] = {
-    { "email", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_email, 0, 0 },
-    { "avatar_url", NGX_FAMCALL_F_STRING, 0, 1, ngx_famcall_check_url, 0, 0 },
-    { "name", NGX_FAMCALL_F_STRING, 0, 0, NULL, 0, 0 },
-    { "limit", NGX_FAMCALL_F_INTEGER, 0, 0, NULL, 1, 100 },
-    { NULL, 0, 0, 0, NULL, 0, 0 }
+    { "email", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_email,
+      0, 0, NULL },
+    { "avatar_url", NGX_FAMCALL_F_STRING, 0, 1, ngx_famcall_check_url,
+      0, 0, NULL },
+    { "name", NGX_FAMCALL_F_STRING, 0, 0, NULL, 0, 0, NULL },
+    { "limit", NGX_FAMCALL_F_INTEGER, 0, 0, NULL, 1, 100, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
 };
 
 

@@ -1,0 +1,69 @@
+# Socket events as a table of handlers (issue 18): every event the gateway
+# registers reaches its own handler through the table, an unregistered one
+# is unknown_type, and error_log at debug tells a socket's story (the
+# event dispatched, the socket's state changes).
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(time);
+use Famcall::Test qw(new_uuid);
+use Famcall::WS;
+
+my $s = Famcall::Test->new(workers => 1, log_level => 'debug');
+my $log = $s->data_dir . '/log/nginx-error.log';
+
+my ($a, $b) = map { $s->signup } 1 .. 2;
+$s->befriend($a, $b);
+my $conv = $s->open_conversation($a, $b)->{id};
+
+sub log_text { open my $f, '<', $log or return ''; local $/; my $t = <$f>; $t }
+
+# poll the error log for $re until a deadline
+sub log_has {
+    my ($re, $timeout) = @_;
+    my $deadline = time + ($timeout // 5);
+    while (1) {
+        return 1 if log_text() =~ $re;
+        return 0 if time >= $deadline;
+        select undef, undef, undef, 0.05;
+    }
+}
+
+my $ws = Famcall::WS->open($s, $a->{access_token});
+ok($ws, 'a socket');
+
+subtest 'each registered event reaches its handler' => sub {
+    my %data = (
+        'message:send'      => { conversation_id => $conv, client_id => new_uuid(), body => 'hi' },
+        'message:delivered' => { conversation_id => $conv, up_to_seq => 1 },
+        'message:read'      => { conversation_id => $conv, up_to_seq => 1 },
+        'typing'            => { conversation_id => $conv, state => 'start' },
+        'sync'              => {},
+        'auth'              => { access_token => $a->{access_token} },
+    );
+    for my $type (sort keys %data) {
+        my $r = $ws->request($type, $data{$type});
+        is($r->{type}, 'ack', "$type: acked") or diag explain $r;
+        ok(log_has(qr/famcall ws: event "\Q$type\E"/), "$type: dispatched through the table");
+    }
+};
+
+subtest 'an event nobody registered' => sub {
+    my $r = $ws->request('call:invite', { to => $b->{user}{id} });
+    is($r->{type}, 'error', 'refused');
+    is($r->{error}{code}, 'unknown_type', 'unknown_type');
+    my $r2 = $ws->request('webrtc:ice', { candidate => 'x' });
+    is($r2->{error}{code}, 'unknown_type', 'so is webrtc:ice, until calls/ registers it');
+};
+
+subtest 'the socket says what happens to it at debug level' => sub {
+    ok(log_has(qr/famcall ws: handshake/), 'handshake');
+    ok(log_has(qr/famcall ws: taken over/), 'taken over');
+    $ws->close;
+    ok(log_has(qr/famcall ws: close received/), 'close received');
+    ok(log_has(qr/famcall ws: finalize/), 'finalized');
+};
+
+done_testing;
