@@ -66,4 +66,15 @@ subtest 'the socket says what happens to it at debug level' => sub {
     ok(log_has(qr/famcall ws: finalize/), 'finalized');
 };
 
+# The seam between the transport and the gateway: the transport reaches its
+# owner only through the handler struct it is given (issue 18).
+subtest 'the transport names nothing of the gateway' => sub {
+    my $dir = Famcall::Test::repo_dir() . '/ngx_famcall_module/gateway';
+    for my $f ('ngx_famcall_ws.h', 'ngx_famcall_ws.c') {
+        open my $fh, '<', "$dir/$f" or die "$f: $!";
+        my @hits = grep { /ngx_famcall_gw_|gw\.h|gw_user|gw_link/ } <$fh>;
+        is(scalar @hits, 0, "$f: no gateway name") or diag @hits;
+    }
+};
+
 done_testing;

@@ -16,6 +16,8 @@
 #include "ngx_famcall_gw.h"
 
 
+static ngx_int_t ngx_famcall_gw_open(ngx_famcall_ws_t *ws);
+static void ngx_famcall_gw_close(ngx_famcall_ws_t *ws);
 static void ngx_famcall_gw_register(ngx_famcall_gw_t *gw);
 static void ngx_famcall_gw_registered(void *data,
     ngx_famcall_pg_status_e status, PGresult *res);
@@ -40,7 +42,7 @@ ngx_famcall_gw_init(ngx_cycle_t *cycle, ngx_http_famcall_main_conf_t *fmcf,
     gw->log = cycle->log;
     gw->nbuckets = NGX_FAMCALL_GW_BUCKETS_MIN;
     gw->buckets = ngx_alloc(gw->nbuckets * sizeof(ngx_queue_t), cycle->log);
-    gw->scratch = ngx_palloc(cycle->pool, gwcf->ws_max_message);
+    gw->scratch = ngx_palloc(cycle->pool, gwcf->ws.max_message);
 
     if (gw->buckets == NULL || gw->scratch == NULL
         || ngx_famcall_gw_presence_init(gw, cycle->pool) != NGX_OK
@@ -57,6 +59,13 @@ ngx_famcall_gw_init(ngx_cycle_t *cycle, ngx_http_famcall_main_conf_t *fmcf,
     rnd[6] = (rnd[6] & 0x0f) | 0x40;
     rnd[8] = (rnd[8] & 0x3f) | 0x80;
     ngx_famcall_uuid_format(rnd, gw->instance);
+
+    /* the transport reaches the gateway only through this */
+    gw->handler.open = ngx_famcall_gw_open;
+    gw->handler.message = ngx_famcall_gw_message;
+    gw->handler.close = ngx_famcall_gw_close;
+    gw->handler.buffer = gw->scratch;
+    gw->handler.conf = &gwcf->ws;
 
     gw->heartbeat.handler = ngx_famcall_gw_heartbeat_handler;
     gw->heartbeat.data = gw;
@@ -82,8 +91,9 @@ ngx_famcall_gw_exit(ngx_famcall_gw_conf_t *gwcf)
 {
     ngx_uint_t              i;
     ngx_queue_t            *q;
-    ngx_famcall_gw_t       *gw = gwcf->gw;
-    ngx_famcall_gw_user_t  *u;
+    ngx_famcall_gw_t          *gw = gwcf->gw;
+    ngx_famcall_gw_user_t     *u;
+    ngx_famcall_gw_session_t  *s;
 
     if (gw == NULL) {
         return;
@@ -106,8 +116,8 @@ ngx_famcall_gw_exit(ngx_famcall_gw_conf_t *gwcf)
 
             while (!ngx_queue_empty(&u->sockets)) {
                 q = ngx_queue_head(&u->sockets);
-                ngx_famcall_ws_abort(ngx_queue_data(q, ngx_famcall_ws_t,
-                                                    gw_link));
+                s = ngx_queue_data(q, ngx_famcall_gw_session_t, gw_link);
+                ngx_famcall_ws_abort(s->ws);
             }
 
             ngx_queue_remove(&u->bucket);
@@ -122,54 +132,118 @@ ngx_famcall_gw_exit(ngx_famcall_gw_conf_t *gwcf)
 }
 
 
-u_char *
-ngx_famcall_gw_scratch(ngx_famcall_ws_t *ws)
+/*
+ * GET /v1/ws: the transport checks the handshake, the gateway
+ * authenticates it and keeps a session for the socket.
+ */
+ngx_int_t
+ngx_famcall_gw_ws_open(ngx_famcall_ctx_t *ctx)
 {
-    ngx_famcall_gw_conf_t  *gwcf = ws->gwcf;
+    ngx_int_t                      rc;
+    ngx_famcall_ws_t              *ws;
+    ngx_famcall_gw_conf_t         *gwcf;
+    ngx_famcall_gw_session_t      *s;
+    ngx_famcall_ws_offer_t         offer;
+    ngx_famcall_jwt_claims_t       claims;
+    ngx_http_request_t            *r = ctx->request;
+    ngx_http_famcall_main_conf_t  *fmcf = ctx->fmcf;
 
-    return gwcf->gw->scratch;
+    rc = ngx_famcall_ws_handshake(ctx, &offer);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (offer.token.len == 0
+        || ngx_famcall_jwt_verify(fmcf->jwt_secret.data, fmcf->jwt_secret.len,
+                                  (char *) offer.token.data, offer.token.len,
+                                  ngx_time(), &claims)
+           != 0)
+    {
+        return ngx_famcall_send_error(ctx, NGX_HTTP_UNAUTHORIZED,
+                                      "unauthorized",
+                                      "a valid access token is required",
+                                      NULL);
+    }
+
+    gwcf = ngx_http_get_module_main_conf(r, ngx_http_famcall_gateway_module);
+
+    if (gwcf->gw == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* $famcall_user_id in the access log line of the handshake */
+    ctx->user_id.data = ngx_pnalloc(r->pool, NGX_FAMCALL_ID_LEN);
+    if (ctx->user_id.data != NULL) {
+        ctx->user_id.len = NGX_FAMCALL_ID_LEN;
+        ngx_memcpy(ctx->user_id.data, claims.sub, NGX_FAMCALL_ID_LEN);
+        ctx->auth_checked = 1;
+    }
+
+    s = ngx_calloc(sizeof(ngx_famcall_gw_session_t), r->connection->log);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    s->gw = gwcf->gw;
+    ngx_memcpy(s->user, claims.user, 16);
+    ngx_queue_init(&s->ops);
+
+    ws = ngx_famcall_ws_accept(ctx, &offer, &gwcf->gw->handler, s,
+                               claims.exp);
+    if (ws == NULL) {
+        ngx_free(s);
+        return NGX_ERROR;
+    }
+
+    s->ws = ws;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "famcall ws: session for user %s", claims.sub);
+
+    return NGX_DONE;
 }
 
 
 /* a socket is up: register it, say hello */
-ngx_int_t
+static ngx_int_t
 ngx_famcall_gw_open(ngx_famcall_ws_t *ws)
 {
     u_char                        *p;
     char                           user[NGX_FAMCALL_ID_LEN + 1];
     u_char                         buf[256];
-    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
-    ngx_famcall_gw_t              *gw = gwcf->gw;
+    ngx_famcall_gw_session_t      *s = ws->data;
+    ngx_famcall_gw_t              *gw = s->gw;
 
-    ws->id = ++gw->next_id;
+    s->id = ++gw->next_id;
 
-    if (ngx_famcall_gw_user_add(gw, ws) != NGX_OK) {
+    if (ngx_famcall_gw_user_add(gw, s) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ngx_famcall_uuid_format(ws->user, user);
+    ngx_famcall_uuid_format(s->user, user);
 
     p = ngx_snprintf(buf, sizeof(buf),
                      "{\"type\":\"hello\",\"data\":{\"user_id\":\"%s\","
                      "\"expires_at\":%T,\"ping_interval\":%M}}",
-                     user, ws->expires, gwcf->ws_ping_interval / 1000);
+                     user, ws->expires, gw->gwcf->ws.ping_interval / 1000);
 
     return ngx_famcall_ws_send_text(ws, buf, p - buf);
 }
 
 
 /* the socket is going: forget it, and every answer it waits for */
-void
+static void
 ngx_famcall_gw_close(ngx_famcall_ws_t *ws)
 {
-    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
-    ngx_famcall_gw_t              *gw = gwcf->gw;
+    ngx_famcall_gw_session_t      *s = ws->data;
+    ngx_famcall_gw_t              *gw = s->gw;
     char                           instance[NGX_FAMCALL_ID_LEN + 1];
     const char                    *params[1];
 
-    ngx_famcall_gw_ops_detach(ws);
+    ngx_famcall_gw_ops_detach(s);
 
-    if (ws->gw_user == NULL || gw == NULL) {
+    if (s->gw_user == NULL || gw->gwcf->gw == NULL) {
+        ngx_free(s);
         return;
     }
 
@@ -183,23 +257,22 @@ ngx_famcall_gw_close(ngx_famcall_ws_t *ws)
         ngx_memcpy(instance, gw->instance, sizeof(instance));
         params[0] = instance;
         (void) ngx_famcall_pg_send(gw->fmcf->pg,
-                                   gwcf->sql
+                                   gw->gwcf->sql
                                    + NGX_FAMCALL_GW_SQL_INSTANCE_SWEEP,
                                    1, params, ngx_famcall_gw_ignore, gw);
     }
 
-    ngx_famcall_gw_user_remove(ws);
+    ngx_famcall_gw_user_remove(s);
+    ngx_free(s);
 }
 
 
 /* "<worker instance>.<socket id>": the socket an event came from */
 void
-ngx_famcall_gw_src(ngx_famcall_ws_t *ws, char *out)
+ngx_famcall_gw_src(ngx_famcall_gw_session_t *s, char *out)
 {
-    ngx_famcall_gw_conf_t  *gwcf = ws->gwcf;
-
     ngx_snprintf((u_char *) out, NGX_FAMCALL_GW_SRC_LEN + 1, "%s.%uL%Z",
-                 gwcf->gw->instance, ws->id);
+                 s->gw->instance, s->id);
 }
 
 

@@ -15,6 +15,7 @@
 
 #include "ngx_famcall_http.h"
 #include "ngx_famcall_chat.h"
+#include "ngx_famcall_ws.h"
 
 
 /* the gateway's statements: its conf's sql + these */
@@ -32,14 +33,10 @@ typedef enum {
 
 
 typedef struct ngx_famcall_gw_s  ngx_famcall_gw_t;
-typedef struct ngx_famcall_ws_s  ngx_famcall_ws_t;
 
 
 typedef struct {
-    size_t                     ws_max_message;
-    size_t                     ws_max_queue;
-    ngx_msec_t                 ws_ping_interval;
-    ngx_msec_t                 ws_idle_timeout;
+    ngx_famcall_ws_conf_t      ws;          /* famcall_ws_*: the transport */
 
     ngx_shm_zone_t            *node_zone;   /* the node's workers, bus */
     ngx_uint_t                 sql;         /* its first statement */
@@ -51,8 +48,8 @@ typedef struct {
 extern ngx_module_t  ngx_http_famcall_gateway_module;
 
 
-/* ngx_famcall_ws.c: the route handler of GET /v1/ws */
-ngx_int_t ngx_famcall_ws_open(ngx_famcall_ctx_t *ctx);
+/* ngx_famcall_gateway.c: the route handler of GET /v1/ws */
+ngx_int_t ngx_famcall_gw_ws_open(ngx_famcall_ctx_t *ctx);
 
 /* ngx_famcall_gateway.c: the worker's gateway (registry, bus, events) */
 ngx_int_t ngx_famcall_gw_init(ngx_cycle_t *cycle,
@@ -60,11 +57,6 @@ ngx_int_t ngx_famcall_gw_init(ngx_cycle_t *cycle,
 void ngx_famcall_gw_exit(ngx_famcall_gw_conf_t *gwcf);
 ngx_int_t ngx_famcall_gw_events_init(ngx_conf_t *cf);
 ngx_shm_zone_t *ngx_famcall_node_zone(ngx_conf_t *cf, void *tag);
-u_char *ngx_famcall_gw_scratch(ngx_famcall_ws_t *ws);
-ngx_int_t ngx_famcall_gw_open(ngx_famcall_ws_t *ws);
-void ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data,
-    size_t len);
-void ngx_famcall_gw_close(ngx_famcall_ws_t *ws);
 
 
 #endif /* _NGX_FAMCALL_GATEWAY_H_INCLUDED_ */

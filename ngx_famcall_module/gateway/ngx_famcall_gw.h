@@ -39,8 +39,10 @@
 #define NGX_FAMCALL_GW_PRESENCE_RETRY 1000
 
 
-typedef struct ngx_famcall_node_s  ngx_famcall_node_t;
-typedef struct ngx_famcall_node_out_s  ngx_famcall_node_out_t;
+typedef struct ngx_famcall_node_s        ngx_famcall_node_t;
+typedef struct ngx_famcall_node_out_s    ngx_famcall_node_out_t;
+typedef struct ngx_famcall_gw_user_s     ngx_famcall_gw_user_t;
+typedef struct ngx_famcall_gw_session_s  ngx_famcall_gw_session_t;
 
 
 /* an event on the bus: "<type> <users> <src> <data>" (ngx_famcall_gw_bus.c) */
@@ -58,6 +60,7 @@ struct ngx_famcall_gw_s {
     char                           instance[NGX_FAMCALL_ID_LEN + 1];
     uint64_t                       next_id;
     u_char                        *scratch;      /* ws_max_message bytes */
+    ngx_famcall_ws_handler_t       handler;      /* what its sockets do */
 
     ngx_queue_t                   *buckets;
     ngx_uint_t                     nbuckets;     /* a power of 2 */
@@ -103,10 +106,24 @@ struct ngx_famcall_gw_user_s {
 };
 
 
+/* a socket as the gateway knows it (the transport's is ngx_famcall_ws_t) */
+struct ngx_famcall_gw_session_s {
+    ngx_famcall_ws_t              *ws;
+    ngx_famcall_gw_t              *gw;
+    uint64_t                       id;           /* unique in this worker */
+    u_char                         user[16];     /* the user id, binary */
+    ngx_famcall_gw_user_t         *gw_user;      /* in the worker's registry */
+    ngx_queue_t                    gw_link;      /* in gw_user's sockets */
+    ngx_queue_t                    ops;          /* answers it waits for */
+    ngx_uint_t                     nops;
+    ngx_msec_t                     typing_at;    /* token bucket: when empty */
+};
+
+
 /* an event's answer a socket waits for (ngx_famcall_gw_events.h) */
 struct ngx_famcall_gw_op_s {
-    ngx_queue_t                    link;         /* in ws->ops */
-    ngx_famcall_ws_t              *ws;
+    ngx_queue_t                    link;         /* in s->ops */
+    ngx_famcall_gw_session_t      *s;
     ngx_famcall_pg_query_t        *query;
     ngx_famcall_batch_entry_t     *entry;
     size_t                         reflen;
@@ -115,15 +132,16 @@ struct ngx_famcall_gw_op_s {
 
 
 /* ngx_famcall_gateway.c */
-void ngx_famcall_gw_src(ngx_famcall_ws_t *ws, char *out);
+void ngx_famcall_gw_src(ngx_famcall_gw_session_t *s, char *out);
 void ngx_famcall_gw_ignore(void *data, ngx_famcall_pg_status_e status,
     PGresult *res);
 
 /* ngx_famcall_gw_registry.c */
 ngx_famcall_gw_user_t *ngx_famcall_gw_user_find(ngx_famcall_gw_t *gw,
     const u_char *id);
-ngx_int_t ngx_famcall_gw_user_add(ngx_famcall_gw_t *gw, ngx_famcall_ws_t *ws);
-void ngx_famcall_gw_user_remove(ngx_famcall_ws_t *ws);
+ngx_int_t ngx_famcall_gw_user_add(ngx_famcall_gw_t *gw,
+    ngx_famcall_gw_session_t *s);
+void ngx_famcall_gw_user_remove(ngx_famcall_gw_session_t *s);
 ngx_int_t ngx_famcall_gw_presence_init(ngx_famcall_gw_t *gw, ngx_pool_t *pool);
 void ngx_famcall_gw_presence_stop(ngx_famcall_gw_t *gw);
 
@@ -142,7 +160,9 @@ void ngx_famcall_gw_node_user(ngx_famcall_gw_t *gw, const u_char *id,
     ngx_uint_t here);
 
 /* ngx_famcall_gw_events.c */
-void ngx_famcall_gw_ops_detach(ngx_famcall_ws_t *ws);
+void ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data,
+    size_t len);
+void ngx_famcall_gw_ops_detach(ngx_famcall_gw_session_t *s);
 
 
 #endif /* _NGX_FAMCALL_GW_H_INCLUDED_ */

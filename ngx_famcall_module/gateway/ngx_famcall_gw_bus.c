@@ -135,8 +135,8 @@ ngx_famcall_gw_line_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
     uint64_t                src;
     ngx_uint_t              n;
     ngx_queue_t            *q;
-    ngx_famcall_ws_t       *ws;
-    ngx_famcall_gw_user_t  *user;
+    ngx_famcall_gw_user_t     *user;
+    ngx_famcall_gw_session_t  *ws;
 
     if (line->src.len && line->src.data[0] == '=') {
         return ngx_famcall_gw_line_socket(gw, line);
@@ -185,10 +185,10 @@ ngx_famcall_gw_line_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
              q != ngx_queue_sentinel(&user->sockets);
              q = ngx_queue_next(q))
         {
-            ws = ngx_queue_data(q, ngx_famcall_ws_t, gw_link);
+            ws = ngx_queue_data(q, ngx_famcall_gw_session_t, gw_link);
 
             if (ws->id != src
-                && ngx_famcall_ws_send_text(ws, frame, len) == NGX_OK)
+                && ngx_famcall_ws_send_text(ws->ws, frame, len) == NGX_OK)
             {
                 n++;
             }
@@ -236,9 +236,9 @@ ngx_famcall_gw_line_socket(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
     uint64_t                sid;
     ngx_str_t               src;
     ngx_uint_t              n;
-    ngx_queue_t            *q;
-    ngx_famcall_ws_t       *ws;
-    ngx_famcall_gw_user_t  *user;
+    ngx_queue_t               *q;
+    ngx_famcall_gw_user_t     *user;
+    ngx_famcall_gw_session_t  *ws;
 
     src.data = line->src.data + 1;
     src.len = line->src.len - 1;
@@ -262,7 +262,7 @@ ngx_famcall_gw_line_socket(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
          q != ngx_queue_sentinel(&user->sockets);
          q = ngx_queue_next(q))
     {
-        ws = ngx_queue_data(q, ngx_famcall_ws_t, gw_link);
+        ws = ngx_queue_data(q, ngx_famcall_gw_session_t, gw_link);
 
         if (ws->id != sid) {
             continue;
@@ -273,7 +273,7 @@ ngx_famcall_gw_line_socket(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
             return 0;
         }
 
-        n = (ngx_famcall_ws_send_text(ws, frame, len) == NGX_OK);
+        n = (ngx_famcall_ws_send_text(ws->ws, frame, len) == NGX_OK);
         ngx_free(frame);
 
         return n;
@@ -368,7 +368,7 @@ ngx_famcall_gw_resync_all(ngx_famcall_gw_t *gw)
                  s = ngx_queue_next(s))
             {
                 (void) ngx_famcall_ws_send_text(
-                    ngx_queue_data(s, ngx_famcall_ws_t, gw_link),
+                    (ngx_queue_data(s, ngx_famcall_gw_session_t, gw_link))->ws,
                     (u_char *) resync, sizeof(resync) - 1);
             }
         }

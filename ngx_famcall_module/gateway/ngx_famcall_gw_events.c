@@ -27,8 +27,8 @@ static void ngx_famcall_gw_receipt(ngx_famcall_gw_op_t *op, json_t *data,
 static void ngx_famcall_gw_typing(void *owner, json_t *data);
 static void ngx_famcall_gw_sync(void *owner, json_t *data);
 static void ngx_famcall_gw_auth(void *owner, json_t *data);
-static ngx_famcall_gw_op_t *ngx_famcall_gw_op_new(ngx_famcall_ws_t *ws,
-    const char *ref);
+static ngx_famcall_gw_op_t *ngx_famcall_gw_op_new(
+    ngx_famcall_gw_session_t *s, const char *ref);
 static void ngx_famcall_gw_op_free(ngx_famcall_gw_op_t *op);
 static void ngx_famcall_gw_query_done(void *data,
     ngx_famcall_pg_status_e status, PGresult *res);
@@ -39,7 +39,7 @@ static void ngx_famcall_gw_error(ngx_famcall_ws_t *ws, const u_char *ref,
 
 
 /* the gateway's first statement in the pool's list */
-#define gw_sql(op)  (((ngx_famcall_gw_conf_t *) (op)->ws->gwcf)->sql)
+#define gw_sql(op)  ((op)->s->gw->gwcf->sql)
 
 
 static const ngx_famcall_gw_event_t  ngx_famcall_gw_own_events[] = {
@@ -122,16 +122,15 @@ ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data, size_t len)
     ngx_famcall_event_t            ev;
     ngx_famcall_verror_t           err;
     ngx_famcall_gw_event_t        *types;
-    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
-
-    events = gwcf->events;
+    ngx_famcall_gw_session_t      *s = ws->data;
+    events = s->gw->gwcf->events;
     types = events->elts;
 
     rc = ngx_famcall_event_decode((const char *) data, len, types,
                                   events->nelts, &ev, &err);
 
     if (rc != 0) {
-        op = ngx_famcall_gw_op_new(ws, ev.ref);
+        op = ngx_famcall_gw_op_new(s, ev.ref);
         if (op != NULL) {
             ngx_famcall_gw_fail(op, err.code, err.message, err.field);
         }
@@ -140,7 +139,7 @@ ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data, size_t len)
         return;
     }
 
-    op = ngx_famcall_gw_op_new(ws, ev.ref);
+    op = ngx_famcall_gw_op_new(s, ev.ref);
     if (op == NULL) {
         ngx_famcall_event_free(&ev);
         return;
@@ -148,9 +147,9 @@ ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data, size_t len)
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
                    "famcall ws: event \"%s\", %ui waiting, ref %*s",
-                   types[ev.type].name, ws->nops, op->reflen, op->ref);
+                   types[ev.type].name, s->nops, op->reflen, op->ref);
 
-    if (ws->nops > NGX_FAMCALL_GW_MAX_OPS) {
+    if (s->nops > NGX_FAMCALL_GW_MAX_OPS) {
         ngx_famcall_gw_fail(op, "rate_limited",
                             "too many events waiting for answers", NULL);
         ngx_famcall_event_free(&ev);
@@ -166,14 +165,14 @@ ngx_famcall_gw_message(ngx_famcall_ws_t *ws, const u_char *data, size_t len)
 void
 ngx_famcall_gw_op_user(ngx_famcall_gw_op_t *op, char *out)
 {
-    ngx_famcall_uuid_format(op->ws->user, out);
+    ngx_famcall_uuid_format(op->s->user, out);
 }
 
 
 void
 ngx_famcall_gw_op_src(ngx_famcall_gw_op_t *op, char *out)
 {
-    ngx_famcall_gw_src(op->ws, out);
+    ngx_famcall_gw_src(op->s, out);
 }
 
 
@@ -256,16 +255,16 @@ ngx_famcall_gw_typing(void *owner, json_t *data)
 {
     ngx_famcall_gw_op_t  *op = owner;
 
-    char               user[NGX_FAMCALL_ID_LEN + 1];
-    char               src[NGX_FAMCALL_GW_SRC_LEN + 1];
-    char               here[NGX_FAMCALL_GW_HERE_LEN];
-    ngx_msec_t         now, full;
-    const char        *params[5];
-    ngx_famcall_ws_t  *ws = op->ws;
+    char                       user[NGX_FAMCALL_ID_LEN + 1];
+    char                       src[NGX_FAMCALL_GW_SRC_LEN + 1];
+    char                       here[NGX_FAMCALL_GW_HERE_LEN];
+    ngx_msec_t                 now, full;
+    const char                *params[5];
+    ngx_famcall_gw_session_t  *s = op->s;
 
     /* a token bucket: `full` is when it would hold a full burst */
     now = ngx_current_msec;
-    full = ws->typing_at;
+    full = s->typing_at;
 
     if ((ngx_msec_int_t) (now - full) < -(ngx_msec_int_t)
             (NGX_FAMCALL_GW_TYPING_BURST - 1) * 1000)
@@ -279,13 +278,13 @@ ngx_famcall_gw_typing(void *owner, json_t *data)
         full = now;
     }
 
-    ws->typing_at = full + 1000;
+    s->typing_at = full + 1000;
 
     ngx_famcall_gw_op_user(op, user);
     ngx_famcall_gw_op_src(op, src);
 
     /* this node's workers: the peer's sockets there get it from us */
-    ngx_famcall_gw_node_here(((ngx_famcall_gw_conf_t *) ws->gwcf)->gw, here);
+    ngx_famcall_gw_node_here(s->gw, here);
 
     params[0] = user;
     params[1] = ngx_famcall_json_string(data, "conversation_id");
@@ -326,7 +325,7 @@ void
 ngx_famcall_gw_query(ngx_famcall_gw_op_t *op, ngx_uint_t stmt, ngx_uint_t n,
     const char *const *params)
 {
-    ngx_http_famcall_main_conf_t  *fmcf = op->ws->fmcf;
+    ngx_http_famcall_main_conf_t  *fmcf = op->s->gw->fmcf;
 
     op->query = ngx_famcall_pg_send(fmcf->pg, stmt, n, params,
                                     ngx_famcall_gw_query_done, op);
@@ -346,16 +345,16 @@ ngx_famcall_gw_auth(void *owner, json_t *data)
     u_char                        *p;
     u_char                         buf[64];
     const char                    *token;
-    ngx_famcall_ws_t              *ws = op->ws;
+    ngx_famcall_gw_session_t      *s = op->s;
     ngx_famcall_jwt_claims_t       claims;
-    ngx_http_famcall_main_conf_t  *fmcf = ws->fmcf;
+    ngx_http_famcall_main_conf_t  *fmcf = s->gw->fmcf;
 
     token = ngx_famcall_json_string(data, "access_token");
 
     if (ngx_famcall_jwt_verify(fmcf->jwt_secret.data, fmcf->jwt_secret.len,
                                token, ngx_strlen(token), ngx_time(), &claims)
         != 0
-        || ngx_memcmp(claims.user, ws->user, 16) != 0)
+        || ngx_memcmp(claims.user, s->user, 16) != 0)
     {
         ngx_famcall_gw_fail(op, "unauthorized",
                             "not a valid access token for this user",
@@ -363,8 +362,8 @@ ngx_famcall_gw_auth(void *owner, json_t *data)
         return;
     }
 
-    ws->expires = claims.exp;
-    ngx_famcall_ws_rearm(ws);
+    s->ws->expires = claims.exp;
+    ngx_famcall_ws_rearm(s->ws);
 
     p = ngx_snprintf(buf, sizeof(buf), "{\"expires_at\":%T}", claims.exp);
     ngx_famcall_gw_answer(op, NGX_HTTP_OK, buf, p - buf);
@@ -372,42 +371,43 @@ ngx_famcall_gw_auth(void *owner, json_t *data)
 
 
 static ngx_famcall_gw_op_t *
-ngx_famcall_gw_op_new(ngx_famcall_ws_t *ws, const char *ref)
+ngx_famcall_gw_op_new(ngx_famcall_gw_session_t *s, const char *ref)
 {
-    char                 *s;
+    char                 *json;
     size_t                len;
     json_t               *j;
     ngx_famcall_gw_op_t  *op;
 
-    s = NULL;
+    json = NULL;
 
     if (ref != NULL) {
         j = json_string(ref);
-        s = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+        json = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
         json_decref(j);
 
-        if (s == NULL) {
+        if (json == NULL) {
             return NULL;
         }
     }
 
-    len = s ? ngx_strlen(s) : 4;
+    len = json ? ngx_strlen(json) : 4;
 
-    op = ngx_alloc(sizeof(ngx_famcall_gw_op_t) + len, ws->connection->log);
+    op = ngx_alloc(sizeof(ngx_famcall_gw_op_t) + len,
+                   s->ws->connection->log);
     if (op == NULL) {
-        free(s);
+        free(json);
         return NULL;
     }
 
-    op->ws = ws;
+    op->s = s;
     op->query = NULL;
     op->entry = NULL;
     op->reflen = len;
-    ngx_memcpy(op->ref, s ? s : "null", len);
-    free(s);
+    ngx_memcpy(op->ref, json ? json : "null", len);
+    free(json);
 
-    ngx_queue_insert_tail(&ws->ops, &op->link);
-    ws->nops++;
+    ngx_queue_insert_tail(&s->ops, &op->link);
+    s->nops++;
 
     return op;
 }
@@ -416,9 +416,9 @@ ngx_famcall_gw_op_new(ngx_famcall_ws_t *ws, const char *ref)
 static void
 ngx_famcall_gw_op_free(ngx_famcall_gw_op_t *op)
 {
-    if (op->ws != NULL) {
+    if (op->s != NULL) {
         ngx_queue_remove(&op->link);
-        op->ws->nops--;
+        op->s->nops--;
     }
 
     ngx_free(op);
@@ -427,13 +427,13 @@ ngx_famcall_gw_op_free(ngx_famcall_gw_op_t *op)
 
 /* the socket is going: no answer may reach it */
 void
-ngx_famcall_gw_ops_detach(ngx_famcall_ws_t *ws)
+ngx_famcall_gw_ops_detach(ngx_famcall_gw_session_t *s)
 {
     ngx_queue_t          *q;
     ngx_famcall_gw_op_t  *op;
 
-    while (!ngx_queue_empty(&ws->ops)) {
-        q = ngx_queue_head(&ws->ops);
+    while (!ngx_queue_empty(&s->ops)) {
+        q = ngx_queue_head(&s->ops);
         op = ngx_queue_data(q, ngx_famcall_gw_op_t, link);
 
         if (op->query != NULL) {
@@ -457,8 +457,6 @@ ngx_famcall_gw_query_done(void *data, ngx_famcall_pg_status_e status,
 {
     ngx_famcall_gw_op_t  *op = data;
 
-    ngx_famcall_gw_conf_t  *gwcf;
-
     op->query = NULL;
 
     if (status != NGX_FAMCALL_PG_OK || PQntuples(res) != 1
@@ -473,8 +471,7 @@ ngx_famcall_gw_query_done(void *data, ngx_famcall_pg_status_e status,
 
     /* a third column: bus lines that this node delivers itself */
     if (PQnfields(res) == 3 && !PQgetisnull(res, 0, 2)) {
-        gwcf = op->ws->gwcf;
-        (void) ngx_famcall_gw_deliver_lines(gwcf->gw,
+        (void) ngx_famcall_gw_deliver_lines(op->s->gw,
                                             (u_char *) PQgetvalue(res, 0, 2),
                                             PQgetlength(res, 0, 2));
     }
@@ -505,7 +502,7 @@ ngx_famcall_gw_answer(ngx_famcall_gw_op_t *op, ngx_int_t status,
 {
     u_char            *frame, *p;
     size_t             size;
-    ngx_famcall_ws_t  *ws = op->ws;
+    ngx_famcall_ws_t  *ws = op->s ? op->s->ws : NULL;
 
     static const char  ack[] = "{\"type\":\"ack\",\"ref\":";
     static const char  err[] = "{\"type\":\"error\",\"ref\":";
@@ -580,8 +577,8 @@ void
 ngx_famcall_gw_fail(ngx_famcall_gw_op_t *op, const char *code,
     const char *message, const char *field)
 {
-    if (op->ws != NULL && ngx_famcall_ws_alive(op->ws)) {
-        ngx_famcall_gw_error(op->ws, op->ref, op->reflen, code, message,
+    if (op->s != NULL && ngx_famcall_ws_alive(op->s->ws)) {
+        ngx_famcall_gw_error(op->s->ws, op->ref, op->reflen, code, message,
                              field);
     }
 

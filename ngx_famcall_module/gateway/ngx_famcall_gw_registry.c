@@ -56,7 +56,7 @@ ngx_famcall_gw_user_find(ngx_famcall_gw_t *gw, const u_char *id)
 
 
 ngx_int_t
-ngx_famcall_gw_user_add(ngx_famcall_gw_t *gw, ngx_famcall_ws_t *ws)
+ngx_famcall_gw_user_add(ngx_famcall_gw_t *gw, ngx_famcall_gw_session_t *ws)
 {
     uint64_t                h;
     ngx_famcall_gw_user_t  *u;
@@ -96,7 +96,7 @@ ngx_famcall_gw_user_add(ngx_famcall_gw_t *gw, ngx_famcall_ws_t *ws)
 
 
 void
-ngx_famcall_gw_user_remove(ngx_famcall_ws_t *ws)
+ngx_famcall_gw_user_remove(ngx_famcall_gw_session_t *ws)
 {
     ngx_famcall_gw_user_t  *u = ws->gw_user;
 

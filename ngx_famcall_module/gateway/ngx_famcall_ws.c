@@ -15,9 +15,8 @@
 #include <ngx_http.h>
 #include <ngx_sha1.h>
 
-#include "ngx_famcall_gateway.h"
+#include "ngx_famcall_http.h"
 #include "ngx_famcall_ws.h"
-#include "ngx_famcall_token.h"
 
 
 #define NGX_FAMCALL_WS_GUID           "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -33,14 +32,6 @@ struct ngx_famcall_ws_chunk_s {
     size_t                     sent;
     u_char                     data[1];
 };
-
-
-typedef struct {
-    ngx_str_t                  key;
-    ngx_str_t                  token;        /* from the subprotocol */
-    unsigned                   offered:1;    /* any subprotocol offered */
-    unsigned                   famcall:1;    /* famcall.v1 among them */
-} ngx_famcall_ws_offer_t;
 
 
 static ngx_int_t ngx_famcall_ws_check_request(ngx_http_request_t *r,
@@ -69,23 +60,15 @@ static void ngx_famcall_ws_fail(ngx_famcall_ws_t *ws);
 static void ngx_famcall_ws_finalize(ngx_famcall_ws_t *ws);
 
 
-/*
- * GET /v1/ws: checks the handshake, authenticates, and answers 101, or
- * refuses with the API's JSON error.
- */
 ngx_int_t
-ngx_famcall_ws_open(ngx_famcall_ctx_t *ctx)
+ngx_famcall_ws_handshake(ngx_famcall_ctx_t *ctx, ngx_famcall_ws_offer_t *offer)
 {
-    ngx_str_t                      token;
-    ngx_int_t                      rc;
-    ngx_famcall_ws_t              *ws;
-    const char                    *message;
-    ngx_http_request_t            *r = ctx->request;
-    ngx_famcall_ws_offer_t         offer;
-    ngx_famcall_jwt_claims_t       claims;
-    ngx_http_famcall_main_conf_t  *fmcf = ctx->fmcf;
+    ngx_str_t            token;
+    ngx_int_t            rc;
+    const char          *message;
+    ngx_http_request_t  *r = ctx->request;
 
-    rc = ngx_famcall_ws_check_request(r, &offer, &message);
+    rc = ngx_famcall_ws_check_request(r, offer, &message);
 
     if (rc != NGX_OK) {
         return ngx_famcall_send_error(ctx, rc, "bad_handshake", message,
@@ -98,56 +81,44 @@ ngx_famcall_ws_open(ngx_famcall_ctx_t *ctx)
                                       "the server is restarting", NULL);
     }
 
-    if (offer.token.len == 0 && ngx_famcall_bearer_token(r, &token) == NGX_OK) {
-        offer.token = token;
-    }
-
-    if (offer.token.len == 0
-        || ngx_famcall_jwt_verify(fmcf->jwt_secret.data, fmcf->jwt_secret.len,
-                                  (char *) offer.token.data, offer.token.len,
-                                  ngx_time(), &claims)
-           != 0)
+    if (offer->token.len == 0
+        && ngx_famcall_bearer_token(r, &token) == NGX_OK)
     {
-        return ngx_famcall_send_error(ctx, NGX_HTTP_UNAUTHORIZED,
-                                      "unauthorized",
-                                      "a valid access token is required",
-                                      NULL);
+        offer->token = token;
     }
 
-    /* $famcall_user_id in the access log line of the handshake */
-    ctx->user_id.data = ngx_pnalloc(r->pool, NGX_FAMCALL_ID_LEN);
-    if (ctx->user_id.data != NULL) {
-        ctx->user_id.len = NGX_FAMCALL_ID_LEN;
-        ngx_memcpy(ctx->user_id.data, claims.sub, NGX_FAMCALL_ID_LEN);
-        ctx->auth_checked = 1;
-    }
+    return NGX_OK;
+}
+
+
+ngx_famcall_ws_t *
+ngx_famcall_ws_accept(ngx_famcall_ctx_t *ctx, ngx_famcall_ws_offer_t *offer,
+    const ngx_famcall_ws_handler_t *handler, void *data, time_t expires)
+{
+    ngx_famcall_ws_t    *ws;
+    ngx_http_request_t  *r = ctx->request;
 
     ws = ngx_calloc(sizeof(ngx_famcall_ws_t), r->connection->log);
     if (ws == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     ws->connection = r->connection;
-    ws->fmcf = fmcf;
-    ws->gwcf = ngx_http_get_module_main_conf(r,
-                                             ngx_http_famcall_gateway_module);
-    ws->expires = claims.exp;
+    ws->handler = handler;
+    ws->data = data;
+    ws->expires = expires;
     ws->out_last = &ws->out;
-    ngx_queue_init(&ws->ops);
 
-    ngx_memcpy(ws->user, claims.user, 16);
-
-    if (ngx_famcall_ws_queue_response(ws, &offer.key, offer.famcall)
+    if (ngx_famcall_ws_queue_response(ws, &offer->key, offer->famcall)
         != NGX_OK)
     {
         ngx_free(ws->out);
         ngx_free(ws);
-        return NGX_ERROR;
+        return NULL;
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "famcall ws: handshake accepted, user %s, expires %T",
-                   claims.sub, claims.exp);
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "famcall ws: handshake accepted, expires %T", expires);
 
     /* the request keeps the router's reference until the takeover */
     ws->timer.handler = ngx_famcall_ws_takeover;
@@ -155,7 +126,7 @@ ngx_famcall_ws_open(ngx_famcall_ctx_t *ctx)
     ws->timer.log = r->connection->log;
     ngx_post_event(&ws->timer, &ngx_posted_events);
 
-    return NGX_DONE;
+    return ws;
 }
 
 
@@ -424,7 +395,7 @@ ngx_famcall_ws_takeover(ngx_event_t *ev)
     ngx_http_request_t            *r = c->data;
     ngx_http_connection_t         *hc = r->http_connection;
     ngx_http_core_loc_conf_t      *clcf;
-    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
+    const ngx_famcall_ws_conf_t   *wscf = ws->handler->conf;
 
     /* bytes the client sent right after the handshake: frames already */
     left = NULL;
@@ -492,9 +463,9 @@ ngx_famcall_ws_takeover(ngx_event_t *ev)
     ws->last_in = ngx_current_msec;
     ws->timer.handler = ngx_famcall_ws_timer_handler;
     ws->timer.cancelable = 1;
-    ngx_famcall_ws_parser_init(&ws->parser, NULL, gwcf->ws_max_message);
+    ngx_famcall_ws_parser_init(&ws->parser, NULL, wscf->max_message);
 
-    if (ws->failed || ngx_famcall_gw_open(ws) != NGX_OK) {
+    if (ws->failed || ws->handler->open(ws) != NGX_OK) {
         ngx_free(left);
         ngx_famcall_ws_finalize(ws);
         return;
@@ -591,7 +562,7 @@ ngx_famcall_ws_feed(ngx_famcall_ws_t *ws, u_char *in, size_t len)
 
     /* a message that started in an earlier read continues in its own
      * buffer; otherwise the worker's buffer serves */
-    p->msg = ws->msgbuf ? ws->msgbuf : ngx_famcall_gw_scratch(ws);
+    p->msg = ws->msgbuf ? ws->msgbuf : ws->handler->buffer;
 
     while (len && !ws->failed && !ws->close_received) {
 
@@ -630,7 +601,7 @@ ngx_famcall_ws_feed(ngx_famcall_ws_t *ws, u_char *in, size_t len)
             break;
         }
 
-        ngx_famcall_gw_message(ws, f.data, f.size);
+        ws->handler->message(ws, f.data, f.size);
     }
 }
 
@@ -694,7 +665,7 @@ static void
 ngx_famcall_ws_keep_partial(ngx_famcall_ws_t *ws)
 {
     ngx_famcall_ws_parser_t       *p = &ws->parser;
-    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
+    const ngx_famcall_ws_conf_t   *wscf = ws->handler->conf;
 
     if (p->msg_opcode == 0 || ws->failed) {
         if (ws->msgbuf != NULL) {
@@ -707,7 +678,7 @@ ngx_famcall_ws_keep_partial(ngx_famcall_ws_t *ws)
     }
 
     if (ws->msgbuf == NULL) {
-        ws->msgbuf = ngx_alloc(gwcf->ws_max_message, ws->connection->log);
+        ws->msgbuf = ngx_alloc(wscf->max_message, ws->connection->log);
         if (ws->msgbuf == NULL) {
             ws->failed = 1;
             return;
@@ -767,9 +738,9 @@ ngx_famcall_ws_queue(ngx_famcall_ws_t *ws, int opcode, const u_char *data,
 {
     ngx_connection_t              *c = ws->connection;
     ngx_famcall_ws_chunk_t        *ch;
-    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
+    const ngx_famcall_ws_conf_t   *wscf = ws->handler->conf;
 
-    if (!force && ws->queued + len > gwcf->ws_max_queue) {
+    if (!force && ws->queued + len > wscf->max_queue) {
 
         /* frames queued this turn may not have met the socket yet */
         if (ws->taken_over && c->write->ready
@@ -780,7 +751,7 @@ ngx_famcall_ws_queue(ngx_famcall_ws_t *ws, int opcode, const u_char *data,
         }
 
         /* one frame alone is always taken (a big sync page) */
-        if (ws->out != NULL && ws->queued + len > gwcf->ws_max_queue) {
+        if (ws->out != NULL && ws->queued + len > wscf->max_queue) {
             ngx_log_error(NGX_LOG_INFO, c->log, 0,
                           "famcall: client stopped reading, %uz bytes "
                           "queued: dropping the WebSocket", ws->queued);
@@ -888,13 +859,13 @@ ngx_famcall_ws_arm(ngx_famcall_ws_t *ws)
 {
     time_t                         left;
     ngx_msec_t                     t;
-    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
+    const ngx_famcall_ws_conf_t   *wscf = ws->handler->conf;
 
     if (ws->close_sent) {
         t = NGX_FAMCALL_WS_CLOSE_WAIT;
 
     } else {
-        t = gwcf->ws_ping_interval;
+        t = wscf->ping_interval;
         left = ws->expires - ngx_time();
 
         if (left <= 0) {
@@ -914,7 +885,7 @@ ngx_famcall_ws_timer_handler(ngx_event_t *ev)
 {
     ngx_famcall_ws_t  *ws = ev->data;
 
-    ngx_famcall_gw_conf_t         *gwcf = ws->gwcf;
+    const ngx_famcall_ws_conf_t   *wscf = ws->handler->conf;
 
     if (ws->close_sent) {
         /* the peer did not answer our close in time */
@@ -928,7 +899,7 @@ ngx_famcall_ws_timer_handler(ngx_event_t *ev)
         return;
     }
 
-    if (ngx_current_msec - ws->last_in >= gwcf->ws_idle_timeout) {
+    if (ngx_current_msec - ws->last_in >= wscf->idle_timeout) {
         ngx_famcall_ws_close(ws, NGX_FAMCALL_WS_CLOSE_IDLE, "idle timeout");
         return;
     }
@@ -995,7 +966,7 @@ ngx_famcall_ws_finalize(ngx_famcall_ws_t *ws)
                    ws->close_sent, ws->close_received, ws->failed, ws->queued,
                    ws->taken_over);
 
-    ngx_famcall_gw_close(ws);
+    ws->handler->close(ws);
 
     while ((ch = ws->out) != NULL) {
         ws->out = ch->next;

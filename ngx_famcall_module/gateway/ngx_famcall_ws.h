@@ -1,16 +1,18 @@
 /*
  * famcall: the WebSocket transport (RFC 6455) inside nginx.
  *
- * The handshake is an ordinary request on the API's router (GET /v1/ws).
- * Once it is accepted, the connection is taken over from nginx's HTTP code:
+ * The handshake is an ordinary request on the API's router (GET /v1/ws):
+ * its owner (the gateway) checks it with ngx_famcall_ws_handshake(),
+ * authenticates, and accepts it with ngx_famcall_ws_accept().  Then the connection is taken over from nginx's HTTP code:
  * the request and its pool are freed, header buffers given back, and what
  * is left per socket is the connection, its small pool and one
  * ngx_famcall_ws_t.  A message being received borrows a per-worker buffer
  * and only gets one of its own when it spans several reads.
  *
  * The transport knows frames, pings, the close handshake and the output
- * queue; what a message means is the gateway's business
- * (ngx_famcall_gateway.c), reached through on_message and on_close.
+ * queue; what a message means is its owner's business, reached only
+ * through the handler struct it was given (open, message, close) with the
+ * socket's data: the transport names no gateway function or field.
  * Sending never closes a socket under its caller: a failed write closes it
  * from a posted event.
  */
@@ -23,7 +25,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_famcall_gateway.h"
+#include "ngx_famcall_http.h"
 #include "ngx_famcall_ws_frame.h"
 
 
@@ -31,14 +33,48 @@
 #define NGX_FAMCALL_WS_CLOSE_EXPIRED  4001
 
 
+typedef struct ngx_famcall_ws_s        ngx_famcall_ws_t;
 typedef struct ngx_famcall_ws_chunk_s  ngx_famcall_ws_chunk_t;
-typedef struct ngx_famcall_gw_user_s   ngx_famcall_gw_user_t;
+
+
+/* the transport's settings (the famcall_ws_* directives) */
+typedef struct {
+    size_t                     max_message;
+    size_t                     max_queue;
+    ngx_msec_t                 ping_interval;
+    ngx_msec_t                 idle_timeout;
+} ngx_famcall_ws_conf_t;
+
+
+/* what its owner does with a socket; ws->data is the owner's per socket */
+typedef struct {
+    /* taken over: the socket may send; NGX_OK, or it is closed */
+    ngx_int_t                (*open)(ngx_famcall_ws_t *ws);
+    /* one complete text message (valid until the handler returns) */
+    void                     (*message)(ngx_famcall_ws_t *ws,
+                                        const u_char *data, size_t len);
+    /* the last call, open or not: the socket is being freed */
+    void                     (*close)(ngx_famcall_ws_t *ws);
+    /* the worker's buffer for messages within one read (max_message) */
+    u_char                    *buffer;
+    const ngx_famcall_ws_conf_t  *conf;
+} ngx_famcall_ws_handler_t;
+
+
+/* a handshake the transport found well-formed */
+typedef struct {
+    ngx_str_t                  key;
+    ngx_str_t                  token;        /* from the subprotocol or the
+                                                Authorization header */
+    unsigned                   offered:1;    /* any subprotocol offered */
+    unsigned                   famcall:1;    /* famcall.v1 among them */
+} ngx_famcall_ws_offer_t;
 
 
 struct ngx_famcall_ws_s {
     ngx_connection_t          *connection;
-    void                      *fmcf;        /* the core's main conf */
-    void                      *gwcf;        /* the gateway module's */
+    const ngx_famcall_ws_handler_t  *handler;
+    void                      *data;        /* the handler's, per socket */
 
     ngx_famcall_ws_parser_t    parser;
     u_char                    *msgbuf;      /* own buffer of a long message */
@@ -51,15 +87,6 @@ struct ngx_famcall_ws_s {
     ngx_msec_t                 last_in;     /* when a frame last arrived */
     time_t                     expires;     /* the access token's exp */
 
-    /* the gateway's */
-    uint64_t                   id;          /* unique in this worker */
-    u_char                     user[16];    /* the user id, binary */
-    ngx_famcall_gw_user_t     *gw_user;     /* in the worker's registry */
-    ngx_queue_t                gw_link;     /* in gw_user's sockets */
-    ngx_queue_t                ops;         /* database calls in flight */
-    ngx_uint_t                 nops;
-    ngx_msec_t                 typing_at;   /* token bucket: time of empty */
-
     unsigned                   taken_over:1;
     unsigned                   close_sent:1;
     unsigned                   close_received:1;
@@ -69,7 +96,23 @@ struct ngx_famcall_ws_s {
 };
 
 
-/* the route handler of GET /v1/ws: ngx_famcall_ws_open() (gateway.h) */
+/*
+ * GET /v1/ws, first step: NGX_OK when the request is a WebSocket handshake
+ * the transport can take (offer filled in); otherwise what the route
+ * returns: NGX_DONE when it answered (400, 426, 503), or NGX_ERROR.
+ */
+ngx_int_t ngx_famcall_ws_handshake(ngx_famcall_ctx_t *ctx,
+    ngx_famcall_ws_offer_t *offer);
+
+/*
+ * Second step, once the owner authenticated it: answers 101 and takes the
+ * connection over from nginx's HTTP code (posted).  The socket is the
+ * handler's from then on: handler->close() is called once, last.  NULL:
+ * nothing was answered (the route fails the request).
+ */
+ngx_famcall_ws_t *ngx_famcall_ws_accept(ngx_famcall_ctx_t *ctx,
+    ngx_famcall_ws_offer_t *offer, const ngx_famcall_ws_handler_t *handler,
+    void *data, time_t expires);
 
 /* the token's expiry changed: the timer follows */
 void ngx_famcall_ws_rearm(ngx_famcall_ws_t *ws);

@@ -25,21 +25,21 @@ static ngx_command_t  ngx_famcall_gw_commands[] = {
 
     { ngx_string("famcall_ws_max_message"), NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot, NGX_HTTP_MAIN_CONF_OFFSET,
-      famcall_off(ws_max_message), NULL },
+      famcall_off(ws.max_message), NULL },
 
     { ngx_string("famcall_ws_max_queue"), NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot, NGX_HTTP_MAIN_CONF_OFFSET,
-      famcall_off(ws_max_queue), NULL },
+      famcall_off(ws.max_queue), NULL },
 
     { ngx_string("famcall_ws_ping_interval"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot, NGX_HTTP_MAIN_CONF_OFFSET,
-      famcall_off(ws_ping_interval), NULL },
+      famcall_off(ws.ping_interval), NULL },
 
     { ngx_string("famcall_ws_idle_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot, NGX_HTTP_MAIN_CONF_OFFSET,
-      famcall_off(ws_idle_timeout), NULL },
+      famcall_off(ws.idle_timeout), NULL },
 
     ngx_null_command
 };
@@ -78,7 +78,7 @@ ngx_module_t  ngx_http_famcall_gateway_module = {
 
 static const ngx_famcall_route_t  ngx_famcall_gw_routes[] = {
     /* authenticates itself: the token may come as a subprotocol */
-    { NGX_HTTP_GET, "/v1/ws", ngx_famcall_ws_open, 0, 0 },
+    { NGX_HTTP_GET, "/v1/ws", ngx_famcall_gw_ws_open, 0, 0 },
     { 0, NULL, NULL, 0, 0 }
 };
 
@@ -160,10 +160,10 @@ ngx_famcall_gw_create_conf(ngx_conf_t *cf)
      *     gwcf->events = NULL;
      */
 
-    gwcf->ws_max_message = NGX_CONF_UNSET_SIZE;
-    gwcf->ws_max_queue = NGX_CONF_UNSET_SIZE;
-    gwcf->ws_ping_interval = NGX_CONF_UNSET_MSEC;
-    gwcf->ws_idle_timeout = NGX_CONF_UNSET_MSEC;
+    gwcf->ws.max_message = NGX_CONF_UNSET_SIZE;
+    gwcf->ws.max_queue = NGX_CONF_UNSET_SIZE;
+    gwcf->ws.ping_interval = NGX_CONF_UNSET_MSEC;
+    gwcf->ws.idle_timeout = NGX_CONF_UNSET_MSEC;
 
     return gwcf;
 }
@@ -176,10 +176,10 @@ ngx_famcall_gw_init_conf(ngx_conf_t *cf, void *conf)
 
     ngx_http_famcall_main_conf_t  *fmcf;
 
-    ngx_conf_init_size_value(gwcf->ws_max_message, 64 * 1024);
-    ngx_conf_init_size_value(gwcf->ws_max_queue, 256 * 1024);
-    ngx_conf_init_msec_value(gwcf->ws_ping_interval, 30000);
-    ngx_conf_init_msec_value(gwcf->ws_idle_timeout, 75000);
+    ngx_conf_init_size_value(gwcf->ws.max_message, 64 * 1024);
+    ngx_conf_init_size_value(gwcf->ws.max_queue, 256 * 1024);
+    ngx_conf_init_msec_value(gwcf->ws.ping_interval, 30000);
+    ngx_conf_init_msec_value(gwcf->ws.idle_timeout, 75000);
 
     /* the core's init ran first (config lists it first): api_used is set */
     fmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_famcall_module);
@@ -188,9 +188,9 @@ ngx_famcall_gw_init_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_OK;
     }
 
-    if (gwcf->ws_max_message < 1024 || gwcf->ws_max_queue < 4096
-        || gwcf->ws_ping_interval < 1000
-        || gwcf->ws_idle_timeout <= gwcf->ws_ping_interval)
+    if (gwcf->ws.max_message < 1024 || gwcf->ws.max_queue < 4096
+        || gwcf->ws.ping_interval < 1000
+        || gwcf->ws.idle_timeout <= gwcf->ws.ping_interval)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"famcall_ws_max_message\" must be at least 1k, "
