@@ -66,6 +66,25 @@ subtest 'the socket says what happens to it at debug level' => sub {
     ok(log_has(qr/famcall ws: finalize/), 'finalized');
 };
 
+# The takeover frees the request under a connection that stays open and
+# gives nginx's header buffers back: it leans on nginx's internals
+# (ngx_famcall_ws_free_request()), each checked as it runs.  If nginx
+# changes what the takeover relies on, this fails.
+subtest "the takeover's contract with nginx holds" => sub {
+    my $big = Famcall::WS->open($s, $a->{access_token},
+                                headers => { 'X-Pad' => 'p' x 3000 });
+    ok($big, 'a handshake with 3 KB of headers, past client_header_buffer_size');
+    ok(log_has(qr/famcall ws: request freed, 2 header buffers given back/),
+       'the header buffer and the large one are given back');
+    my $small = Famcall::WS->open($s, $a->{access_token});
+    ok(log_has(qr/famcall ws: request freed, 1 header buffers given back/),
+       'an ordinary handshake: its one header buffer');
+    is($big->request('sync', {})->{type}, 'ack', 'the socket serves events');
+    $_->close for $big, $small;
+    ok(log_has(qr/famcall ws: finalized/), 'closed with ngx_http_close_connection');
+    unlike(log_text(), qr/takeover contract/, 'no alert: nginx still does what the takeover relies on');
+};
+
 # The seam between the transport and the gateway: the transport reaches its
 # owner only through the handler struct it is given (issue 18).
 subtest 'the transport names nothing of the gateway' => sub {

@@ -45,6 +45,8 @@ static void ngx_famcall_ws_protocols(ngx_str_t *value,
 static ngx_int_t ngx_famcall_ws_queue_response(ngx_famcall_ws_t *ws,
     ngx_str_t *key, ngx_uint_t protocol);
 static void ngx_famcall_ws_takeover(ngx_event_t *ev);
+static void ngx_famcall_ws_free_request(ngx_connection_t *c,
+    ngx_http_request_t *r);
 static void ngx_famcall_ws_read_handler(ngx_event_t *ev);
 static void ngx_famcall_ws_write_handler(ngx_event_t *ev);
 static void ngx_famcall_ws_timer_handler(ngx_event_t *ev);
@@ -389,11 +391,8 @@ ngx_famcall_ws_takeover(ngx_event_t *ev)
 
     u_char                        *left;
     size_t                         nleft;
-    ngx_buf_t                     *b;
-    ngx_chain_t                   *cl;
     ngx_connection_t              *c = ws->connection;
     ngx_http_request_t            *r = c->data;
-    ngx_http_connection_t         *hc = r->http_connection;
     ngx_http_core_loc_conf_t      *clcf;
     const ngx_famcall_ws_conf_t   *wscf = ws->handler->conf;
 
@@ -424,30 +423,7 @@ ngx_famcall_ws_takeover(ngx_event_t *ev)
         ws->failed = 1;
     }
 
-    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
-    ngx_http_free_request(r, 0);
-    c->destroyed = 0;
-
-    /* the header buffers are not needed any more (as at keepalive) */
-    b = c->buffer;
-    if (b != NULL && b->start != NULL
-        && ngx_pfree(c->pool, b->start) == NGX_OK)
-    {
-        b->start = NULL;
-        b->pos = b->last = b->end = NULL;
-    }
-
-    for (cl = hc->busy; cl; cl = cl->next) {
-        ngx_pfree(c->pool, cl->buf->start);
-    }
-
-    for (cl = hc->free; cl; cl = cl->next) {
-        ngx_pfree(c->pool, cl->buf->start);
-    }
-
-    hc->busy = NULL;
-    hc->free = NULL;
-    hc->nbusy = 0;
+    ngx_famcall_ws_free_request(c, r);
 
     c->data = ws;
     c->log->action = "serving a WebSocket";
@@ -493,6 +469,95 @@ ngx_famcall_ws_takeover(ngx_event_t *ev)
     if (!c->read->posted) {
         ngx_post_event(c->read, &ngx_posted_events);
     }
+}
+
+
+/*
+ * The one place that leans on nginx's internals (issue 18): the request is
+ * freed under a connection that stays open, and the header buffers nginx
+ * would free at keepalive are given back, so an idle socket costs its
+ * connection, its small pool and an ngx_famcall_ws_t.  Keeping the request
+ * alive instead, as nginx's upgraded upstream path does, would keep its
+ * pool and header buffer per socket too: several times an idle socket's
+ * cost.  The takeover relies on what nginx 1.22 does, each point checked
+ * here; a check that fails logs an alert naming it ("takeover contract"),
+ * which t/25 looks for, and the socket goes on (what was not freed is held
+ * until it closes):
+ *
+ *   - ngx_http_free_request() marks the connection destroyed (it expects
+ *     ngx_http_close_connection() next): the mark is taken back;
+ *   - c->buffer, and the large header buffers in hc->busy and hc->free, are
+ *     large allocations of c->pool (ngx_pfree() gives them back);
+ *   - nothing else of the request outlives it (everything else was in
+ *     r->pool).
+ *
+ * The socket is closed with ngx_http_close_connection() (finalize).
+ */
+static void
+ngx_famcall_ws_free_request(ngx_connection_t *c, ngx_http_request_t *r)
+{
+    ngx_buf_t              *b;
+    ngx_uint_t              nbufs;
+    ngx_chain_t            *cl;
+    ngx_http_connection_t  *hc = r->http_connection;
+
+    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
+    ngx_http_free_request(r, 0);
+
+    if (!c->destroyed) {
+        ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                      "famcall ws: takeover contract: freeing the request "
+                      "no longer marks the connection destroyed");
+    }
+
+    c->destroyed = 0;
+
+    nbufs = 0;
+
+    b = c->buffer;
+    if (b != NULL && b->start != NULL) {
+        if (ngx_pfree(c->pool, b->start) == NGX_OK) {
+            b->start = NULL;
+            b->pos = b->last = b->end = NULL;
+            nbufs++;
+
+        } else {
+            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                          "famcall ws: takeover contract: the header buffer "
+                          "is not a large allocation of the connection's "
+                          "pool");
+        }
+    }
+
+    for (cl = hc->busy; cl; cl = cl->next) {
+        if (ngx_pfree(c->pool, cl->buf->start) == NGX_OK) {
+            nbufs++;
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                      "famcall ws: takeover contract: a large header buffer "
+                      "is not a large allocation of the connection's pool");
+    }
+
+    for (cl = hc->free; cl; cl = cl->next) {
+        if (ngx_pfree(c->pool, cl->buf->start) == NGX_OK) {
+            nbufs++;
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                      "famcall ws: takeover contract: a large header buffer "
+                      "is not a large allocation of the connection's pool");
+    }
+
+    hc->busy = NULL;
+    hc->free = NULL;
+    hc->nbusy = 0;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "famcall ws: request freed, %ui header buffers given back",
+                   nbufs);
 }
 
 
@@ -950,7 +1015,6 @@ ngx_famcall_ws_abort(ngx_famcall_ws_t *ws)
 static void
 ngx_famcall_ws_finalize(ngx_famcall_ws_t *ws)
 {
-    ngx_pool_t              *pool;
     ngx_connection_t        *c = ws->connection;
     ngx_famcall_ws_chunk_t  *ch;
 
@@ -985,22 +1049,17 @@ ngx_famcall_ws_finalize(ngx_famcall_ws_t *ws)
         ngx_delete_posted_event(&ws->timer);
     }
 
+    ngx_free(ws);
+
 #if (NGX_HTTP_SSL)
     if (c->ssl) {
+        /* the close handshake, if any, is done: no TLS close_notify wait */
         c->ssl->no_wait_shutdown = 1;
-        (void) ngx_ssl_shutdown(c);
     }
 #endif
 
-#if (NGX_STAT_STUB)
-    (void) ngx_atomic_fetch_add(ngx_stat_active, -1);
-#endif
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "famcall ws: finalized");
 
-    c->destroyed = 1;
-    pool = c->pool;
-
-    ngx_close_connection(c);
-    ngx_destroy_pool(pool);
-
-    ngx_free(ws);
+    ngx_http_close_connection(c);
 }
