@@ -1,0 +1,248 @@
+/*
+ * famcall: the call:* socket events (docs/websocket.md, "Calls").  Each is
+ * one statement of sql/019_calls.sql whose row answers the event; the
+ * statement also tells the other sockets concerned on the bus, from the
+ * same transaction, so what a device hears has committed.  The socket's
+ * src goes with every state change: the row remembers the caller's device
+ * (call:invite) and the callee's (call:accept), the two bound devices.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_http.h>
+
+#include "ngx_famcall_calls.h"
+
+
+#define NGX_FAMCALL_CALL_REASON_MAX  32
+
+
+static void ngx_famcall_call_invite(void *owner, json_t *data);
+static void ngx_famcall_call_accept(void *owner, json_t *data);
+static void ngx_famcall_call_reject(void *owner, json_t *data);
+static void ngx_famcall_call_cancel(void *owner, json_t *data);
+static void ngx_famcall_call_stop(ngx_famcall_gw_op_t *op, json_t *data,
+    const char *what);
+static void ngx_famcall_call_end(void *owner, json_t *data);
+static const char *ngx_famcall_check_call_media(const char *in, size_t len,
+    char *out, size_t *outlen);
+static const char *ngx_famcall_check_call_reason(const char *in, size_t len,
+    char *out, size_t *outlen);
+
+
+static const ngx_famcall_field_t  ngx_famcall_call_invite_fields[] = {
+    { "to_user_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid,
+      0, 0, NULL },
+    { "media", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_call_media,
+      0, 0, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
+};
+
+static const ngx_famcall_field_t  ngx_famcall_call_id_fields[] = {
+    { "call_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid,
+      0, 0, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
+};
+
+static const ngx_famcall_field_t  ngx_famcall_call_end_fields[] = {
+    { "call_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid,
+      0, 0, NULL },
+    { "reason", NGX_FAMCALL_F_STRING, 0, 1, ngx_famcall_check_call_reason,
+      1, NGX_FAMCALL_CALL_REASON_MAX, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
+};
+
+
+static const ngx_famcall_gw_event_t  ngx_famcall_call_events[] = {
+    { "call:invite", ngx_famcall_call_invite_fields,
+      ngx_famcall_call_invite },
+    { "call:accept", ngx_famcall_call_id_fields, ngx_famcall_call_accept },
+    { "call:reject", ngx_famcall_call_id_fields, ngx_famcall_call_reject },
+    { "call:cancel", ngx_famcall_call_id_fields, ngx_famcall_call_cancel },
+    { "call:end", ngx_famcall_call_end_fields, ngx_famcall_call_end },
+    { NULL, NULL, NULL }
+};
+
+
+ngx_int_t
+ngx_famcall_call_events_init(ngx_conf_t *cf)
+{
+    return ngx_famcall_gw_events_add(cf, ngx_famcall_call_events);
+}
+
+
+/*
+ * The database checks the contact, blocks, the rate and whether either
+ * side is in a call already, stores the call and rings the callee's
+ * sockets wherever they are.
+ */
+static void
+ngx_famcall_call_invite(void *owner, json_t *data)
+{
+    ngx_famcall_gw_op_t  *op = owner;
+
+    char                       user[NGX_FAMCALL_ID_LEN + 1];
+    char                       src[NGX_FAMCALL_CALL_SRC_LEN + 1];
+    u_char                     ring[NGX_INT_T_LEN + 1];
+    u_char                     rate[NGX_INT_T_LEN + 1];
+    const char                *params[6];
+    ngx_famcall_calls_conf_t  *ccf;
+
+    ccf = ngx_famcall_calls_conf();
+
+    ngx_famcall_gw_op_user(op, user);
+    ngx_famcall_gw_op_src(op, src);
+
+    ngx_snprintf(ring, sizeof(ring), "%M%Z", ccf->ring_timeout);
+    ngx_snprintf(rate, sizeof(rate), "%ui%Z", ccf->invite_rate);
+
+    params[0] = user;
+    params[1] = ngx_famcall_json_string(data, "to_user_id");
+    params[2] = ngx_famcall_json_string(data, "media");
+    params[3] = src;
+    params[4] = (const char *) ring;
+    params[5] = (const char *) rate;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "famcall call: invite from %s (%s) to %s",
+                   user, src, params[1]);
+
+    ngx_famcall_gw_query(op, ccf->sql + NGX_FAMCALL_CALL_SQL_INVITE, 6,
+                         params);
+}
+
+
+/* the first device to accept wins: a conditional update (sql/019) */
+static void
+ngx_famcall_call_accept(void *owner, json_t *data)
+{
+    ngx_famcall_gw_op_t  *op = owner;
+
+    char                       user[NGX_FAMCALL_ID_LEN + 1];
+    char                       src[NGX_FAMCALL_CALL_SRC_LEN + 1];
+    const char                *params[3];
+    ngx_famcall_calls_conf_t  *ccf;
+
+    ccf = ngx_famcall_calls_conf();
+
+    ngx_famcall_gw_op_user(op, user);
+    ngx_famcall_gw_op_src(op, src);
+
+    params[0] = user;
+    params[1] = ngx_famcall_json_string(data, "call_id");
+    params[2] = src;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "famcall call: accept %s from %s", params[1], src);
+
+    ngx_famcall_gw_query(op, ccf->sql + NGX_FAMCALL_CALL_SQL_ACCEPT, 3,
+                         params);
+}
+
+
+static void
+ngx_famcall_call_reject(void *owner, json_t *data)
+{
+    ngx_famcall_call_stop(owner, data, "reject");
+}
+
+
+static void
+ngx_famcall_call_cancel(void *owner, json_t *data)
+{
+    ngx_famcall_call_stop(owner, data, "cancel");
+}
+
+
+/* a ringing call ends before it was answered: the callee or the caller */
+static void
+ngx_famcall_call_stop(ngx_famcall_gw_op_t *op, json_t *data,
+    const char *what)
+{
+    char                       user[NGX_FAMCALL_ID_LEN + 1];
+    char                       src[NGX_FAMCALL_CALL_SRC_LEN + 1];
+    const char                *params[4];
+    ngx_famcall_calls_conf_t  *ccf;
+
+    ccf = ngx_famcall_calls_conf();
+
+    ngx_famcall_gw_op_user(op, user);
+    ngx_famcall_gw_op_src(op, src);
+
+    params[0] = user;
+    params[1] = ngx_famcall_json_string(data, "call_id");
+    params[2] = what;
+    params[3] = src;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "famcall call: %s %s from %s", what, params[1], src);
+
+    ngx_famcall_gw_query(op, ccf->sql + NGX_FAMCALL_CALL_SQL_STOP, 4,
+                         params);
+}
+
+
+static void
+ngx_famcall_call_end(void *owner, json_t *data)
+{
+    ngx_famcall_gw_op_t  *op = owner;
+
+    char                       user[NGX_FAMCALL_ID_LEN + 1];
+    char                       src[NGX_FAMCALL_CALL_SRC_LEN + 1];
+    const char                *params[4];
+    ngx_famcall_calls_conf_t  *ccf;
+
+    ccf = ngx_famcall_calls_conf();
+
+    ngx_famcall_gw_op_user(op, user);
+    ngx_famcall_gw_op_src(op, src);
+
+    params[0] = user;
+    params[1] = ngx_famcall_json_string(data, "call_id");
+    params[2] = ngx_famcall_json_string(data, "reason");    /* NULL: hangup */
+    params[3] = src;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "famcall call: end %s from %s", params[1], src);
+
+    ngx_famcall_gw_query(op, ccf->sql + NGX_FAMCALL_CALL_SQL_END, 4,
+                         params);
+}
+
+
+static const char *
+ngx_famcall_check_call_media(const char *in, size_t len, char *out,
+    size_t *outlen)
+{
+    if (!((len == 5 && ngx_strncmp(in, "video", 5) == 0)
+          || (len == 5 && ngx_strncmp(in, "audio", 5) == 0)))
+    {
+        return "must be \"video\" or \"audio\"";
+    }
+
+    ngx_memcpy(out, in, len);
+    *outlen = len;
+
+    return NULL;
+}
+
+
+/* a word the history shows: "hangup", "failed", "connection_lost" */
+static const char *
+ngx_famcall_check_call_reason(const char *in, size_t len, char *out,
+    size_t *outlen)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if (!((in[i] >= 'a' && in[i] <= 'z') || in[i] == '_')) {
+            return "must be 1 to 32 of a-z and _";
+        }
+    }
+
+    ngx_memcpy(out, in, len);
+    *outlen = len;
+
+    return NULL;
+}

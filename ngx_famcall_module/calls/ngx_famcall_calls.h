@@ -1,0 +1,74 @@
+/*
+ * famcall: call signaling, ngx_http_famcall_calls_module
+ * (ngx_http_famcall_calls_module.c): its directives (famcall_call_*), its
+ * statements (sql/019_calls.sql), its socket events (call:*) and the
+ * worker's sweeper of calls that rang out.
+ *
+ *   ngx_http_famcall_calls_module.c  directives, conf, statements, the
+ *                                    sweeper's timer
+ *   ngx_famcall_call_events.c        the call:* events: fields, handlers
+ *
+ * The calls row in PostgreSQL is the truth of a call's state; every
+ * transition is one statement (a conditional update) that also tells the
+ * sockets concerned on the bus, so this module keeps no call state of its
+ * own in a worker.
+ */
+
+#ifndef _NGX_FAMCALL_CALLS_H_INCLUDED_
+#define _NGX_FAMCALL_CALLS_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_http.h>
+
+#include "ngx_famcall_core.h"
+#include "ngx_famcall_token.h"
+#include "ngx_famcall_json.h"
+#include "ngx_famcall_gw_events.h"
+
+
+/* ends at most this many calls per round; a full round runs again at once */
+#define NGX_FAMCALL_CALL_SWEEP_BATCH  100
+
+/* "<instance>.<socket id>", as ngx_famcall_gw_op_src() writes it */
+#define NGX_FAMCALL_CALL_SRC_LEN      (NGX_FAMCALL_ID_LEN + 1 + NGX_INT64_LEN)
+
+
+/* the module's statements: its conf's sql + these */
+typedef enum {
+    NGX_FAMCALL_CALL_SQL_INVITE = 0,
+    NGX_FAMCALL_CALL_SQL_ACCEPT,
+    NGX_FAMCALL_CALL_SQL_STOP,
+    NGX_FAMCALL_CALL_SQL_END,
+    NGX_FAMCALL_CALL_SQL_SWEEP,
+    NGX_FAMCALL_CALL_SQL_COUNT
+} ngx_famcall_call_sql_e;
+
+
+typedef struct {
+    ngx_msec_t                 ring_timeout;    /* famcall_call_ring_timeout */
+    ngx_uint_t                 invite_rate;     /* invites a minute, a user */
+    ngx_msec_t                 sweep_interval;
+
+    ngx_uint_t                 sql;             /* its first statement */
+
+    /* this worker's sweeper */
+    ngx_http_famcall_main_conf_t  *fmcf;
+    ngx_event_t                sweep;
+    ngx_famcall_pg_query_t    *sweep_query;     /* in flight, or NULL */
+} ngx_famcall_calls_conf_t;
+
+
+extern ngx_module_t  ngx_http_famcall_calls_module;
+
+
+/* ngx_famcall_call_events.c: registers call:* with the gateway */
+ngx_int_t ngx_famcall_call_events_init(ngx_conf_t *cf);
+
+/* the module's conf in this worker */
+ngx_famcall_calls_conf_t *ngx_famcall_calls_conf(void);
+
+
+#endif /* _NGX_FAMCALL_CALLS_H_INCLUDED_ */
