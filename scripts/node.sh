@@ -22,6 +22,7 @@ fi
 node=$stack/node-$port
 mkdir -p "$node/log" "$node/nginx-tmp"
 ln -sf "$stack/jwt.key" "$node/jwt.key"
+[ ! -e "$stack/turn.key" ] || ln -sf "$stack/turn.key" "$node/turn.key"
 [ -e "$node/extra.conf" ] || : > "$node/extra.conf"
 
 FAMCALL_DATA_DIR=$node FAMCALL_HTTP_PORT=$port FAMCALL_PG_PORT=$FAMCALL_PG_PORT \

@@ -11,13 +11,16 @@ export FAMCALL_DATA_DIR=${FAMCALL_DATA_DIR:-$top/var}
 export FAMCALL_HTTP_PORT=${FAMCALL_HTTP_PORT:-8080}
 export FAMCALL_PG_PORT=${FAMCALL_PG_PORT:-5433}
 export FAMCALL_TURN_PORT=${FAMCALL_TURN_PORT:-3478}
+export FAMCALL_BIND=${FAMCALL_BIND:-127.0.0.1}
 
 data=$FAMCALL_DATA_DIR
 mkdir -p "$data/log" "$data/nginx-tmp"
 
-# secrets made once per data dir and kept
+# secrets made once per data dir and kept; nginx refuses a TURN secret that
+# other users can read, so an older one is closed up too
 [ -s "$data/jwt.key" ] || (umask 077; openssl rand -hex 32 > "$data/jwt.key")
 [ -s "$data/turn.key" ] || (umask 077; openssl rand -hex 32 > "$data/turn.key")
+chmod 0600 "$data/turn.key"
 
 pids=()
 stop_all() {
@@ -41,13 +44,9 @@ trap stop_all EXIT
 PGHOST=127.0.0.1 PGPORT=$FAMCALL_PG_PORT PGUSER=famcall PGDATABASE=famcall \
     "$top/scripts/migrate.sh"
 
-# TURN relay on loopback, REST-style credentials from turn.key
-turnserver -n --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 \
-    --listening-port="$FAMCALL_TURN_PORT" --min-port=49160 --max-port=49660 \
-    --use-auth-secret --static-auth-secret="$(cat "$data/turn.key")" \
-    --realm=famcall --fingerprint --no-cli --no-tls --no-dtls \
-    --pidfile="$data/turnserver.pid" --log-file="$data/log/turnserver.log" \
-    --simple-log > /dev/null 2>&1 &
+# coturn on $FAMCALL_BIND: its configuration (with the secret) is a 0600
+# file under the data dir, never the command line
+"$top/scripts/turn.sh" > "$data/log/turnserver-stdout.log" 2>&1 &
 pids+=($!)
 
 "$top/scripts/render-conf.sh" "$module" > "$data/nginx.conf"
@@ -59,8 +58,8 @@ sleep 0.5
 cat <<MSG
 
 famcall is running (Ctrl-C stops it)
-  API + WebSocket  http://127.0.0.1:$FAMCALL_HTTP_PORT/v1/   (health: /healthz)
-  TURN             turn:127.0.0.1:$FAMCALL_TURN_PORT
+  API + WebSocket  http://$FAMCALL_BIND:$FAMCALL_HTTP_PORT/v1/   (health: /healthz)
+  TURN             turn:$FAMCALL_BIND:$FAMCALL_TURN_PORT (UDP and TCP; GET /v1/turn)
   PostgreSQL       postgresql://famcall@127.0.0.1:$FAMCALL_PG_PORT/famcall
   one-time codes   $data/sms.log
   logs             $data/log/
