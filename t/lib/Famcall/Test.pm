@@ -1,7 +1,7 @@
 package Famcall::Test;
 
 # The famcall test harness: one hermetic stack (PostgreSQL + nginx with the
-# module) per test file, plus helpers that keep the test files short.
+# module, and coturn when asked) per test file, plus helpers that keep the test files short.
 # The POD at the end of this file is the manual; `perldoc t/lib/Famcall/Test.pm`.
 
 use strict;
@@ -272,13 +272,18 @@ sub _nginx_env {
 }
 
 # render_conf(%opts) -> nginx.conf text, via scripts/render-conf.sh.
-# opts: data (dir, required), http_port, pg_port, extra_conf (file), module.
+# opts: data (dir, required), http_port, pg_port, turn_port, extra_conf
+# (file), module. The TURN directives are rendered when $data/turn.key
+# exists. Always on loopback, whatever FAMCALL_BIND the caller has: the
+# harness talks to 127.0.0.1.
 sub render_conf {
     my (%o) = @_;
     my ($rc, $out, $err) = _run({
             FAMCALL_DATA_DIR   => $o{data},
             FAMCALL_HTTP_PORT  => $o{http_port} // 1,
             FAMCALL_PG_PORT    => $o{pg_port} // 1,
+            FAMCALL_TURN_PORT  => $o{turn_port} // 3478,
+            FAMCALL_BIND       => '127.0.0.1',
             FAMCALL_EXTRA_CONF => $o{extra_conf} // "$o{data}/extra.conf",
             FAMCALL_WORKERS    => $o{workers},
             FAMCALL_LOG_LEVEL  => $o{log_level},
@@ -317,6 +322,8 @@ sub new {
         $self->{pg_port} = $main->pg_port;
         $self->{pg_dir}  = "$main->{data}/pg";
         $self->{jwt_key} = $main->jwt_key;
+        # the same coturn, as `make node` shares it
+        @$self{qw(turn_key turn_port)} = @$main{qw(turn_key turn_port)};
     }
 
     $self->{nginx_wanted} = $opts{nginx} // 1;
@@ -339,9 +346,59 @@ sub new {
 
     $self->{pg_dir} //= "$data/pg";
     $self->_start_pg unless $opts{node_of};
+    $self->_start_turn if $opts{turn};
+    _spew("$data/turn.key", $self->{turn_key}, 0600) if $self->{turn_key};
     $self->_start_nginx if $self->{nginx_wanted};
     return $self;
 }
+
+# turn => 1: coturn through scripts/turn.sh (as `make run` starts it) on a
+# free loopback port, its secret in turn.key (which also makes nginx serve
+# GET /v1/turn), its relay ports in a range of its own; stop() ends it.
+sub _start_turn {
+    my ($self) = @_;
+    my $data = $self->{data};
+    do { $self->{turn_port} = _free_port() }
+        while grep { $_ == $self->{turn_port} } @$self{qw(http_port pg_port)};
+    open my $rnd, '<:raw', '/dev/urandom' or die "urandom: $!";
+    read $rnd, my $bytes, 32;
+    close $rnd;
+    $self->{turn_key} = unpack 'H*', $bytes;
+    _spew("$data/turn.key", $self->{turn_key}, 0600);
+
+    # 200 relay ports somewhere in 50000-64999, so that two suites (or a
+    # `make run` on 49160-49660) seldom share any; coturn skips busy ones
+    my $min = 50000 + 200 * int(rand 75);
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        setpgrp(0, 0);
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', "$data/log/turnserver-stdout.log";
+        open STDERR, '>&', \*STDOUT;
+        @ENV{qw(FAMCALL_DATA_DIR FAMCALL_TURN_PORT FAMCALL_BIND FAMCALL_TURN_RELAY_PORTS)}
+            = ($data, $self->{turn_port}, '127.0.0.1', "$min-" . ($min + 199));
+        { no warnings "exec"; exec "$REPO/scripts/turn.sh"; }
+        print STDERR "exec scripts/turn.sh: $!\n";
+        POSIX::_exit(127);
+    }
+    $self->{turn_pid} = $pid;
+
+    # up once it takes a TCP connection (it opens UDP and TCP together)
+    my $up = wait_until {
+        die "coturn exited at startup (status $?):\n"
+          . (_slurp("$data/log/turnserver.log") // '')
+          . (_slurp("$data/log/turnserver-stdout.log") // '')
+            if waitpid($pid, WNOHANG) == $pid;
+        IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{turn_port},
+                              Proto => 'tcp', Timeout => 1);
+    } 15, 'coturn to listen';
+    die "coturn did not listen on port $self->{turn_port}:\n"
+      . (_slurp("$data/log/turnserver.log") // '') unless $up;
+}
+
+sub turn_port { $_[0]{turn_port} }
+sub turn_key  { $_[0]{turn_key} }
+sub turn_log  { _slurp("$_[0]{data}/log/turnserver.log") // '' }
 
 sub data_dir  { $_[0]{data} }
 sub http_port { $_[0]{http_port} }
@@ -428,6 +485,7 @@ sub _start_nginx {
     $self->_write_extra_conf;
     my $conf = render_conf(
         data => $data, http_port => $self->{http_port}, pg_port => $self->{pg_port},
+        turn_port => $self->{turn_port},
         extra_conf => "$data/extra.conf", module => $self->{module},
         workers => $self->{opts}{workers}, log_level => $self->{opts}{log_level},
     );
@@ -938,6 +996,16 @@ sub stop {
         }
     }
 
+    if (my $pid = delete $self->{turn_pid}) {
+        kill 'TERM', $pid;
+        my $gone = wait_until { waitpid($pid, WNOHANG) == $pid } 10, 'coturn to exit';
+        unless ($gone) {
+            push @problems, "coturn $pid did not exit on SIGTERM; killed";
+            kill 'KILL', $pid;
+            waitpid $pid, 0;
+        }
+    }
+
     if ($self->{pg_running} && -d "$data/pg") {
         eval { $self->pg_stop; 1 } or push @problems, "pg.sh stop: $@";
     }
@@ -1028,7 +1096,9 @@ process; returns when it answers HTTP.
 
 =back
 
-Options: C<extra_conf> (http-level directives), C<conf_edit> (a sub that edits the rendered nginx.conf in C<$_>), C<nginx =E<gt> 0> (PostgreSQL
+Options: C<turn =E<gt> 1> (coturn for the suite, from C<scripts/turn.sh>:
+a free loopback port, its own secret in C<$data/turn.key>, 0600, which also
+configures C<GET /v1/turn>; stopped with the stack), C<extra_conf> (http-level directives), C<conf_edit> (a sub that edits the rendered nginx.conf in C<$_>), C<nginx =E<gt> 0> (PostgreSQL
 only), C<module> (path of the .so), C<workers>, C<log_level>,
 C<request_timeout> (client, seconds; default 10).
 
@@ -1050,7 +1120,7 @@ C<befriend($a, $b)> (accepted contacts through the API),
 C<open_conversation($a, $b)> (the conversation object),
 C<send_message($user, $conversation_id, $body, $client_id?)> (the transaction),
 C<pg_start>, C<nginx_reload(extra_conf =E<gt> ...)>, C<error_log> (its text so far), C<data_dir>,
-C<http_port>, C<pg_port>, C<jwt_key>, C<worker_pids>, C<hold_lock($table,
+C<http_port>, C<pg_port>, C<jwt_key>, C<turn_port>, C<turn_key>, C<turn_log>, C<worker_pids>, C<hold_lock($table,
 $secs)>, C<forgive_kill($pid)>, C<server_tcp_nodelay($client_socket)>,
 C<stop>.
 
