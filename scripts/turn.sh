@@ -22,7 +22,7 @@ relay=${FAMCALL_TURN_RELAY_PORTS:-49160-49660}
 
 case $relay in
     [0-9]*-[0-9]*) min=${relay%-*} max=${relay#*-} ;;
-    *) echo "FAMCALL_TURN_RELAY_PORTS must be MIN-MAX, not '$relay'" >&2; exit 1 ;;
+    *) echo "FAMCALL_TURN_RELAY_PORTS: MIN-MAX, not '$relay'" >&2; exit 1 ;;
 esac
 
 mkdir -p "$data/turn" "$data/log"

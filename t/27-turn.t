@@ -251,8 +251,9 @@ sub uclient {
         open STDIN, '<', '/dev/null';
         open STDOUT, '>', $out or POSIX::_exit(126);
         open STDERR, '>&', \*STDOUT;
-        exec '/usr/bin/timeout', '60', $UCLIENT, @flags, '-y', '-c', '-n', '2', '-m', '1',
-             '-l', '50', '-p', $port, '-u', $user, '-w', $pass, '127.0.0.1';
+        { no warnings 'exec';
+          exec '/usr/bin/timeout', '60', $UCLIENT, @flags, '-y', '-c', '-n', '2', '-m', '1',
+               '-l', '50', '-p', $port, '-u', $user, '-w', $pass, '127.0.0.1'; }
         POSIX::_exit(127);
     }
     waitpid $pid, 0;
