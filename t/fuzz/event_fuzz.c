@@ -6,6 +6,10 @@
  * Input: one WebSocket text message, decoded as is.  Every result must keep
  * the decoder's promises (ngx_famcall_event.h, docs/websocket.md):
  *
+ * Besides the gateway's own events, one of the harness's (t:nested) has
+ * objects and arrays in its data, shaped like call signaling, so that the
+ * nested checks and the paths they report are fuzzed too.
+ *
  *   decoded: a known type, named by the event's "type"; data an object in
  *            the root; ref none (absent or null) or the event's own string
  *            of 1 to 64 bytes; every field of the type as its table says,
@@ -39,7 +43,40 @@ enum {
     EV_MESSAGE_READ,
     EV_TYPING,
     EV_SYNC,
-    EV_AUTH
+    EV_AUTH,
+    EV_NESTED
+};
+
+
+static const ngx_famcall_field_t  nested_desc[] = {
+    { "type", NGX_FAMCALL_F_STRING, 1, 0, NULL, 1, 8, NULL },
+    { "sdp", NGX_FAMCALL_F_STRING, 1, 0, NULL, 1, 256, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
+};
+
+static const ngx_famcall_field_t  nested_cand[] = {
+    { "c", NGX_FAMCALL_F_STRING, 1, 0, NULL, 1, 16, NULL },
+    { "i", NGX_FAMCALL_F_INTEGER, 0, 1, NULL, 0, 9, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
+};
+
+static const ngx_famcall_field_t  nested_cands[] = {
+    { "cand", NGX_FAMCALL_F_OBJECT, 0, 0, NULL, 0, 0, nested_cand },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
+};
+
+static const ngx_famcall_field_t  nested_id[] = {
+    { "id", NGX_FAMCALL_F_STRING, 0, 0, ngx_famcall_check_uuid, 0, 0, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
+};
+
+static const ngx_famcall_field_t  nested_fields[] = {
+    { "to", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid, 0, 0, NULL },
+    { "desc", NGX_FAMCALL_F_OBJECT, 1, 0, NULL, 0, 0, nested_desc },
+    { "cands", NGX_FAMCALL_F_ARRAY, 0, 0, NULL, 0, 4, nested_cands },
+    { "ids", NGX_FAMCALL_F_ARRAY, 0, 1, NULL, 1, 3, nested_id },
+    { "v", NGX_FAMCALL_F_BOOLEAN, 0, 0, NULL, 0, 0, NULL },
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
 };
 
 static const ngx_famcall_event_type_t  types[] = {
@@ -48,7 +85,8 @@ static const ngx_famcall_event_type_t  types[] = {
     { "message:read", ngx_famcall_ev_receipt_fields, NULL },
     { "typing", ngx_famcall_ev_typing_fields, NULL },
     { "sync", ngx_famcall_ev_sync_fields, NULL },
-    { "auth", ngx_famcall_ev_auth_fields, NULL }
+    { "auth", ngx_famcall_ev_auth_fields, NULL },
+    { "t:nested", nested_fields, NULL }
 };
 
 #define SEQ_MAX  9007199254740991LL     /* 2^53 - 1 */
@@ -144,6 +182,9 @@ is_cursor(json_t *v)
 }
 
 
+static void check_nested(json_t *d);
+
+
 /* the data of a decoded event, field by field */
 static void
 check_data(size_t type, json_t *d)
@@ -187,9 +228,126 @@ check_data(size_t type, json_t *d)
               && json_string_length(v) <= 4096);
         break;
 
+    case EV_NESTED:
+        check_nested(d);
+        break;
+
     default:
         check(0);
     }
+}
+
+
+static int
+is_len(json_t *v, size_t min, size_t max)
+{
+    return json_is_string(v) && json_string_length(v) >= min
+           && json_string_length(v) <= max;
+}
+
+
+static void
+check_nested(json_t *d)
+{
+    size_t   i;
+    json_t  *v, *e, *x;
+
+    check(is_uuid(json_object_get(d, "to")));
+
+    v = json_object_get(d, "desc");
+    check(json_is_object(v));
+    check(is_len(json_object_get(v, "type"), 1, 8));
+    check(is_len(json_object_get(v, "sdp"), 1, 256));
+
+    v = json_object_get(d, "cands");
+    check(v == NULL || (json_is_array(v) && json_array_size(v) <= 4));
+
+    json_array_foreach(v, i, e) {
+        check(json_is_object(e));
+        check(is_len(json_object_get(e, "c"), 1, 16));
+        x = json_object_get(e, "i");
+        check(x == NULL || json_is_null(x) || is_int(x, 0, 9));
+    }
+
+    v = json_object_get(d, "ids");
+    check(v == NULL || json_is_null(v)
+          || (json_is_array(v) && json_array_size(v) >= 1
+              && json_array_size(v) <= 3));
+
+    json_array_foreach(v, i, e) {
+        check(is_uuid(e));     /* normalised in the array */
+    }
+
+    v = json_object_get(d, "v");
+    check(v == NULL || json_is_boolean(v));
+}
+
+
+/* "name", or "name[<i>]" followed by rest ("" or ".member"), i < max */
+static int
+is_path(const char *field, const char *name, size_t max, const char **rest)
+{
+    size_t       len, i;
+    const char  *p;
+
+    len = strlen(name);
+
+    if (strncmp(field, name, len) != 0) {
+        return 0;
+    }
+
+    p = field + len;
+
+    if (*p == '\0') {
+        *rest = NULL;
+        return 1;
+    }
+
+    if (*p++ != '[' || *p < '0' || *p > '9') {
+        return 0;
+    }
+
+    for (i = 0; *p >= '0' && *p <= '9'; p++) {
+        i = i * 10 + (size_t) (*p - '0');
+
+        if (i >= max) {
+            return 0;
+        }
+    }
+
+    if (*p++ != ']') {
+        return 0;
+    }
+
+    *rest = p;
+    return 1;
+}
+
+
+/* a field t:nested may report: its members, or their paths */
+static int
+is_nested_field(const char *field)
+{
+    const char  *rest;
+
+    if (strcmp(field, "to") == 0 || strcmp(field, "desc") == 0
+        || strcmp(field, "desc.type") == 0 || strcmp(field, "desc.sdp") == 0
+        || strcmp(field, "v") == 0)
+    {
+        return 1;
+    }
+
+    /* an array too long is refused before its elements are looked at */
+    if (is_path(field, "cands", 4, &rest)) {
+        return rest == NULL || *rest == '\0' || strcmp(rest, ".c") == 0
+               || strcmp(rest, ".i") == 0;
+    }
+
+    if (is_path(field, "ids", 3, &rest)) {
+        return rest == NULL || *rest == '\0';
+    }
+
+    return 0;
 }
 
 
@@ -197,7 +355,7 @@ check_data(size_t type, json_t *d)
 static int
 is_field_of(size_t type, const char *field)
 {
-    static const char  *fields[EV_COUNT][4] = {
+    static const char  *fields[EV_COUNT - 1][4] = {
         { "conversation_id", "client_id", "body", NULL },
         { "conversation_id", "up_to_seq", NULL, NULL },
         { "conversation_id", "up_to_seq", NULL, NULL },
@@ -207,6 +365,10 @@ is_field_of(size_t type, const char *field)
     };
 
     int  i;
+
+    if (type == EV_NESTED) {
+        return is_nested_field(field);
+    }
 
     for (i = 0; i < 4 && fields[type][i]; i++) {
         if (strcmp(fields[type][i], field) == 0) {
