@@ -7,6 +7,8 @@
  *   ngx_http_famcall_calls_module.c  directives, conf, statements, the
  *                                    sweeper's timer
  *   ngx_famcall_call_events.c        the call:* events: fields, handlers
+ *   ngx_famcall_call_relay.c         webrtc:offer, answer, ice: between
+ *                                    the call's two bound devices
  *
  * The calls row in PostgreSQL is the truth of a call's state; every
  * transition is one statement (a conditional update) that also tells the
@@ -43,6 +45,7 @@ typedef enum {
     NGX_FAMCALL_CALL_SQL_STOP,
     NGX_FAMCALL_CALL_SQL_END,
     NGX_FAMCALL_CALL_SQL_SWEEP,
+    NGX_FAMCALL_CALL_SQL_RELAY,
     NGX_FAMCALL_CALL_SQL_COUNT
 } ngx_famcall_call_sql_e;
 
@@ -66,6 +69,9 @@ extern ngx_module_t  ngx_http_famcall_calls_module;
 
 /* ngx_famcall_call_events.c: registers call:* with the gateway */
 ngx_int_t ngx_famcall_call_events_init(ngx_conf_t *cf);
+
+/* ngx_famcall_call_relay.c: registers webrtc:* with the gateway */
+ngx_int_t ngx_famcall_call_relay_init(ngx_conf_t *cf);
 
 /* the module's conf in this worker */
 ngx_famcall_calls_conf_t *ngx_famcall_calls_conf(void);

@@ -110,6 +110,12 @@ static const ngx_famcall_stmt_t
 
     [NGX_FAMCALL_CALL_SQL_SWEEP] = { "famcall_call_sweep",
       NGX_FAMCALL_SQL_FN("famcall_call_sweep", "$1::int"), 1 },
+
+    /* sql/020: a third column, the bus line this node delivers itself */
+    [NGX_FAMCALL_CALL_SQL_RELAY] = { "famcall_call_relay",
+      "SELECT status, body, local FROM famcall_call_relay($1::uuid, "
+      "$2::uuid, $3::text, $4::text, $5::text, $6::text, $7::int, $8::text, "
+      "$9::uuid[])", 9 },
 };
 
 
@@ -128,7 +134,11 @@ ngx_famcall_calls_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    return ngx_famcall_call_events_init(cf);
+    if (ngx_famcall_call_events_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_famcall_call_relay_init(cf);
 }
 
 

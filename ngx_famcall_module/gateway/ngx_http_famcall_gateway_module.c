@@ -176,7 +176,7 @@ ngx_famcall_gw_init_conf(ngx_conf_t *cf, void *conf)
 
     ngx_http_famcall_main_conf_t  *fmcf;
 
-    ngx_conf_init_size_value(gwcf->ws.max_message, 64 * 1024);
+    ngx_conf_init_size_value(gwcf->ws.max_message, 128 * 1024);
     ngx_conf_init_size_value(gwcf->ws.max_queue, 256 * 1024);
     ngx_conf_init_msec_value(gwcf->ws.ping_interval, 30000);
     ngx_conf_init_msec_value(gwcf->ws.idle_timeout, 75000);
