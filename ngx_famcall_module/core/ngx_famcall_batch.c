@@ -16,15 +16,15 @@
  * The streams may take turns: a runner whose items are few and fresh waits
  * while another stream's batch is at the database, or while another
  * stream has waited longer for its turn, and is woken when that batch
- * comes back.  A batch has a fixed cost in PostgreSQL of about 0.8 ms of
- * CPU, more than a dozen sends (docs/benchmarks.md, "Ninth session"), and
- * streams that never wait run many small batches side by side, most of
+ * comes back.  A batch has a fixed cost in PostgreSQL worth more than a
+ * dozen sends (docs/benchmarks.md, "What we learned"), and streams that
+ * never wait run many small batches side by side, most of
  * whose commits queue behind each other anyway (a NOTIFY's commits are
  * serialised).  Turns make fewer, bigger batches when the node is calm;
  * a backlog (NGX_FAMCALL_BATCH_TURN_ITEMS items, or an oldest one
  * NGX_FAMCALL_BATCH_TURN_MS old) goes at once, side by side, as before.
- * Off by default (famcall_send_turns): they cost the median 2-4 ms, and
- * with it the p99 at 10,000 sends/s on a quiet host (docs/benchmarks.md).
+ * Off by default (famcall_send_turns): the few milliseconds they add to
+ * the median raise the p99 with it.
  */
 
 #include <ngx_config.h>
