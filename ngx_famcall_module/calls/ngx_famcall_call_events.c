@@ -25,6 +25,7 @@ static void ngx_famcall_call_cancel(void *owner, json_t *data);
 static void ngx_famcall_call_stop(ngx_famcall_gw_op_t *op, json_t *data,
     const char *what);
 static void ngx_famcall_call_end(void *owner, json_t *data);
+static void ngx_famcall_call_resume(void *owner, json_t *data);
 static const char *ngx_famcall_check_call_media(const char *in, size_t len,
     char *out, size_t *outlen);
 static const char *ngx_famcall_check_call_reason(const char *in, size_t len,
@@ -61,6 +62,7 @@ static const ngx_famcall_gw_event_t  ngx_famcall_call_events[] = {
     { "call:reject", ngx_famcall_call_id_fields, ngx_famcall_call_reject },
     { "call:cancel", ngx_famcall_call_id_fields, ngx_famcall_call_cancel },
     { "call:end", ngx_famcall_call_end_fields, ngx_famcall_call_end },
+    { "call:resume", ngx_famcall_call_id_fields, ngx_famcall_call_resume },
     { NULL, NULL, NULL }
 };
 
@@ -207,6 +209,37 @@ ngx_famcall_call_end(void *owner, json_t *data)
                    "famcall call: end %s from %s", params[1], src);
 
     ngx_famcall_gw_query(op, ccf->sql + NGX_FAMCALL_CALL_SQL_END, 4,
+                         params);
+}
+
+
+/*
+ * a participant back after a reconnect (within the grace): this socket
+ * becomes its side's bound device (sql/021)
+ */
+static void
+ngx_famcall_call_resume(void *owner, json_t *data)
+{
+    ngx_famcall_gw_op_t  *op = owner;
+
+    char                       user[NGX_FAMCALL_ID_LEN + 1];
+    char                       src[NGX_FAMCALL_CALL_SRC_LEN + 1];
+    const char                *params[3];
+    ngx_famcall_calls_conf_t  *ccf;
+
+    ccf = ngx_famcall_calls_conf();
+
+    ngx_famcall_gw_op_user(op, user);
+    ngx_famcall_gw_op_src(op, src);
+
+    params[0] = user;
+    params[1] = ngx_famcall_json_string(data, "call_id");
+    params[2] = src;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "famcall call: resume %s from %s", params[1], src);
+
+    ngx_famcall_gw_query(op, ccf->sql + NGX_FAMCALL_CALL_SQL_RESUME, 3,
                          params);
 }
 

@@ -9,6 +9,7 @@
  *   ngx_famcall_call_events.c        the call:* events: fields, handlers
  *   ngx_famcall_call_relay.c         webrtc:offer, answer, ice: between
  *                                    the call's two bound devices
+ *   ngx_famcall_call_http.c          GET /v1/calls, POST /v1/calls/{}/stats
  *
  * The calls row in PostgreSQL is the truth of a call's state; every
  * transition is one statement (a conditional update) that also tells the
@@ -28,6 +29,7 @@
 #include "ngx_famcall_core.h"
 #include "ngx_famcall_token.h"
 #include "ngx_famcall_json.h"
+#include "ngx_famcall_http.h"
 #include "ngx_famcall_gw_events.h"
 
 
@@ -46,6 +48,9 @@ typedef enum {
     NGX_FAMCALL_CALL_SQL_END,
     NGX_FAMCALL_CALL_SQL_SWEEP,
     NGX_FAMCALL_CALL_SQL_RELAY,
+    NGX_FAMCALL_CALL_SQL_RESUME,
+    NGX_FAMCALL_CALL_SQL_LIST,
+    NGX_FAMCALL_CALL_SQL_STATS,
     NGX_FAMCALL_CALL_SQL_COUNT
 } ngx_famcall_call_sql_e;
 
@@ -54,6 +59,7 @@ typedef struct {
     ngx_msec_t                 ring_timeout;    /* famcall_call_ring_timeout */
     ngx_uint_t                 invite_rate;     /* invites a minute, a user */
     ngx_msec_t                 sweep_interval;
+    ngx_msec_t                 reconnect_grace; /* famcall_call_reconnect_grace */
 
     ngx_uint_t                 sql;             /* its first statement */
 
@@ -72,6 +78,10 @@ ngx_int_t ngx_famcall_call_events_init(ngx_conf_t *cf);
 
 /* ngx_famcall_call_relay.c: registers webrtc:* with the gateway */
 ngx_int_t ngx_famcall_call_relay_init(ngx_conf_t *cf);
+
+/* ngx_famcall_call_http.c: the routes */
+ngx_int_t ngx_famcall_calls_list(ngx_famcall_ctx_t *ctx);
+ngx_int_t ngx_famcall_call_stats(ngx_famcall_ctx_t *ctx);
 
 /* the module's conf in this worker */
 ngx_famcall_calls_conf_t *ngx_famcall_calls_conf(void);

@@ -4,6 +4,9 @@
  * call:* socket events (ngx_famcall_call_events.c) and, in every worker, the
  * sweeper that ends calls whose ring timeout passed.
  *
+ * The sweeper also ends accepted calls whose side stayed lost (its bound
+ * socket gone) past famcall_call_reconnect_grace (sql/021).
+ *
  * The sweeper runs in every worker of every node: a call rings out on time
  * even when the node that placed it is gone, and the statement takes its
  * rows with SKIP LOCKED, so sweepers that run at once end different calls
@@ -46,6 +49,11 @@ static ngx_command_t  ngx_famcall_calls_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot, NGX_HTTP_MAIN_CONF_OFFSET,
       famcall_off(invite_rate), &ngx_famcall_call_rate_bounds },
+
+    { ngx_string("famcall_call_reconnect_grace"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot, NGX_HTTP_MAIN_CONF_OFFSET,
+      famcall_off(reconnect_grace), NULL },
 
     { ngx_string("famcall_call_sweep_interval"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -109,13 +117,35 @@ static const ngx_famcall_stmt_t
                          "$1::uuid, $2::uuid, $3::text, $4::text"), 4 },
 
     [NGX_FAMCALL_CALL_SQL_SWEEP] = { "famcall_call_sweep",
-      NGX_FAMCALL_SQL_FN("famcall_call_sweep", "$1::int"), 1 },
+      NGX_FAMCALL_SQL_FN("famcall_call_sweep", "$1::int, $2::int"), 2 },
 
     /* sql/020: a third column, the bus line this node delivers itself */
     [NGX_FAMCALL_CALL_SQL_RELAY] = { "famcall_call_relay",
       "SELECT status, body, local FROM famcall_call_relay($1::uuid, "
       "$2::uuid, $3::text, $4::text, $5::text, $6::text, $7::int, $8::text, "
       "$9::uuid[])", 9 },
+
+    /* sql/021 */
+    [NGX_FAMCALL_CALL_SQL_RESUME] = { "famcall_call_resume",
+      NGX_FAMCALL_SQL_FN("famcall_call_resume",
+                         "$1::uuid, $2::uuid, $3::text"), 3 },
+
+    [NGX_FAMCALL_CALL_SQL_LIST] = { "famcall_calls_list",
+      NGX_FAMCALL_SQL_FN("famcall_calls_list",
+                         "$1::uuid, $2::text, $3::int"), 3 },
+
+    [NGX_FAMCALL_CALL_SQL_STATS] = { "famcall_call_stats",
+      NGX_FAMCALL_SQL_FN("famcall_call_stats",
+                         "$1::uuid, $2::uuid, $3::jsonb"), 3 },
+};
+
+
+static const ngx_famcall_route_t  ngx_famcall_calls_routes[] = {
+
+    { NGX_HTTP_GET,  "/v1/calls", ngx_famcall_calls_list, 1, 0 },
+    { NGX_HTTP_POST, "/v1/calls/{}/stats", ngx_famcall_call_stats, 1, 1 },
+
+    { 0, NULL, NULL, 0, 0 }
 };
 
 
@@ -138,7 +168,11 @@ ngx_famcall_calls_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    return ngx_famcall_call_relay_init(cf);
+    if (ngx_famcall_call_relay_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_famcall_routes_add(cf, ngx_famcall_calls_routes);
 }
 
 
@@ -163,6 +197,7 @@ ngx_famcall_calls_create_conf(ngx_conf_t *cf)
     ccf->ring_timeout = NGX_CONF_UNSET_MSEC;
     ccf->invite_rate = NGX_CONF_UNSET_UINT;
     ccf->sweep_interval = NGX_CONF_UNSET_MSEC;
+    ccf->reconnect_grace = NGX_CONF_UNSET_MSEC;
 
     return ccf;
 }
@@ -176,6 +211,14 @@ ngx_famcall_calls_init_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(ccf->ring_timeout, 45000);
     ngx_conf_init_uint_value(ccf->invite_rate, 10);
     ngx_conf_init_msec_value(ccf->sweep_interval, 1000);
+    ngx_conf_init_msec_value(ccf->reconnect_grace, 20000);
+
+    if (ccf->reconnect_grace > 600000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"famcall_call_reconnect_grace\" must be "
+                           "at most 10m");
+        return NGX_CONF_ERROR;
+    }
 
     /* the database counts it in whole milliseconds, as an int */
     if (ccf->ring_timeout < 1000 || ccf->ring_timeout > 600000) {
@@ -257,7 +300,8 @@ ngx_famcall_call_sweep(ngx_event_t *ev)
     ngx_famcall_calls_conf_t  *ccf = ev->data;
 
     u_char       lim[NGX_INT_T_LEN + 1];
-    const char  *params[1];
+    u_char       grace[NGX_INT_T_LEN + 1];
+    const char  *params[2];
 
     if (ccf->fmcf == NULL || ngx_exiting || ngx_quit || ngx_terminate) {
         return;
@@ -269,12 +313,14 @@ ngx_famcall_call_sweep(ngx_event_t *ev)
 
     ngx_snprintf(lim, sizeof(lim), "%ui%Z",
                  (ngx_uint_t) NGX_FAMCALL_CALL_SWEEP_BATCH);
+    ngx_snprintf(grace, sizeof(grace), "%M%Z", ccf->reconnect_grace);
     params[0] = (const char *) lim;
+    params[1] = (const char *) grace;
 
     ccf->sweep_query = ngx_famcall_pg_send(ccf->fmcf->pg,
                                            ccf->sql
                                            + NGX_FAMCALL_CALL_SQL_SWEEP,
-                                           1, params,
+                                           2, params,
                                            ngx_famcall_call_sweep_done, ccf);
 
     if (ccf->sweep_query == NULL) {
@@ -312,7 +358,8 @@ ngx_famcall_call_sweep_done(void *data, ngx_famcall_pg_status_e status,
 
         if (ended > 0) {
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ccf->sweep.log, 0,
-                           "famcall call: %i calls rang out", ended);
+                           "famcall call: %i calls rang out or were lost",
+                           ended);
         }
 
         /* a full round: more may be waiting, go on at once */
