@@ -116,6 +116,32 @@ subtest 'resume within the grace' => sub {
     $calls{answered} = $call;
 };
 
+subtest 'call:active: a socket that opens while a call rings or goes on' => sub {
+    my $ack = $a1->request('call:active', {});
+    is_deeply($ack->{data}{calls}, [], 'none yet');
+    my $call = $a1->request('call:invite', { to_user_id => $bid, media => 'audio' })->{data}{call_id};
+    $b1->expect('call:invite');
+    my $late = ws($b);
+    $ack = $late->request('call:active', {});
+    is($ack->{type}, 'ack', 'acked') or diag explain $ack;
+    my ($r) = @{ $ack->{data}{calls} };
+    is($r && $r->{call_id}, $call, 'the device that connected late sees the ringing call');
+    is($r && $r->{status}, 'ringing', 'ringing');
+    is($r && $r->{direction}, 'incoming', 'incoming');
+    is($r && $r->{from}{id}, $aid, 'from the caller');
+    ok($r && $r->{expires_at}, 'until its deadline');
+    is($late->request('call:accept', { call_id => $call })->{type}, 'ack', 'and can answer it');
+    $a1->expect('call:accept');
+    $b1->expect('call:answered_elsewhere');
+    $ack = $a1->request('call:active', {});
+    is($ack->{data}{calls}[0]{status}, 'accepted', 'the caller: accepted');
+    is($ack->{data}{calls}[0]{direction}, 'outgoing', 'outgoing');
+    is($late->request('call:end', { call_id => $call })->{type}, 'ack', 'ended');
+    $a1->expect('call:end');
+    is_deeply($a1->request('call:active', {})->{data}{calls}, [], 'none any more');
+    $late->close;
+};
+
 subtest 'connection_lost after the grace' => sub {
     my $call = call_accepted();
     $b1->close;

@@ -26,6 +26,7 @@ static void ngx_famcall_call_stop(ngx_famcall_gw_op_t *op, json_t *data,
     const char *what);
 static void ngx_famcall_call_end(void *owner, json_t *data);
 static void ngx_famcall_call_resume(void *owner, json_t *data);
+static void ngx_famcall_call_active(void *owner, json_t *data);
 static const char *ngx_famcall_check_call_media(const char *in, size_t len,
     char *out, size_t *outlen);
 static const char *ngx_famcall_check_call_reason(const char *in, size_t len,
@@ -46,6 +47,10 @@ static const ngx_famcall_field_t  ngx_famcall_call_id_fields[] = {
     { NULL, 0, 0, 0, NULL, 0, 0, NULL }
 };
 
+static const ngx_famcall_field_t  ngx_famcall_call_no_fields[] = {
+    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
+};
+
 static const ngx_famcall_field_t  ngx_famcall_call_end_fields[] = {
     { "call_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid,
       0, 0, NULL },
@@ -63,6 +68,7 @@ static const ngx_famcall_gw_event_t  ngx_famcall_call_events[] = {
     { "call:cancel", ngx_famcall_call_id_fields, ngx_famcall_call_cancel },
     { "call:end", ngx_famcall_call_end_fields, ngx_famcall_call_end },
     { "call:resume", ngx_famcall_call_id_fields, ngx_famcall_call_resume },
+    { "call:active", ngx_famcall_call_no_fields, ngx_famcall_call_active },
     { NULL, NULL, NULL }
 };
 
@@ -240,6 +246,29 @@ ngx_famcall_call_resume(void *owner, json_t *data)
                    "famcall call: resume %s from %s", params[1], src);
 
     ngx_famcall_gw_query(op, ccf->sql + NGX_FAMCALL_CALL_SQL_RESUME, 3,
+                         params);
+}
+
+
+/*
+ * the calls ringing or going on for this user: what a socket that has just
+ * opened missed of them (sql/022)
+ */
+static void
+ngx_famcall_call_active(void *owner, json_t *data)
+{
+    ngx_famcall_gw_op_t  *op = owner;
+
+    char                       user[NGX_FAMCALL_ID_LEN + 1];
+    const char                *params[1];
+    ngx_famcall_calls_conf_t  *ccf;
+
+    ccf = ngx_famcall_calls_conf();
+
+    ngx_famcall_gw_op_user(op, user);
+    params[0] = user;
+
+    ngx_famcall_gw_query(op, ccf->sql + NGX_FAMCALL_CALL_SQL_ACTIVE, 1,
                          params);
 }
 

@@ -137,6 +137,10 @@ static const ngx_famcall_stmt_t
     [NGX_FAMCALL_CALL_SQL_STATS] = { "famcall_call_stats",
       NGX_FAMCALL_SQL_FN("famcall_call_stats",
                          "$1::uuid, $2::uuid, $3::jsonb"), 3 },
+
+    /* sql/022 */
+    [NGX_FAMCALL_CALL_SQL_ACTIVE] = { "famcall_calls_active",
+      NGX_FAMCALL_SQL_FN("famcall_calls_active", "$1::uuid"), 1 },
 };
 
 
