@@ -25,9 +25,20 @@ deps:
 build: deps $(MODULE)
 build-asan: deps $(MODULE_ASAN)
 
-# configure once per build dir (again when `config` changes), then rebuild
-# the module alone: seconds.
-$(BUILD)/%/Makefile.stamp: config
+# The module's sources as config finds them (every .c under
+# ngx_famcall_module/): rewritten only when a file comes or goes, so that
+# adding one configures again and editing one does not.
+SOURCE_LIST  := $(BUILD)/sources.list
+$(SOURCE_LIST): FORCE
+	@mkdir -p $(BUILD)
+	@ls ngx_famcall_module/*/*.c | cmp -s - $@ || ls ngx_famcall_module/*/*.c > $@
+
+.PHONY: FORCE
+FORCE:
+
+# configure once per build dir (again when `config` or the list of sources
+# changes), then rebuild the module alone: seconds.
+$(BUILD)/%/Makefile.stamp: config $(SOURCE_LIST)
 	rm -rf $(BUILD)/$* && mkdir -p $(BUILD) && cp -r $(NGX_SRC) $(BUILD)/$*
 	cd $(BUILD)/$* && . ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
 	    $(if $(findstring asan,$*),--with-cc-opt="-fsanitize=address -fno-omit-frame-pointer -g -O1" --with-ld-opt="-fsanitize=address") \
