@@ -22,8 +22,8 @@ static void ngx_famcall_call_invite(void *owner, json_t *data);
 static void ngx_famcall_call_accept(void *owner, json_t *data);
 static void ngx_famcall_call_reject(void *owner, json_t *data);
 static void ngx_famcall_call_cancel(void *owner, json_t *data);
-static void ngx_famcall_call_stop(ngx_famcall_gw_op_t *op, json_t *data,
-    const char *what);
+static void ngx_famcall_call_on(ngx_famcall_gw_op_t *op, json_t *data,
+    ngx_uint_t stmt, const char *what, ngx_uint_t nargs, const char *arg);
 static void ngx_famcall_call_end(void *owner, json_t *data);
 static void ngx_famcall_call_resume(void *owner, json_t *data);
 static void ngx_famcall_call_active(void *owner, json_t *data);
@@ -121,15 +121,18 @@ ngx_famcall_call_invite(void *owner, json_t *data)
 }
 
 
-/* the first device to accept wins: a conditional update (sql/019) */
+/*
+ * An event on one call by one of its sockets: the statement takes (me,
+ * call_id, [arg,] src), arg when nargs is 4 (NULL is SQL NULL), and its
+ * row answers the event.
+ */
 static void
-ngx_famcall_call_accept(void *owner, json_t *data)
+ngx_famcall_call_on(ngx_famcall_gw_op_t *op, json_t *data, ngx_uint_t stmt,
+    const char *what, ngx_uint_t nargs, const char *arg)
 {
-    ngx_famcall_gw_op_t  *op = owner;
-
     char                       user[NGX_FAMCALL_ID_LEN + 1];
     char                       src[NGX_FAMCALL_CALL_SRC_LEN + 1];
-    const char                *params[3];
+    const char                *params[4];
     ngx_famcall_calls_conf_t  *ccf;
 
     ccf = ngx_famcall_calls_conf();
@@ -139,83 +142,48 @@ ngx_famcall_call_accept(void *owner, json_t *data)
 
     params[0] = user;
     params[1] = ngx_famcall_json_string(data, "call_id");
-    params[2] = src;
+    params[2] = arg;
+    params[nargs - 1] = src;
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                   "famcall call: accept %s from %s", params[1], src);
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "famcall call: %s %s from %s", what, params[1], src);
 
-    ngx_famcall_gw_query(op, ccf->sql + NGX_FAMCALL_CALL_SQL_ACCEPT, 3,
-                         params);
+    ngx_famcall_gw_query(op, ccf->sql + stmt, nargs, params);
 }
 
 
+/* the first device to accept wins: a conditional update (sql/019) */
+static void
+ngx_famcall_call_accept(void *owner, json_t *data)
+{
+    ngx_famcall_call_on(owner, data, NGX_FAMCALL_CALL_SQL_ACCEPT, "accept",
+                        3, NULL);
+}
+
+
+/* a ringing call ends before it was answered: the callee or the caller */
 static void
 ngx_famcall_call_reject(void *owner, json_t *data)
 {
-    ngx_famcall_call_stop(owner, data, "reject");
+    ngx_famcall_call_on(owner, data, NGX_FAMCALL_CALL_SQL_STOP, "reject",
+                        4, "reject");
 }
 
 
 static void
 ngx_famcall_call_cancel(void *owner, json_t *data)
 {
-    ngx_famcall_call_stop(owner, data, "cancel");
+    ngx_famcall_call_on(owner, data, NGX_FAMCALL_CALL_SQL_STOP, "cancel",
+                        4, "cancel");
 }
 
 
-/* a ringing call ends before it was answered: the callee or the caller */
-static void
-ngx_famcall_call_stop(ngx_famcall_gw_op_t *op, json_t *data,
-    const char *what)
-{
-    char                       user[NGX_FAMCALL_ID_LEN + 1];
-    char                       src[NGX_FAMCALL_CALL_SRC_LEN + 1];
-    const char                *params[4];
-    ngx_famcall_calls_conf_t  *ccf;
-
-    ccf = ngx_famcall_calls_conf();
-
-    ngx_famcall_gw_op_user(op, user);
-    ngx_famcall_gw_op_src(op, src);
-
-    params[0] = user;
-    params[1] = ngx_famcall_json_string(data, "call_id");
-    params[2] = what;
-    params[3] = src;
-
-    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                   "famcall call: %s %s from %s", what, params[1], src);
-
-    ngx_famcall_gw_query(op, ccf->sql + NGX_FAMCALL_CALL_SQL_STOP, 4,
-                         params);
-}
-
-
+/* either side of an accepted call; no reason: a hangup */
 static void
 ngx_famcall_call_end(void *owner, json_t *data)
 {
-    ngx_famcall_gw_op_t  *op = owner;
-
-    char                       user[NGX_FAMCALL_ID_LEN + 1];
-    char                       src[NGX_FAMCALL_CALL_SRC_LEN + 1];
-    const char                *params[4];
-    ngx_famcall_calls_conf_t  *ccf;
-
-    ccf = ngx_famcall_calls_conf();
-
-    ngx_famcall_gw_op_user(op, user);
-    ngx_famcall_gw_op_src(op, src);
-
-    params[0] = user;
-    params[1] = ngx_famcall_json_string(data, "call_id");
-    params[2] = ngx_famcall_json_string(data, "reason");    /* NULL: hangup */
-    params[3] = src;
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                   "famcall call: end %s from %s", params[1], src);
-
-    ngx_famcall_gw_query(op, ccf->sql + NGX_FAMCALL_CALL_SQL_END, 4,
-                         params);
+    ngx_famcall_call_on(owner, data, NGX_FAMCALL_CALL_SQL_END, "end", 4,
+                        ngx_famcall_json_string(data, "reason"));
 }
 
 
@@ -226,27 +194,8 @@ ngx_famcall_call_end(void *owner, json_t *data)
 static void
 ngx_famcall_call_resume(void *owner, json_t *data)
 {
-    ngx_famcall_gw_op_t  *op = owner;
-
-    char                       user[NGX_FAMCALL_ID_LEN + 1];
-    char                       src[NGX_FAMCALL_CALL_SRC_LEN + 1];
-    const char                *params[3];
-    ngx_famcall_calls_conf_t  *ccf;
-
-    ccf = ngx_famcall_calls_conf();
-
-    ngx_famcall_gw_op_user(op, user);
-    ngx_famcall_gw_op_src(op, src);
-
-    params[0] = user;
-    params[1] = ngx_famcall_json_string(data, "call_id");
-    params[2] = src;
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                   "famcall call: resume %s from %s", params[1], src);
-
-    ngx_famcall_gw_query(op, ccf->sql + NGX_FAMCALL_CALL_SQL_RESUME, 3,
-                         params);
+    ngx_famcall_call_on(owner, data, NGX_FAMCALL_CALL_SQL_RESUME, "resume",
+                        3, NULL);
 }
 
 
