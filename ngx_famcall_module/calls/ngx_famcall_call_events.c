@@ -13,9 +13,7 @@
 #include <ngx_http.h>
 
 #include "ngx_famcall_calls.h"
-
-
-#define NGX_FAMCALL_CALL_REASON_MAX  32
+#include "ngx_famcall_call_fields.h"
 
 
 static void ngx_famcall_call_invite(void *owner, json_t *data);
@@ -27,37 +25,6 @@ static void ngx_famcall_call_on(ngx_famcall_gw_op_t *op, json_t *data,
 static void ngx_famcall_call_end(void *owner, json_t *data);
 static void ngx_famcall_call_resume(void *owner, json_t *data);
 static void ngx_famcall_call_active(void *owner, json_t *data);
-static const char *ngx_famcall_check_call_media(const char *in, size_t len,
-    char *out, size_t *outlen);
-static const char *ngx_famcall_check_call_reason(const char *in, size_t len,
-    char *out, size_t *outlen);
-
-
-static const ngx_famcall_field_t  ngx_famcall_call_invite_fields[] = {
-    { "to_user_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid,
-      0, 0, NULL },
-    { "media", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_call_media,
-      0, 0, NULL },
-    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
-};
-
-static const ngx_famcall_field_t  ngx_famcall_call_id_fields[] = {
-    { "call_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid,
-      0, 0, NULL },
-    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
-};
-
-static const ngx_famcall_field_t  ngx_famcall_call_no_fields[] = {
-    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
-};
-
-static const ngx_famcall_field_t  ngx_famcall_call_end_fields[] = {
-    { "call_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid,
-      0, 0, NULL },
-    { "reason", NGX_FAMCALL_F_STRING, 0, 1, ngx_famcall_check_call_reason,
-      1, NGX_FAMCALL_CALL_REASON_MAX, NULL },
-    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
-};
 
 
 static const ngx_famcall_gw_event_t  ngx_famcall_call_events[] = {
@@ -221,39 +188,3 @@ ngx_famcall_call_active(void *owner, json_t *data)
                          params);
 }
 
-
-static const char *
-ngx_famcall_check_call_media(const char *in, size_t len, char *out,
-    size_t *outlen)
-{
-    if (!((len == 5 && ngx_strncmp(in, "video", 5) == 0)
-          || (len == 5 && ngx_strncmp(in, "audio", 5) == 0)))
-    {
-        return "must be \"video\" or \"audio\"";
-    }
-
-    ngx_memcpy(out, in, len);
-    *outlen = len;
-
-    return NULL;
-}
-
-
-/* a word the history shows: "hangup", "failed", "connection_lost" */
-static const char *
-ngx_famcall_check_call_reason(const char *in, size_t len, char *out,
-    size_t *outlen)
-{
-    size_t  i;
-
-    for (i = 0; i < len; i++) {
-        if (!((in[i] >= 'a' && in[i] <= 'z') || in[i] == '_')) {
-            return "must be 1 to 32 of a-z and _";
-        }
-    }
-
-    ngx_memcpy(out, in, len);
-    *outlen = len;
-
-    return NULL;
-}

@@ -10,6 +10,7 @@
 #include <ngx_http.h>
 
 #include "ngx_famcall_calls.h"
+#include "ngx_famcall_call_fields.h"
 
 
 #define NGX_FAMCALL_CALLS_PAGE_MAX      100
@@ -20,40 +21,6 @@
     ((ngx_famcall_calls_conf_t *) ngx_http_get_module_main_conf(             \
                                       (ctx)->request,                        \
                                       ngx_http_famcall_calls_module))
-
-
-static const char *ngx_famcall_check_candidate_type(const char *in,
-    size_t len, char *out, size_t *outlen);
-
-
-static const ngx_famcall_field_t  ngx_famcall_call_pair_fields[] = {
-    { "local_type", NGX_FAMCALL_F_STRING, 1, 0,
-      ngx_famcall_check_candidate_type, 0, 0, NULL },
-    { "remote_type", NGX_FAMCALL_F_STRING, 1, 0,
-      ngx_famcall_check_candidate_type, 0, 0, NULL },
-    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
-};
-
-/* times in milliseconds from the invite (ringing) and from the accept */
-static const ngx_famcall_field_t  ngx_famcall_call_setup_fields[] = {
-    { "ringing", NGX_FAMCALL_F_INTEGER, 0, 0, NULL, 0, 600000, NULL },
-    { "ice_connected", NGX_FAMCALL_F_INTEGER, 0, 0, NULL, 0, 600000, NULL },
-    { "first_frame", NGX_FAMCALL_F_INTEGER, 0, 0, NULL, 0, 600000, NULL },
-    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
-};
-
-/* packet_loss, a number from 0 to 1, is checked by the database */
-static const ngx_famcall_field_t  ngx_famcall_call_stats_fields[] = {
-    { "selected_pair", NGX_FAMCALL_F_OBJECT, 0, 0, NULL, 0, 0,
-      ngx_famcall_call_pair_fields },
-    { "rtt_ms", NGX_FAMCALL_F_INTEGER, 0, 0, NULL, 0, 60000, NULL },
-    { "bitrate_in", NGX_FAMCALL_F_INTEGER, 0, 0, NULL, 0, 1000000000, NULL },
-    { "bitrate_out", NGX_FAMCALL_F_INTEGER, 0, 0, NULL, 0, 1000000000,
-      NULL },
-    { "setup_ms", NGX_FAMCALL_F_OBJECT, 0, 0, NULL, 0, 0,
-      ngx_famcall_call_setup_fields },
-    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
-};
 
 
 ngx_int_t
@@ -164,21 +131,3 @@ ngx_famcall_call_stats(ngx_famcall_ctx_t *ctx)
     return rc;
 }
 
-
-static const char *
-ngx_famcall_check_candidate_type(const char *in, size_t len, char *out,
-    size_t *outlen)
-{
-    if (!((len == 4 && ngx_strncmp(in, "host", 4) == 0)
-          || (len == 5 && ngx_strncmp(in, "srflx", 5) == 0)
-          || (len == 5 && ngx_strncmp(in, "prflx", 5) == 0)
-          || (len == 5 && ngx_strncmp(in, "relay", 5) == 0)))
-    {
-        return "must be host, srflx, prflx or relay";
-    }
-
-    ngx_memcpy(out, in, len);
-    *outlen = len;
-
-    return NULL;
-}

@@ -8,8 +8,8 @@
  * ngx_famcall_gw_deliver.h), or puts it on the bus for the peer's node,
  * in a transaction that does not wait for the WAL flush.
  *
- * The sizes are checked here, before anything is copied: an SDP up to
- * 64 KB, a candidate up to 1 KB.
+ * The sizes are checked by the event's fields, before anything is copied:
+ * an SDP up to 64 KB, a candidate up to 1 KB (ngx_famcall_call_fields.c).
  */
 
 #include <ngx_config.h>
@@ -20,11 +20,7 @@
 #include "ngx_famcall_calls.h"
 #include "ngx_famcall_gateway.h"
 #include "ngx_famcall_gw_deliver.h"
-
-
-#define NGX_FAMCALL_CALL_SDP_MAX        65536
-#define NGX_FAMCALL_CALL_CANDIDATE_MAX  1024
-#define NGX_FAMCALL_CALL_MID_MAX        64
+#include "ngx_famcall_call_fields.h"
 
 
 static void ngx_famcall_call_offer(void *owner, json_t *data);
@@ -32,27 +28,6 @@ static void ngx_famcall_call_answer(void *owner, json_t *data);
 static void ngx_famcall_call_ice(void *owner, json_t *data);
 static void ngx_famcall_call_relay(ngx_famcall_gw_op_t *op, json_t *data,
     const char *type);
-
-
-static const ngx_famcall_field_t  ngx_famcall_call_sdp_fields[] = {
-    { "call_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid,
-      0, 0, NULL },
-    { "sdp", NGX_FAMCALL_F_STRING, 1, 0, NULL,
-      1, NGX_FAMCALL_CALL_SDP_MAX, NULL },
-    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
-};
-
-/* an empty candidate is the end of candidates (RTCPeerConnection) */
-static const ngx_famcall_field_t  ngx_famcall_call_ice_fields[] = {
-    { "call_id", NGX_FAMCALL_F_STRING, 1, 0, ngx_famcall_check_uuid,
-      0, 0, NULL },
-    { "candidate", NGX_FAMCALL_F_STRING, 1, 0, NULL,
-      0, NGX_FAMCALL_CALL_CANDIDATE_MAX, NULL },
-    { "sdp_mid", NGX_FAMCALL_F_STRING, 0, 1, NULL,
-      0, NGX_FAMCALL_CALL_MID_MAX, NULL },
-    { "sdp_mline_index", NGX_FAMCALL_F_INTEGER, 0, 1, NULL, 0, 1023, NULL },
-    { NULL, 0, 0, 0, NULL, 0, 0, NULL }
-};
 
 
 static const ngx_famcall_gw_event_t  ngx_famcall_call_relay_events[] = {

@@ -6,7 +6,9 @@
  *
  *   ngx_http_famcall_calls_module.c  directives, conf, statements, the
  *                                    sweeper's timer
- *   ngx_famcall_call_events.c        the call:* events: fields, handlers
+ *   ngx_famcall_call_events.c        the call:* events' handlers
+ *   ngx_famcall_call_fields.c        every field table of the module's
+ *                                    events and bodies, pure C (t/fuzz/)
  *   ngx_famcall_call_relay.c         webrtc:offer, answer, ice: between
  *                                    the call's two bound devices
  *   ngx_famcall_call_http.c          GET /v1/calls, POST /v1/calls/{}/stats
