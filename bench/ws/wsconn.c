@@ -319,10 +319,13 @@ ws_open(conn_t *c, uint32_t src, uint32_t dst, uint16_t port,
                  "Connection: Upgrade\r\n"
                  "Sec-WebSocket-Version: 13\r\n"
                  "Sec-WebSocket-Key: %s\r\n"
-                 "Sec-WebSocket-Protocol: famcall.v1, access_token.%s\r\n"
+                 "%s%s%s"
                  "\r\n",
                  path, dst >> 24, (dst >> 16) & 255, (dst >> 8) & 255,
-                 dst & 255, port, key, token);
+                 dst & 255, port, key,
+                 token ? "Sec-WebSocket-Protocol: famcall.v1, access_token."
+                       : "",
+                 token ? token : "", token ? "\r\n" : "");
     if (n < 0 || (size_t) n >= sizeof(req)) {
         errno = E2BIG;
         goto fail;
@@ -331,6 +334,7 @@ ws_open(conn_t *c, uint32_t src, uint32_t dst, uint16_t port,
     c->fd = fd;
     c->state = ST_CONNECTING;
     c->hello = c->close_rcvd = c->frag_op = 0;
+    c->plain = token == NULL;
     c->epollout = 1;
     ev.events = EPOLLIN | EPOLLOUT;
     ev.data.ptr = c;
@@ -409,13 +413,16 @@ handshake(conn_t *c, const unsigned char *p, size_t n)
             accept = strcmp(v, c->accept) == 0;
         } else if (strcasecmp(line, "Sec-WebSocket-Protocol") == 0) {
             /* the server must pick famcall.v1 and never echo the token */
-            proto = strcmp(v, "famcall.v1") == 0;
+            proto = strcmp(v, "famcall.v1") == 0 ? 1 : -100;
         } else if (strcasecmp(line, "Sec-WebSocket-Extensions") == 0) {
             proto = -100;       /* none offered, so none may be answered */
         }
     }
 
-    if (!(upgrade && connection && accept && proto > 0)) {
+    /* a plain socket offered no subprotocol: none may be answered */
+    if (!(upgrade && connection && accept
+          && (c->plain ? proto == 0 : proto > 0)))
+    {
         report("bad 101 (upgrade/connection/accept/protocol)",
                (const char *) p, hlen);
         lost(c, &st.bad_handshake);

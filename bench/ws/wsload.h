@@ -33,6 +33,7 @@ typedef struct conn {
     uint8_t          hello;       /* the server's hello arrived */
     uint8_t          close_rcvd;  /* the server's close frame arrived */
     uint8_t          frag_op;     /* opcode of a fragmented message, or 0 */
+    uint8_t          plain;       /* no subprotocol offered (not famcall) */
     uint32_t         user;        /* index into the users table */
     uint32_t         inlen, outlen, msglen;
     unsigned char   *in;          /* bytes read but not yet parsed */
@@ -58,7 +59,9 @@ extern handlers_t   ws_handlers;
 extern uint64_t     ws_rx_ns;
 
 /* start a non-blocking connect from src to dst:port (host order)
- * with the handshake queued behind it; -1 (errno) if the socket fails */
+ * with the handshake queued behind it; -1 (errno) if the socket fails.
+ * token NULL: a plain WebSocket, no subprotocol offered nor accepted (the
+ * PeerJS server bench/calls measures beside famcall) */
 int  ws_open(conn_t *c, uint32_t src, uint32_t dst, uint16_t port,
     const char *path, const char *token);
 /* epoll reported events on c */
@@ -101,6 +104,11 @@ typedef struct {
     uint64_t  sent, acked, acked_window, errors, delivered, delivered_window, foreign,
               echoed, skipped, not_acked, not_delivered,
               stamped;            /* deliveries with a kernel receive time */
+    /* calls (bench/calls/callload): calls set up, refused or broken off,
+     * ended; call:ringing heard; setups (invite -> accept -> end) done, in
+     * all and while the setups were being offered; relays delivered twice */
+    uint64_t  calls_ready, calls_failed, calls_ended, ringing, setups,
+              setups_window, duplicated;
     /* maxima over processes */
     uint64_t  connect_ms, send_ms, behind_max_us;
     uint64_t  cpu_ms;             /* this generator's own CPU time, summed */
@@ -110,6 +118,7 @@ typedef struct {
      * when a tail happened and which seconds met the target */
 #define TL_SECONDS  600
 #define TL_TARGET_US  25000     /* DESIGN.md's chat target: p99 under 25 ms */
+    uint64_t  tl_target_us;       /* another target (0: TL_TARGET_US) */
     uint64_t  tl_n[TL_SECONDS], tl_sum_us[TL_SECONDS], tl_max_us[TL_SECONDS],
               tl_over[TL_SECONDS];
     hist_t    lat;                /* send -> message:new on the peer */
@@ -117,6 +126,8 @@ typedef struct {
                                    * timestamp: without this process's own
                                    * wait for the CPU before it read */
     hist_t    ack;                /* send -> ack (committed) */
+    hist_t    setup;              /* calls: invite -> the caller hears accept */
+    hist_t    cycle;              /* calls: invite -> both heard the end */
 } stats_t;
 
 extern stats_t  st;

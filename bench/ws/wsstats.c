@@ -39,13 +39,33 @@ static const struct {
     F(delivered_window, SUM), F(foreign, SUM), F(echoed, SUM),
     F(skipped, SUM), F(not_acked, SUM), F(not_delivered, SUM),
     F(stamped, SUM),
+    F(calls_ready, SUM), F(calls_failed, SUM), F(calls_ended, SUM),
+    F(ringing, SUM), F(setups, SUM), F(setups_window, SUM),
+    F(duplicated, SUM), F(tl_target_us, MAX),
     F(connect_ms, MAX), F(send_ms, MAX), F(behind_max_us, MAX),
     F(cpu_ms, SUM), F(warmup_ms, MAX),
 #undef F
     { "lat_max_us", offsetof(stats_t, lat.max), MAX },
     { "lat_sock_max_us", offsetof(stats_t, lat_sock.max), MAX },
     { "ack_max_us", offsetof(stats_t, ack.max), MAX },
+    { "setup_max_us", offsetof(stats_t, setup.max), MAX },
+    { "cycle_max_us", offsetof(stats_t, cycle.max), MAX },
 };
+
+/* the histograms, printed as NAME_hist and merged by that name */
+static const struct {
+    const char  *name;
+    size_t       off;
+} hists[] = {
+    { "lat", offsetof(stats_t, lat) },
+    { "lat_sock", offsetof(stats_t, lat_sock) },
+    { "ack", offsetof(stats_t, ack) },
+    { "setup", offsetof(stats_t, setup) },
+    { "cycle", offsetof(stats_t, cycle) },
+};
+
+#define NHISTS  (sizeof(hists) / sizeof(hists[0]))
+#define HIST(s, i)  ((hist_t *) ((char *) (s) + hists[i].off))
 
 #define NFIELDS  (sizeof(fields) / sizeof(fields[0]))
 
@@ -125,7 +145,7 @@ timeline_add(stats_t *s, uint64_t second, uint64_t us)
         if (us > s->tl_max_us[second]) {
             s->tl_max_us[second] = us;
         }
-        if (us > TL_TARGET_US) {
+        if (us > (s->tl_target_us ? s->tl_target_us : TL_TARGET_US)) {
             s->tl_over[second]++;
         }
     }
@@ -219,6 +239,7 @@ void
 stats_print(const stats_t *s, const char *mode, FILE *f)
 {
     size_t  i;
+    char    name[32];
 
     fprintf(f, "mode=%s\n", mode);
     for (i = 0; i < NFIELDS; i++) {
@@ -240,9 +261,21 @@ stats_print(const stats_t *s, const char *mode, FILE *f)
         pcts("lat_sock", &s->lat_sock, f);
         pcts("ack", &s->ack, f);
         timeline_print(s, f);
-        hist_print("lat_hist", &s->lat, f);
-        hist_print("lat_sock_hist", &s->lat_sock, f);
-        hist_print("ack_hist", &s->ack, f);
+    }
+    if (s->setups) {
+        fprintf(f, "setups_per_s=%.1f\n", s->send_ms
+                ? s->setups_window * 1000.0 / (double) s->send_ms : 0.0);
+    }
+    for (i = 3; i < NHISTS; i++) {
+        if (HIST(s, i)->count) {
+            pcts(hists[i].name, HIST(s, i), f);
+        }
+    }
+    for (i = 0; i < NHISTS; i++) {
+        if (i < 3 ? s->sent || s->delivered : HIST(s, i)->count != 0) {
+            snprintf(name, sizeof(name), "%s_hist", hists[i].name);
+            hist_print(name, HIST(s, i), f);
+        }
     }
     fflush(f);
 }
@@ -274,6 +307,24 @@ hist_parse(hist_t *h, const char *v)
 }
 
 
+/* the histogram "NAME_hist" names, or NULL */
+static hist_t *
+hist_named(stats_t *s, const char *key)
+{
+    size_t  i, n;
+
+    for (i = 0; i < NHISTS; i++) {
+        n = strlen(hists[i].name);
+        if (strncmp(key, hists[i].name, n) == 0
+            && strcmp(key + n, "_hist") == 0)
+        {
+            return HIST(s, i);
+        }
+    }
+    return NULL;
+}
+
+
 int
 stats_merge(int nfiles, char **files)
 {
@@ -282,6 +333,7 @@ stats_merge(int nfiles, char **files)
     size_t          cap = 0, i;
     ssize_t         len;
     uint64_t        x, *dst;
+    hist_t         *h;
     const char     *mode = "merged";
     static char     modebuf[32];
     FILE           *f;
@@ -308,14 +360,8 @@ stats_merge(int nfiles, char **files)
             if (strcmp(line, "mode") == 0) {
                 snprintf(modebuf, sizeof(modebuf), "%s", v);
                 mode = modebuf;
-            } else if (strcmp(line, "lat_hist") == 0
-                       || strcmp(line, "lat_sock_hist") == 0
-                       || strcmp(line, "ack_hist") == 0)
-            {
-                if (hist_parse(line[0] == 'a' ? &sum.ack
-                               : line[4] == 's' ? &sum.lat_sock : &sum.lat,
-                               v) < 0)
-                {
+            } else if ((h = hist_named(&sum, line)) != NULL) {
+                if (hist_parse(h, v) < 0) {
                     fprintf(stderr, "wsload merge: %s: bad %s\n", files[k], line);
                     fclose(f);
                     return 1;
