@@ -205,9 +205,9 @@ bench_run_waits() {
     declare -A now
     for f in /proc/[0-9]*/schedstat; do
         pid=${f#/proc/}; pid=${pid%/schedstat}
-        read -r comm < "/proc/$pid/comm" 2> /dev/null || continue
+        read -r comm 2> /dev/null < "/proc/$pid/comm" || continue
         case $comm in nginx|postgres) ;; *) continue ;; esac
-        read -r _ w _ < "$f" 2> /dev/null || continue
+        read -r _ w _ 2> /dev/null < "$f" || continue
         now[$pid]=$(( w / 1000 ))
         [ -n "${seen[$pid]:-}" ] && total=$(( total + now[$pid] - seen[$pid] ))
     done
@@ -284,7 +284,7 @@ bench_procs() {
             from pg_stat_activity where backend_type = 'client backend'" 2> /dev/null)
     for stat in /proc/[0-9]*/stat; do
         pid=${stat#/proc/}; pid=${pid%/stat}
-        read -r -a f < "$stat" 2> /dev/null || continue
+        read -r -a f 2> /dev/null < "$stat" || continue
         # fields 14, 15 (utime, stime); comm (field 2) has no spaces here
         [ "${#f[@]}" -gt 15 ] || continue
         case ${f[1]} in
@@ -294,7 +294,7 @@ bench_procs() {
             "(wrk)") cmd=wrk ;;
             *) continue ;;
         esac
-        read -r -a w < "/proc/$pid/schedstat" 2> /dev/null || w=(0 0 0)
+        read -r -a w 2> /dev/null < "/proc/$pid/schedstat" || w=(0 0 0)
         echo "$pid $(( f[13] + f[14] )) $cmd $(( w[1] / 1000 )) ${w[2]}"
     done
 }
@@ -484,4 +484,77 @@ bench_pg_set_report() {
         got+=("${kv%%=*}=$(psql -X -At -c "select current_setting('${kv%%=*}')")")
     done
     echo "PostgreSQL set for this experiment: ${got[*]}"
+}
+
+# What nginx logged at error level or above since bench_log_mark: in node 1's
+# log from the mark on, and in any other log given
+bench_log_mark() { log_mark=$(stat -c %s "$data/log/nginx-error.log" 2> /dev/null || echo 0); }
+bench_nginx_errors() {
+    local n
+    { tail -c +$((log_mark + 1)) "$data/log/nginx-error.log"; cat "$@" /dev/null; } 2> /dev/null \
+        | grep -E '\[(alert|crit|emerg|error)\]' > "$data/errors.txt" || true
+    n=$(wc -l < "$data/errors.txt")
+    echo "nginx error log: $n lines at error level or above"
+    [ "$n" = 0 ] && return 0
+    tail -3 "$data/errors.txt" | sed 's/^/    /'
+    bench_unsound "nginx logged $n lines at error level or above"
+}
+
+# Node 1 with N fresh workers of worker_connections C: a reload, then wait
+# until only the new workers are left and each has registered its gateway
+# instance (it does once its database connections are up, sql/008); a run
+# must not go on measuring other workers than it says
+bench_workers() {
+    local n=$1 wc=$2 old now pids
+    master=$(cat "$data/nginx.pid")
+    old=$(pgrep -P "$master" | sort)
+    sed -i -e "s|^worker_processes .*;|worker_processes $n;|" \
+           -e "s|worker_connections [0-9]*;|worker_connections $wc;|" "$data/nginx.conf"
+    nginx -p "$data" -c "$data/nginx.conf" -e "$data/log/nginx-error.log" -s reload
+    for _ in $(seq 300); do
+        now=$(pgrep -P "$master" | sort)
+        [ "$(echo "$now" | wc -l)" = "$n" ] && [ -z "$(comm -12 <(echo "$old") <(echo "$now"))" ] && break
+        now=
+        sleep 0.1
+    done
+    [ -n "$now" ] || { echo "nginx reload: not $n fresh workers after 30 s" >&2; exit 1; }
+    pids=$(echo "$now" | paste -sd,)
+    for _ in $(seq 300); do
+        [ "$(psql -X -At -c "select count(*) from gateway_instances where pid in ($pids)")" = "$n" ] && return 0
+        sleep 0.1
+    done
+    echo "nginx reload: the $n new workers did not register within 30 s" >&2
+    exit 1
+}
+
+# bench_node2_start MODULE_SO N CONF: a second nginx node on this stack's
+# database and key (scripts/node.sh) with N workers and CONF as its extra
+# http-level directives, on a free port; sets port2 and node2_pid (node.sh's:
+# bench_node2_stop stops the node), and returns once it answers and each of
+# its workers has registered its gateway instance (as bench_workers)
+bench_node2_start() {
+    local module=$1 n=$2 conf=$3 pids=
+    port2=$(bench_free_port)
+    mkdir -p "$data/node-$port2"
+    printf '%s\n' "$conf" > "$data/node-$port2/extra.conf"
+    FAMCALL_WORKERS=$n FAMCALL_DATA_DIR=$data FAMCALL_HTTP_PORT=$port2 \
+        "$bench_top/scripts/node.sh" "$module" > "$data/node2.out" 2>&1 &
+    node2_pid=$!
+    bench_wait_http "http://127.0.0.1:$port2/healthz" ||
+        { echo "node 2 did not start:" >&2; cat "$data/node2.out" >&2; exit 1; }
+    for _ in $(seq 300); do
+        pids=$(pgrep -P "$(cat "$data/node-$port2/nginx.pid")" | paste -sd,)
+        [ -n "$pids" ] &&
+            [ "$(psql -X -At -c "select count(*) from gateway_instances where pid in ($pids)")" = "$n" ] &&
+            return 0
+        sleep 0.1
+    done
+    echo "node 2: its $n workers did not register within 30 s" >&2
+    exit 1
+}
+bench_node2_stop() {
+    [ -n "${node2_pid:-}" ] || return 0
+    kill "$node2_pid" 2> /dev/null || true
+    wait "$node2_pid" 2> /dev/null || true
+    node2_pid=
 }

@@ -66,11 +66,11 @@ bench_start "$module" "${WS_CONF:-}"
 [ -z "${WS_CONF:-}" ] || echo "nginx set for this run: $WS_CONF"
 
 # our processes, stopped by pid at exit before the stack goes
-ws_pids=() node_pid=
+ws_pids=()
 ws_stop() {
     local p
     for p in "${ws_pids[@]}"; do kill "$p" 2> /dev/null || true; done
-    [ -n "$node_pid" ] && { kill "$node_pid" 2> /dev/null; wait "$node_pid" 2> /dev/null; } || true
+    bench_node2_stop
     bench_stop
 }
 trap ws_stop EXIT
@@ -116,20 +116,6 @@ ws_collect() {
     cat "$@" | sed 's/^/    /' | grep '^    # phase' || true
     for f in "$@"; do [ -s "$f.err" ] && sed 's/^/    stderr: /' "$f.err" | head -5; done
     true
-}
-
-# what nginx logged at error level or above since ws_log_mark: in node 1's
-# log from the mark on, and in any other log given
-ws_log_mark() { log_mark=$(stat -c %s "$data/log/nginx-error.log" 2> /dev/null || echo 0); }
-ws_nginx_errors() {
-    local n
-    { tail -c +$((log_mark + 1)) "$data/log/nginx-error.log"; cat "$@" /dev/null; } 2> /dev/null \
-        | grep -E '\[(alert|crit|emerg|error)\]' > "$data/errors.txt" || true
-    n=$(wc -l < "$data/errors.txt")
-    echo "nginx error log: $n lines at error level or above"
-    [ "$n" = 0 ] && return 0
-    tail -3 "$data/errors.txt" | sed 's/^/    /'
-    bench_unsound "nginx logged $n lines at error level or above"
 }
 
 # chat NAME PORT_A PORT_B SRC_OCTET: WS_CHAT_PROCS processes start sending together
@@ -208,42 +194,16 @@ ws_chat() {
     bench_seq_check '  '
 }
 
-# node 1 with N fresh workers of worker_connections C: a reload, then wait
-# until only the new workers are left and each has registered its gateway
-# instance (it does once its database connections are up, sql/008); a run
-# must not go on measuring other workers than it says
-ws_workers() {
-    local n=$1 wc=$2 old now pids
-    master=$(cat "$data/nginx.pid")
-    old=$(pgrep -P "$master" | sort)
-    sed -i -e "s|^worker_processes .*;|worker_processes $n;|" \
-           -e "s|worker_connections [0-9]*;|worker_connections $wc;|" "$data/nginx.conf"
-    nginx -p "$data" -c "$data/nginx.conf" -e "$data/log/nginx-error.log" -s reload
-    for _ in $(seq 300); do
-        now=$(pgrep -P "$master" | sort)
-        [ "$(echo "$now" | wc -l)" = "$n" ] && [ -z "$(comm -12 <(echo "$old") <(echo "$now"))" ] && break
-        now=
-        sleep 0.1
-    done
-    [ -n "$now" ] || { echo "nginx reload: not $n fresh workers after 30 s" >&2; exit 1; }
-    pids=$(echo "$now" | paste -sd,)
-    for _ in $(seq 300); do
-        [ "$(psql -X -At -c "select count(*) from gateway_instances where pid in ($pids)")" = "$n" ] && return 0
-        sleep 0.1
-    done
-    echo "nginx reload: the $n new workers did not register within 30 s" >&2
-    exit 1
-}
 chat_wc=$(sed -n 's/.*worker_connections \([0-9]*\);.*/\1/p' "$data/nginx.conf" | head -1)
 
-for part in $parts; do ws_log_mark; case $part in
+for part in $parts; do bench_log_mark; case $part in
 chat)
     [ "$(pgrep -P "$(cat "$data/nginx.pid")" | wc -l)" = "$FAMCALL_WORKERS" ] ||
-        ws_workers "$FAMCALL_WORKERS" "$chat_wc"
+        bench_workers "$FAMCALL_WORKERS" "$chat_wc"
     echo "== chat, one node: $rate msg/s for ${secs}s over $npairs conversations," \
          "$FAMCALL_WORKERS workers, $cprocs wsload process(es)"
     ws_chat chat "$port1" "$port1" 60
-    ws_nginx_errors
+    bench_nginx_errors
     ;;
 nodes)
     # both nodes share this machine's two cores: WS_NODE_WORKERS each; and
@@ -260,28 +220,20 @@ nodes)
     { printf '%s\n' "$node_conf"
       tail -n +$(( $(printf '%s\n' "${WS_CONF:-}" | wc -l) + 1 )) "$data/extra.conf.one-node"
     } > "$data/extra.conf"
-    ws_workers "$node_workers" "$chat_wc"
-    port2=$(bench_free_port)
-    mkdir -p "$data/node-$port2"
-    printf '%s\n' "$node_conf" > "$data/node-$port2/extra.conf"
-    FAMCALL_WORKERS=$node_workers FAMCALL_DATA_DIR=$data FAMCALL_HTTP_PORT=$port2 \
-        "$bench_top/scripts/node.sh" "$module" > "$data/node2.out" 2>&1 &
-    node_pid=$!
-    bench_wait_http "http://127.0.0.1:$port2/healthz" ||
-        { echo "node 2 did not start:" >&2; cat "$data/node2.out" >&2; exit 1; }
+    bench_workers "$node_workers" "$chat_wc"
+    bench_node2_start "$module" "$node_workers" "$node_conf"
     echo "== chat, two nodes: side a on :$port1, side b on :$port2 (same database)," \
          "$node_workers worker(s) each; $node_conf"
     ws_chat nodes "$port1" "$port2" 80
-    kill "$node_pid"; wait "$node_pid" 2> /dev/null || true
-    node_pid=
-    ws_nginx_errors "$data/node-$port2/log/nginx-error.log"
+    bench_node2_stop
+    bench_nginx_errors "$data/node-$port2/log/nginx-error.log"
     # node 1 back to its one-node configuration, for the parts after this
     mv "$data/extra.conf.one-node" "$data/extra.conf"
-    ws_workers "$node_workers" "$chat_wc"
+    bench_workers "$node_workers" "$chat_wc"
     ;;
 hold)
     # fresh workers sized for the sockets (so the baseline is theirs)
-    ws_workers "$workers" 20000
+    bench_workers "$workers" 20000
 
     # memory: nginx workers' Pss and Rss (kB), kernel TCP buffer pages, slab (kB)
     ws_mem() {
@@ -339,7 +291,7 @@ print("  kernel, both ends of each connection on this machine: TCP buffers %+d p
       " slab %+.0f MiB (%.0f B per connection)"
       % (tcp2 - tcp0, (slab2 - slab0) / 1024, (slab2 - slab0) * 1024 / n))
 PY
-    ws_nginx_errors
+    bench_nginx_errors
     ;;
 *)
     echo "unknown part $part (chat, nodes, hold)" >&2; exit 1
