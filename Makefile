@@ -122,6 +122,15 @@ bench: build
 bench-ws: build
 	bench/ws/run.sh $(MODULE)
 
+# calls: webrtc:ice relayed between the two devices of real calls at fixed
+# offered rates, on one node and across two, beside the PeerJS server
+# (npm peer, bench/calls/package.json) in the same run; call setups per
+# second and their database cost (bench/calls/run.sh; CALLS_* variables for
+# shorter runs)
+.PHONY: bench-calls
+bench-calls: build
+	bench/calls/run.sh $(MODULE)
+
 # the bench scripts still work: wsload's self-test, tiny runs of make bench,
 # bench/chat.sh and make bench-ws that must come out sound, analyze-cost.sh,
 # refusals of bad input (bench/selftest.sh). Not part of `make test`.

@@ -3,10 +3,12 @@
 # which tests the product). Each step is judged by its exit status alone:
 #   - wsload's self-test against a stand-in server (bench/ws/selftest.sh;
 #     the suite runs it too, t/30-wsload.t);
+#   - callload's self-test against the PeerJS server (bench/calls/selftest.sh);
 #   - tiny runs of make bench, of bench/chat.sh and of every part of
-#     make bench-ws, with the options a real run may use: each must come out
-#     sound (every message acked and delivered once, seqs gapless, nothing
-#     at error level in nginx's log: bench_unsound in bench/lib.sh);
+#     make bench-ws and make bench-calls, with the options a real run may
+#     use: each must come out sound (every message acked and delivered
+#     once, seqs gapless, every call set up and ended, nothing at error
+#     level in nginx's log: bench_unsound in bench/lib.sh);
 #   - tiny runs of bench/sql/analyze-cost.sh;
 #   - bad input refused with exit 2 before anything starts.
 # Figures are not looked at: speed is for the benchmarks themselves.
@@ -58,12 +60,24 @@ step 'make bench-ws: chat, nodes and hold, 2 s each' 0 \
         WS_CONF='famcall_send_streams 1;' WS_HISTORY=400 \
         bench/ws/run.sh "$module"
 
+step 'callload against the PeerJS server' 0 bench/calls/selftest.sh
+
+# every part: real calls set up, relayed on one node (beside PeerJS) and
+# across two, setups, each sound
+step 'make bench-calls: relay, nodes and setup, 2 s each' 0 \
+    env CALLS_PARTS='relay nodes setup' CALLS_RATES=300 CALLS_SECONDS=2 CALLS_PAIRS=20 \
+        CALLS_WARMUP=0.5 CALLS_DRAIN=5 CALLS_SETUP_RATES=20 CALLS_SETUP_SECONDS=2 \
+        CALLS_SETUP_PAIRS=20 CALLS_CONF='famcall_call_sweep_interval 2s;' \
+        bench/calls/run.sh "$module"
+
 step 'analyze-cost.sh conversations at targets 10 and 0' 0 \
     env USERS=3000 PER=2 bench/sql/analyze-cost.sh conversations 10 0
 step 'analyze-cost.sh messages at target 30' 0 \
     env PAIRS=200 MESSAGES=6000 bench/sql/analyze-cost.sh messages 30
 
 step 'WS_HISTORY=3M refused' 2 env WS_HISTORY=3M bench/ws/run.sh "$module"
+step 'CALLS_RATES=5k refused' 2 env CALLS_RATES=5k bench/calls/run.sh "$module"
+step 'a part bench-calls does not know refused' 2 env CALLS_PARTS=chat bench/calls/run.sh "$module"
 step 'a statistics target 10x refused' 2 bench/sql/analyze-cost.sh messages 10x
 step 'a table analyze-cost.sh does not know refused' 2 bench/sql/analyze-cost.sh users
 step 'MESSAGES=3M refused' 2 env MESSAGES=3M bench/sql/analyze-cost.sh messages
