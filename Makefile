@@ -15,6 +15,7 @@ export FAMCALL_PG_PORT   ?= 5433
 export FAMCALL_TURN_PORT ?= 3478
 
 .PHONY: all deps build build-asan run node test test-unit test-asan fuzz bench clean
+.PHONY: client demo
 
 all: build
 
@@ -54,6 +55,15 @@ $(MODULE_ASAN): $(BUILD)/nginx-asan/Makefile.stamp $(SOURCES)
 run: build
 	scripts/run.sh $(MODULE)
 
+# famcall-client, the GStreamer desktop client (client/gstreamer-app/)
+CLIENT := $(BUILD)/client/famcall-client
+client: deps
+	@$(MAKE) -s -C client/gstreamer-app OUT=$(BUILD)/client
+
+# against a running `make run`: two headless clients chat and call
+demo: client
+	client/gstreamer-app/demo.sh $(CLIENT)
+
 # one more nginx node on the running stack's database (FAMCALL_HTTP_PORT=...)
 node: build
 	scripts/node.sh $(MODULE)
@@ -74,7 +84,7 @@ UNIT_TESTS := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/*.c))
 test-unit: deps $(UNIT_TESTS)
 	prove $(UNIT_TESTS)
 
-test: build test-unit
+test: build client test-unit
 	FAMCALL_MODULE=$(MODULE) prove -r -j2 t/
 
 # The whole suite with the module built under AddressSanitizer (LeakSanitizer

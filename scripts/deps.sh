@@ -15,6 +15,9 @@ PACKAGES=(
     valgrind                                  # bench/sql/: instruction counts
     iproute2 procps                           # t/: ss (which worker holds a socket), ps
     clang libclang-rt-14-dev                  # sanitizers (test-asan) and libFuzzer (fuzz)
+    libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+    gstreamer1.0-nice libsoup-3.0-dev libjson-glib-dev   # client/gstreamer-app
 )
 
 missing=()

@@ -59,6 +59,7 @@ static gboolean fc_call_on_key(GIOChannel *ch, GIOCondition cond,
     gpointer data);
 static void fc_call_keys(fc_app_t *app, gboolean on);
 static void fc_call_ref_id(fc_app_t *app, const char *op);
+static void fc_call_replay_early(fc_app_t *app);
 
 
 static JsonObject *
@@ -373,6 +374,32 @@ fc_call_invited(fc_app_t *app, JsonObject *data, const char *error,
     app->call.state = FC_CALL_RINGING;
     /* gather candidates while it rings */
     fc_call_start_media(app, TRUE);
+    fc_call_replay_early(app);
+}
+
+
+void
+fc_call_early_free(gpointer p)
+{
+    fc_early_t  *e = p;
+
+    g_free(e->type);
+    json_object_unref(e->data);
+    g_free(e);
+}
+
+
+static void
+fc_call_replay_early(fc_app_t *app)
+{
+    fc_early_t  *e;
+
+    while ((e = g_queue_pop_head(&app->call.early)) != NULL) {
+        if (app->call.state != FC_CALL_DONE) {
+            fc_call_event(app, e->type, e->data);
+        }
+        fc_call_early_free(e);
+    }
 }
 
 
@@ -646,6 +673,18 @@ fc_call_event(fc_app_t *app, const char *type, JsonObject *d)
                 json_object_get_string_member_with_default(d, "media",
                                                            "video"));
         }
+        return;
+    }
+    if (app->call.state == FC_CALL_INVITING && app->call.call_id == NULL) {
+        /*
+         * call:ringing is sent by the invite's transaction and may come
+         * before its ack tells us the call's id: keep it for then.
+         */
+        fc_early_t  *e = g_new0(fc_early_t, 1);
+
+        e->type = g_strdup(type);
+        e->data = json_object_ref(d);
+        g_queue_push_tail(&app->call.early, e);
         return;
     }
     if (app->call.call_id == NULL || strcmp(id, app->call.call_id) != 0

@@ -32,20 +32,22 @@ static gboolean fc_chat_stdin(GIOChannel *ch, GIOCondition cond,
 static gboolean fc_chat_timeout(gpointer data);
 static gboolean fc_chat_sigint(gpointer data);
 
-/* the highest seq shown or sent, so that nothing shows twice */
-static gint64
-fc_chat_seq(fc_app_t *app)
+/*
+ * Shown at most once each: the peer's messages come both from catch-ups and
+ * as message:new, and neither comes in seq order for sure.
+ */
+static gboolean
+fc_chat_first_sight(fc_app_t *app, gint64 seq)
 {
-    return app->chat_seq;
-}
-
-
-static void
-fc_chat_set_seq(fc_app_t *app, gint64 seq)
-{
-    if (seq > app->chat_seq) {
-        app->chat_seq = seq;
+    if (app->chat_seen == NULL) {
+        app->chat_seen = g_hash_table_new_full(g_int64_hash, g_int64_equal,
+                                               g_free, NULL);
     }
+    if (g_hash_table_contains(app->chat_seen, &seq)) {
+        return FALSE;
+    }
+    g_hash_table_add(app->chat_seen, g_memdup2(&seq, sizeof(seq)));
+    return TRUE;
 }
 
 
@@ -80,7 +82,7 @@ fc_chat_run(fc_app_t *app, const char *contact, char **send, int until,
     JsonArray   *msgs;
     char        *name = NULL, *path;
     guint        status, i, n;
-    int          rc, history;
+    int          rc;
     gboolean     interactive = send == NULL && until == 0;
 
     rc = fc_api_find_contact(app, contact, &app->chat_peer_id, &name);
@@ -110,33 +112,41 @@ fc_chat_run(fc_app_t *app, const char *contact, char **send, int until,
     }
     app->conversation_id = g_strdup(json_object_get_string_member_with_default(
         json_node_get_object(answer), "id", ""));
+    /* what we have not read yet is new to us: we start after our read mark */
+    app->chat_seq = json_object_get_int_member_with_default(
+        json_node_get_object(answer), "last_read_seq", 0);
     json_node_unref(answer);
 
-    /* where we start: the newest message now (shown when interactive) */
-    history = interactive && isatty(STDIN_FILENO) ? 10 : 1;
-    path = g_strdup_printf("/v1/conversations/%s/messages?limit=%d",
-                           app->conversation_id, history);
-    rc = fc_api_request(app, "GET", path, NULL, TRUE, &status, &page);
-    g_free(path);
-    if (rc != 0) {
-        return rc;
-    }
-    if (status == 200 && JSON_NODE_HOLDS_OBJECT(page)) {
-        msgs = json_object_get_array_member(json_node_get_object(page),
-                                            "messages");
-        n = msgs ? json_array_get_length(msgs) : 0;
-        for (i = 0; i < n; i++) {
-            JsonObject  *m = json_array_get_object_element(msgs, i);
-
-            if (history > 1) {
-                fc_chat_show(app, m);
-            }
-            fc_chat_set_seq(app, json_object_get_int_member_with_default(
-                m, "seq", 0));
+    /* on a terminal, the last few read ones for context */
+    if (interactive && isatty(STDIN_FILENO) && app->chat_seq > 0) {
+        path = g_strdup_printf("/v1/conversations/%s/messages?limit=10"
+                               "&before_seq=%" G_GINT64_FORMAT,
+                               app->conversation_id, app->chat_seq + 1);
+        rc = fc_api_request(app, "GET", path, NULL, TRUE, &status, &page);
+        g_free(path);
+        if (rc != 0) {
+            return rc;
         }
-    }
-    if (page) {
-        json_node_unref(page);
+        if (status == 200 && JSON_NODE_HOLDS_OBJECT(page)) {
+            msgs = json_object_get_array_member(json_node_get_object(page),
+                                                "messages");
+            n = msgs ? json_array_get_length(msgs) : 0;
+            for (i = 0; i < n; i++) {
+                JsonObject  *m = json_array_get_object_element(msgs, i);
+
+                fc_chat_first_sight(app, json_object_get_int_member_with_default(
+                    m, "seq", 0));
+                g_print("%s: %s\n",
+                        g_strcmp0(json_object_get_string_member_with_default(
+                                      m, "sender_id", ""), app->user_id) == 0
+                        ? "me" : app->chat_peer_name,
+                        json_object_get_string_member_with_default(m, "body",
+                                                                   ""));
+            }
+        }
+        if (page) {
+            json_node_unref(page);
+        }
     }
 
     app->chat_want = until;
@@ -180,13 +190,15 @@ fc_chat_catch_up(fc_app_t *app)
 {
     JsonNode   *page;
     JsonArray  *msgs;
+    JsonObject *m;
     guint       status, i;
+    gint64      after = app->chat_seq;
     char       *path;
 
     for ( ;; ) {
         path = g_strdup_printf("/v1/conversations/%s/messages?after_seq=%"
                                G_GINT64_FORMAT "&limit=100",
-                               app->conversation_id, fc_chat_seq(app));
+                               app->conversation_id, after);
         if (fc_api_request(app, "GET", path, NULL, TRUE, &status, &page)
             != 0)
         {
@@ -203,7 +215,10 @@ fc_chat_catch_up(fc_app_t *app)
         msgs = json_object_get_array_member(json_node_get_object(page),
                                             "messages");
         for (i = 0; msgs && i < json_array_get_length(msgs); i++) {
-            fc_chat_show(app, json_array_get_object_element(msgs, i));
+            m = json_array_get_object_element(msgs, i);
+            after = MAX(after, json_object_get_int_member_with_default(
+                m, "seq", 0));
+            fc_chat_show(app, m);
         }
         i = msgs ? json_array_get_length(msgs) : 0;
         json_node_unref(page);
@@ -222,14 +237,11 @@ fc_chat_show(fc_app_t *app, JsonObject *m)
     JsonObject  *d;
 
     seq = json_object_get_int_member_with_default(m, "seq", 0);
-    if (seq <= fc_chat_seq(app)) {
-        return;
-    }
-    fc_chat_set_seq(app, seq);
     sender = json_object_get_string_member_with_default(m, "sender_id", "");
     if (g_strcmp0(sender, app->user_id) == 0) {
-        g_print("me: %s\n",
-                json_object_get_string_member_with_default(m, "body", ""));
+        return;             /* ours: shown as "sent:" when acked */
+    }
+    if (!fc_chat_first_sight(app, seq)) {
         return;
     }
     g_print("%s: %s\n", app->chat_peer_name,
@@ -318,10 +330,6 @@ fc_chat_sent(fc_app_t *app, JsonObject *data, const char *error,
                      || strcmp(error, "not_a_contact") == 0
                      ? FC_EXIT_REFUSED : FC_EXIT_ERROR);
         return;
-    }
-    if (data) {
-        fc_chat_set_seq(app, json_object_get_int_member_with_default(
-            data, "seq", 0));
     }
     g_print("sent: %s\n", o->body);
     fc_outgoing_free(o);

@@ -108,6 +108,12 @@ typedef struct {
 
 typedef struct fc_pipeline_s  fc_pipeline_t;
 
+/* an event about a call whose id we do not know yet */
+typedef struct {
+    char        *type;
+    JsonObject  *data;
+} fc_early_t;
+
 typedef struct {
     fc_call_state_t  state;
     char            *call_id;
@@ -123,6 +129,7 @@ typedef struct {
     gboolean         local_acked;  /* our offer/answer relayed */
     GQueue           pending_remote;   /* JsonObject* candidates early */
     GQueue           pending_local;    /* JsonObject* ours, before ack */
+    GQueue           early;            /* fc_early_t*, before the ack */
 
     /* monotonic microseconds */
     gint64           t_invite;
@@ -182,7 +189,8 @@ struct fc_app_s {
     char            *conversation_id;
     char            *chat_peer_id;
     char            *chat_peer_name;
-    gint64           chat_seq;
+    gint64           chat_seq;         /* our read mark when we started */
+    GHashTable      *chat_seen;        /* seqs of the peer's shown */
     int              chat_received;
     int              chat_want;
     int              chat_unacked;
@@ -223,6 +231,7 @@ void fc_ws_send(fc_app_t *app, const char *type, JsonObject *data,
 int fc_call_run(fc_app_t *app, const char *contact);
 int fc_answer_run(fc_app_t *app);
 void fc_call_hangup(fc_app_t *app);
+void fc_call_early_free(gpointer p);
 void fc_call_on_local_sdp(fc_app_t *app, const char *type, char *sdp);
 void fc_call_on_local_ice(fc_app_t *app, guint mline, char *candidate);
 void fc_call_on_ice_state(fc_app_t *app, const char *state);

@@ -100,8 +100,8 @@ fc_quit(fc_app_t *app, int code)
 
 
 /* the options every command takes */
-static GOptionGroup *
-fc_common_group(fc_app_t *app)
+static GOptionEntry *
+fc_common_entries(fc_app_t *app)
 {
     GOptionEntry  entries[] = {
         { "server", 's', 0, G_OPTION_ARG_STRING, &app->opts.server,
@@ -116,12 +116,8 @@ fc_common_group(fc_app_t *app)
           "say what happens on the socket and in the pipeline", NULL },
         { NULL }
     };
-    GOptionGroup  *g = g_option_group_new("common", "Common options:",
-                                          "Show the common options", app,
-                                          NULL);
 
-    g_option_group_add_entries(g, entries);
-    return g;
+    return g_memdup2(entries, sizeof(entries));
 }
 
 
@@ -166,15 +162,16 @@ fc_parse(fc_app_t *app, const fc_command_t *cmd, GOptionEntry *own,
     gboolean media, const char *extra_help, int *argc, char ***argv)
 {
     GOptionContext  *ctx;
-    GOptionEntry    *m = NULL;
+    GOptionEntry    *m = NULL, *common;
     GError          *err = NULL;
     char            *param, *desc;
     gboolean         ok;
 
-    param = g_strdup_printf("%s%s%s", cmd->name, *cmd->args ? " " : "",
-                            cmd->args);
-    ctx = g_option_context_new(param);
+    /* "Usage: famcall-client call [OPTION...] CONTACT" */
+    param = g_strconcat("famcall-client ", cmd->name, NULL);
+    g_set_prgname(param);
     g_free(param);
+    ctx = g_option_context_new(cmd->args);
     g_option_context_set_summary(ctx, cmd->summary);
     desc = g_strconcat(extra_help ? extra_help : "",
                        extra_help ? "\n" : "", fc_exit_help, NULL);
@@ -187,7 +184,8 @@ fc_parse(fc_app_t *app, const fc_command_t *cmd, GOptionEntry *own,
         m = fc_media_entries(app);
         g_option_context_add_main_entries(ctx, m, NULL);
     }
-    g_option_context_add_group(ctx, fc_common_group(app));
+    common = fc_common_entries(app);
+    g_option_context_add_main_entries(ctx, common, NULL);
     g_option_context_set_help_enabled(ctx, TRUE);
 
     ok = g_option_context_parse(ctx, argc, argv, &err);
@@ -197,6 +195,7 @@ fc_parse(fc_app_t *app, const fc_command_t *cmd, GOptionEntry *own,
         g_clear_error(&err);
     }
     g_free(m);
+    g_free(common);
     g_option_context_free(ctx);
     return ok;
 }
@@ -836,6 +835,9 @@ fc_app_free(fc_app_t *app)
     g_free(app->conversation_id);
     g_free(app->chat_peer_id);
     g_free(app->chat_peer_name);
+    if (app->chat_seen) {
+        g_hash_table_destroy(app->chat_seen);
+    }
     g_queue_clear_full(&app->chat_outbox, g_free);
     if (app->ice_servers) {
         json_array_unref(app->ice_servers);
@@ -853,6 +855,7 @@ fc_app_free(fc_app_t *app)
                        (GDestroyNotify) json_object_unref);
     g_queue_clear_full(&app->call.pending_local,
                        (GDestroyNotify) json_object_unref);
+    g_queue_clear_full(&app->call.early, fc_call_early_free);
     g_free(app->opts.server);
     g_free(app->opts.profile);
     g_free(app->opts.token_file);
@@ -878,6 +881,7 @@ main(int argc, char **argv)
     app.call.net.packet_loss = -1;
     g_queue_init(&app.call.pending_remote);
     g_queue_init(&app.call.pending_local);
+    g_queue_init(&app.call.early);
     g_queue_init(&app.chat_outbox);
 
     if (argc < 2 || strcmp(argv[1], "--help") == 0
