@@ -62,8 +62,11 @@ sub finish {
         $rc = 'killed';
     }
     my $slurp = sub { open my $fh, '<', $_[0] or return ''; local $/; <$fh> // '' };
-    return { rc => $rc, out => $slurp->("$h->{base}.out"),
-             err => $slurp->("$h->{base}.err") };
+    my $err = $slurp->("$h->{base}.err");
+    # a client built with SANITIZE=1 (FAMCALL_CLIENT) reports here
+    fail("no sanitizer report from famcall-client @{ $h->{args} }")
+        and diag($err) if $err =~ /ERROR: \w+Sanitizer|runtime error:/;
+    return { rc => $rc, out => $slurp->("$h->{base}.out"), err => $err };
 }
 
 sub client { finish(start([@_]), 30) }
