@@ -93,13 +93,15 @@ test-asan: build-asan
 	$(MAKE) test-unit UNIT_CFLAGS_EXTRA="-fsanitize=address,undefined -fno-omit-frame-pointer" BUILD=$(BUILD)/asan-unit
 	FAMCALL_MODULE=$(MODULE_ASAN) FAMCALL_ASAN=1 prove -r -j2 t/
 
-# libFuzzer on the WebSocket frame reader and on the client event decoder,
-# FUZZ_SECONDS long each, on copies of the seed corpora (inputs they find
-# accumulate in build/fuzz/corpus/).
+# libFuzzer on the WebSocket frame reader and on the client event decoder
+# (the gateway's events and the calls module's), FUZZ_SECONDS long each, on
+# copies of the seed corpora (inputs they find accumulate in
+# build/fuzz/corpus/).
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-                -Ingx_famcall_module/core -Ingx_famcall_module/gateway
+                -Ingx_famcall_module/core -Ingx_famcall_module/gateway \
+                -Ingx_famcall_module/calls
 
 $(BUILD)/fuzz/ws_frame_fuzz: t/fuzz/ws_frame_fuzz.c ngx_famcall_module/gateway/ngx_famcall_ws_frame.c \
                              ngx_famcall_module/gateway/ngx_famcall_ws_frame.h
@@ -108,7 +110,8 @@ $(BUILD)/fuzz/ws_frame_fuzz: t/fuzz/ws_frame_fuzz.c ngx_famcall_module/gateway/n
 
 EVENT_FUZZ_SRCS := ngx_famcall_module/gateway/ngx_famcall_event.c ngx_famcall_module/gateway/ngx_famcall_event_fields.c \
                    ngx_famcall_module/core/ngx_famcall_json.c \
-                   ngx_famcall_module/core/ngx_famcall_validate.c
+                   ngx_famcall_module/core/ngx_famcall_validate.c \
+                   ngx_famcall_module/calls/ngx_famcall_call_fields.c
 $(BUILD)/fuzz/event_fuzz: t/fuzz/event_fuzz.c $(EVENT_FUZZ_SRCS) $(wildcard ngx_famcall_module/*/*.h)
 	@mkdir -p $(BUILD)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(EVENT_FUZZ_SRCS) -ljansson

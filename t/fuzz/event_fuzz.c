@@ -6,9 +6,11 @@
  * Input: one WebSocket text message, decoded as is.  Every result must keep
  * the decoder's promises (ngx_famcall_event.h, docs/websocket.md):
  *
- * Besides the gateway's own events, one of the harness's (t:nested) has
- * objects and arrays in its data, shaped like call signaling, so that the
- * nested checks and the paths they report are fuzzed too.
+ * Besides the gateway's own events, the calls module's (call:* and
+ * webrtc:*, from calls/ngx_famcall_call_fields.c: the very tables the
+ * module registers) are decoded the same way, and one of the harness's
+ * (t:nested) has objects and arrays in its data, so that the nested checks
+ * and the paths they report are fuzzed too.
  *
  *   decoded: a known type, named by the event's "type"; data an object in
  *            the root; ref none (absent or null) or the event's own string
@@ -29,6 +31,7 @@
 
 #include "ngx_famcall_event.h"
 #include "ngx_famcall_event_fields.h"
+#include "ngx_famcall_call_fields.h"
 
 
 #define check(cond)  do { if (!(cond)) { __builtin_trap(); } } while (0)
@@ -36,7 +39,10 @@
 #define EV_COUNT  (sizeof(types) / sizeof(types[0]))
 
 
-/* the gateway's own events, as it registers them (ngx_famcall_gw_events.c) */
+/*
+ * the gateway's own events, as it registers them (ngx_famcall_gw_events.c),
+ * then the calls module's (ngx_famcall_call_events.c, _call_relay.c)
+ */
 enum {
     EV_MESSAGE_SEND = 0,
     EV_MESSAGE_DELIVERED,
@@ -44,6 +50,16 @@ enum {
     EV_TYPING,
     EV_SYNC,
     EV_AUTH,
+    EV_CALL_INVITE,
+    EV_CALL_ACCEPT,
+    EV_CALL_REJECT,
+    EV_CALL_CANCEL,
+    EV_CALL_END,
+    EV_CALL_RESUME,
+    EV_CALL_ACTIVE,
+    EV_WEBRTC_OFFER,
+    EV_WEBRTC_ANSWER,
+    EV_WEBRTC_ICE,
     EV_NESTED
 };
 
@@ -86,6 +102,16 @@ static const ngx_famcall_event_type_t  types[] = {
     { "typing", ngx_famcall_ev_typing_fields, NULL },
     { "sync", ngx_famcall_ev_sync_fields, NULL },
     { "auth", ngx_famcall_ev_auth_fields, NULL },
+    { "call:invite", ngx_famcall_call_invite_fields, NULL },
+    { "call:accept", ngx_famcall_call_id_fields, NULL },
+    { "call:reject", ngx_famcall_call_id_fields, NULL },
+    { "call:cancel", ngx_famcall_call_id_fields, NULL },
+    { "call:end", ngx_famcall_call_end_fields, NULL },
+    { "call:resume", ngx_famcall_call_id_fields, NULL },
+    { "call:active", ngx_famcall_call_no_fields, NULL },
+    { "webrtc:offer", ngx_famcall_call_sdp_fields, NULL },
+    { "webrtc:answer", ngx_famcall_call_sdp_fields, NULL },
+    { "webrtc:ice", ngx_famcall_call_ice_fields, NULL },
     { "t:nested", nested_fields, NULL }
 };
 
@@ -182,6 +208,31 @@ is_cursor(json_t *v)
 }
 
 
+/* a string of a-z and _ only, min to max bytes */
+static int
+is_word(json_t *v, size_t min, size_t max)
+{
+    size_t       i, len;
+    const char  *s;
+
+    if (!json_is_string(v)) {
+        return 0;
+    }
+
+    s = json_string_value(v);
+    len = json_string_length(v);
+
+    for (i = 0; i < len; i++) {
+        if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_')) {
+            return 0;
+        }
+    }
+
+    return len >= min && len <= max;
+}
+
+
+static int is_len(json_t *v, size_t min, size_t max);
 static void check_nested(json_t *d);
 
 
@@ -226,6 +277,52 @@ check_data(size_t type, json_t *d)
         v = json_object_get(d, "access_token");
         check(json_is_string(v) && json_string_length(v) >= 1
               && json_string_length(v) <= 4096);
+        break;
+
+    case EV_CALL_INVITE:
+        check(is_uuid(json_object_get(d, "to_user_id")));
+        v = json_object_get(d, "media");
+        check(json_is_string(v)
+              && (strcmp(json_string_value(v), "video") == 0
+                  || strcmp(json_string_value(v), "audio") == 0)
+              && json_string_length(v) == 5);
+        break;
+
+    case EV_CALL_ACCEPT:
+    case EV_CALL_REJECT:
+    case EV_CALL_CANCEL:
+    case EV_CALL_RESUME:
+        check(is_uuid(json_object_get(d, "call_id")));
+        break;
+
+    case EV_CALL_END:
+        check(is_uuid(json_object_get(d, "call_id")));
+        v = json_object_get(d, "reason");
+        check(v == NULL || json_is_null(v)
+              || is_word(v, 1, NGX_FAMCALL_CALL_REASON_MAX));
+        break;
+
+    case EV_CALL_ACTIVE:
+        break;
+
+    case EV_WEBRTC_OFFER:
+    case EV_WEBRTC_ANSWER:
+        check(is_uuid(json_object_get(d, "call_id")));
+        check(is_len(json_object_get(d, "sdp"), 1, NGX_FAMCALL_CALL_SDP_MAX));
+        break;
+
+    case EV_WEBRTC_ICE:
+        check(is_uuid(json_object_get(d, "call_id")));
+        /* an empty candidate is the end of candidates */
+        check(is_len(json_object_get(d, "candidate"), 0,
+                     NGX_FAMCALL_CALL_CANDIDATE_MAX));
+        v = json_object_get(d, "sdp_mid");
+        check(v == NULL || json_is_null(v)
+              || is_len(v, 0, NGX_FAMCALL_CALL_MID_MAX));
+        v = json_object_get(d, "sdp_mline_index");
+        check(v == NULL || json_is_null(v) || is_int(v, 0, 1023));
+        check(ngx_famcall_event_int(d, "sdp_mline_index", -1)
+              == (json_is_integer(v) ? json_integer_value(v) : -1));
         break;
 
     case EV_NESTED:
@@ -361,7 +458,17 @@ is_field_of(size_t type, const char *field)
         { "conversation_id", "up_to_seq", NULL, NULL },
         { "conversation_id", "state", NULL, NULL },
         { "since", "limit", NULL, NULL },
-        { "access_token", NULL, NULL, NULL }
+        { "access_token", NULL, NULL, NULL },
+        { "to_user_id", "media", NULL, NULL },
+        { "call_id", NULL, NULL, NULL },
+        { "call_id", NULL, NULL, NULL },
+        { "call_id", NULL, NULL, NULL },
+        { "call_id", "reason", NULL, NULL },
+        { "call_id", NULL, NULL, NULL },
+        { NULL, NULL, NULL, NULL },
+        { "call_id", "sdp", NULL, NULL },
+        { "call_id", "sdp", NULL, NULL },
+        { "call_id", "candidate", "sdp_mid", "sdp_mline_index" }
     };
 
     int  i;
