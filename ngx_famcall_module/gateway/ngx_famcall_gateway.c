@@ -125,6 +125,8 @@ ngx_famcall_gw_exit(ngx_famcall_gw_conf_t *gwcf)
         }
     }
 
+    ngx_famcall_gw_parts_free(gw);
+
     ngx_free(gw->buckets);
     gw->buckets = NULL;
     gw->nbuckets = 0;
@@ -237,10 +239,20 @@ ngx_famcall_gw_close(ngx_famcall_ws_t *ws)
 {
     ngx_famcall_gw_session_t      *s = ws->data;
     ngx_famcall_gw_t              *gw = s->gw;
+    ngx_str_t                      src;
     char                           instance[NGX_FAMCALL_ID_LEN + 1];
+    char                           id[NGX_FAMCALL_GW_SRC_LEN + 1];
     const char                    *params[1];
 
     ngx_famcall_gw_ops_detach(s);
+
+    /* what features keep about the socket (a call's binding) goes too */
+    if (s->id != 0) {
+        ngx_famcall_gw_src(s, id);
+        src.data = (u_char *) id;
+        src.len = ngx_strlen(id);
+        ngx_famcall_gw_hooks_closed(gw, s->user, &src);
+    }
 
     if (s->gw_user == NULL || gw->gwcf->gw == NULL) {
         ngx_free(s);

@@ -42,6 +42,7 @@ typedef struct {
     ngx_uint_t                 sql;         /* its first statement */
     ngx_famcall_gw_t          *gw;          /* this worker's gateway */
     ngx_array_t               *events;      /* ngx_famcall_gw_event_t */
+    ngx_array_t               *hooks;       /* ngx_famcall_gw_hooks_t */
 } ngx_famcall_gw_conf_t;
 
 

@@ -88,6 +88,11 @@ struct ngx_famcall_gw_s {
     ngx_famcall_gw_conf_t         *gwcf;         /* the gateway module's */
     ngx_famcall_node_out_t        *out;          /* lines for the node's
                                                     workers, this turn */
+
+    /* events that came in parts, being put together (ngx_famcall_gw_bus.c) */
+    ngx_queue_t                    parts;
+    ngx_uint_t                     nparts;
+    uint64_t                       next_part;    /* the ids of its own */
 };
 
 
@@ -126,6 +131,8 @@ struct ngx_famcall_gw_op_s {
     ngx_famcall_gw_session_t      *s;
     ngx_famcall_pg_query_t        *query;
     ngx_famcall_batch_entry_t     *entry;
+    void                         (*done)(void *data); /* after the answer */
+    void                          *done_data;
     size_t                         reflen;
     u_char                         ref[1];       /* JSON: "..." or null */
 };
@@ -152,6 +159,14 @@ ngx_int_t ngx_famcall_gw_line_parse(u_char *p, u_char *last,
     ngx_famcall_gw_line_t *line);
 ngx_uint_t ngx_famcall_gw_line_deliver(ngx_famcall_gw_t *gw,
     ngx_famcall_gw_line_t *line);
+void ngx_famcall_gw_parts_free(ngx_famcall_gw_t *gw);
+
+/* ngx_famcall_gw_deliver.c: the features' hooks (ngx_famcall_gw_deliver.h) */
+ngx_uint_t ngx_famcall_gw_hooks_line(ngx_famcall_gw_t *gw,
+    ngx_famcall_gw_line_t *line);
+void ngx_famcall_gw_hooks_closed(ngx_famcall_gw_t *gw, const u_char *user,
+    ngx_str_t *src);
+void ngx_famcall_gw_hooks_resync(ngx_famcall_gw_t *gw);
 
 /* ngx_famcall_gw_node.c */
 ngx_int_t ngx_famcall_gw_node_start(ngx_famcall_gw_t *gw, ngx_cycle_t *cycle);

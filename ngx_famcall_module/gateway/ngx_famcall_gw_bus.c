@@ -10,6 +10,17 @@
  * who have sockets here the frame {"type": <type>, "data": <data>} is put
  * together once from the line's text and written to each of their sockets
  * but the source.
+ *
+ * An event too long for one line (a NOTIFY carries under 8000 bytes, a
+ * worker's datagram 60 KB) comes as parts, lines whose data is
+ * "~<id>.<i>.<n> <piece>": the same type, users and src, and the i-th of
+ * n pieces of the data.  A sender's parts come in order and together: a
+ * transaction's notifications are delivered together and in order, and a
+ * worker's box to another is one ordered stream of datagrams; only the
+ * parts of different senders may interleave, so they are put together by
+ * id.  A sender that dies half way leaves an event that never completes:
+ * it is dropped once NGX_FAMCALL_GW_PARTS_AGE old, or when more than
+ * NGX_FAMCALL_GW_PARTS are waiting.
  */
 
 #include <ngx_config.h>
@@ -18,6 +29,26 @@
 #include <ngx_http.h>
 
 #include "ngx_famcall_gw.h"
+
+
+#define NGX_FAMCALL_GW_PARTS        16          /* events, at once */
+#define NGX_FAMCALL_GW_PARTS_MAX    128         /* parts of one event */
+#define NGX_FAMCALL_GW_PARTS_SIZE   (512 * 1024) /* one event's data */
+#define NGX_FAMCALL_GW_PARTS_AGE    10000
+
+
+/* an event coming in parts */
+typedef struct {
+    ngx_queue_t                    link;         /* in gw->parts */
+    ngx_msec_t                     started;
+    ngx_uint_t                     next;         /* the part it waits for */
+    ngx_uint_t                     n;
+    size_t                         idlen;
+    u_char                         id[64];
+    u_char                        *data;
+    size_t                         len;
+    size_t                         size;
+} ngx_famcall_gw_parts_t;
 
 
 /* a message announced by reference, waiting to be fetched */
@@ -36,6 +67,9 @@ static ngx_uint_t ngx_famcall_gw_line_socket(ngx_famcall_gw_t *gw,
     ngx_famcall_gw_line_t *line);
 static u_char *ngx_famcall_gw_frame(ngx_famcall_gw_t *gw,
     ngx_famcall_gw_line_t *line, size_t *len);
+static ngx_uint_t ngx_famcall_gw_part(ngx_famcall_gw_t *gw,
+    ngx_famcall_gw_line_t *line);
+static void ngx_famcall_gw_parts_drop(ngx_famcall_gw_parts_t *p);
 
 
 void
@@ -137,6 +171,14 @@ ngx_famcall_gw_line_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
     ngx_queue_t            *q;
     ngx_famcall_gw_user_t     *user;
     ngx_famcall_gw_session_t  *ws;
+
+    if (line->data.data[0] == '~') {
+        return ngx_famcall_gw_part(gw, line);
+    }
+
+    if (ngx_famcall_gw_hooks_line(gw, line)) {
+        return 0;
+    }
 
     if (line->src.len && line->src.data[0] == '=') {
         return ngx_famcall_gw_line_socket(gw, line);
@@ -347,6 +389,201 @@ ngx_famcall_gw_fetch_done(void *data, ngx_famcall_pg_status_e status,
 }
 
 
+/*
+ * A part: kept until its event is whole, then the event is delivered as
+ * if it had come in one line.
+ */
+static ngx_uint_t
+ngx_famcall_gw_part(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
+{
+    u_char                  *p, *last, *dot, *sp;
+    u_char                  *data;
+    size_t                   idlen, size;
+    ngx_int_t                i, n;
+    ngx_uint_t               sent;
+    ngx_queue_t             *q;
+    ngx_famcall_gw_parts_t  *pt;
+
+    if (gw->parts.prev == NULL) {
+        ngx_queue_init(&gw->parts);
+    }
+
+    /* "~<id>.<i>.<n> <piece>" */
+    p = line->data.data + 1;
+    last = line->data.data + line->data.len;
+
+    sp = memchr(p, ' ', last - p);
+    dot = memchr(p, '.', last - p);
+
+    if (sp == NULL || dot == NULL || dot > sp) {
+        goto bad;
+    }
+
+    idlen = dot - p;
+    p = dot + 1;
+    dot = memchr(p, '.', sp - p);
+
+    if (dot == NULL || idlen == 0 || idlen > sizeof(pt->id)) {
+        goto bad;
+    }
+
+    i = ngx_atoi(p, dot - p);
+    n = ngx_atoi(dot + 1, sp - dot - 1);
+
+    if (i < 1 || n < 1 || i > n || n > NGX_FAMCALL_GW_PARTS_MAX) {
+        goto bad;
+    }
+
+    p = line->data.data + 1;
+
+    /* the oldest go: their senders are gone, or they took far too long */
+    while (!ngx_queue_empty(&gw->parts)) {
+        q = ngx_queue_head(&gw->parts);
+        pt = ngx_queue_data(q, ngx_famcall_gw_parts_t, link);
+
+        if (gw->nparts < NGX_FAMCALL_GW_PARTS
+            && ngx_current_msec - pt->started < NGX_FAMCALL_GW_PARTS_AGE)
+        {
+            break;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, gw->log, 0,
+                      "famcall: an event in parts never completed: \"%*s\"",
+                      pt->idlen, pt->id);
+        ngx_famcall_gw_parts_drop(pt);
+        gw->nparts--;
+    }
+
+    pt = NULL;
+
+    for (q = ngx_queue_head(&gw->parts);
+         q != ngx_queue_sentinel(&gw->parts);
+         q = ngx_queue_next(q))
+    {
+        pt = ngx_queue_data(q, ngx_famcall_gw_parts_t, link);
+
+        if (pt->idlen == idlen && ngx_memcmp(pt->id, p, idlen) == 0) {
+            break;
+        }
+
+        pt = NULL;
+    }
+
+    if (pt == NULL) {
+        if (i != 1) {
+            goto bad;
+        }
+
+        pt = ngx_calloc(sizeof(ngx_famcall_gw_parts_t), gw->log);
+        if (pt == NULL) {
+            return 0;
+        }
+
+        pt->started = ngx_current_msec;
+        pt->next = 1;
+        pt->n = n;
+        pt->idlen = idlen;
+        ngx_memcpy(pt->id, p, idlen);
+        ngx_queue_insert_tail(&gw->parts, &pt->link);
+        gw->nparts++;
+    }
+
+    if ((ngx_uint_t) i != pt->next || (ngx_uint_t) n != pt->n) {
+        ngx_famcall_gw_parts_drop(pt);
+        gw->nparts--;
+        goto bad;
+    }
+
+    p = sp + 1;
+    size = pt->len + (last - p);
+
+    if (size > NGX_FAMCALL_GW_PARTS_SIZE) {
+        ngx_famcall_gw_parts_drop(pt);
+        gw->nparts--;
+        goto bad;
+    }
+
+    if (size > pt->size) {
+        size = ngx_max(size, ngx_min(2 * pt->size, NGX_FAMCALL_GW_PARTS_SIZE));
+
+        data = ngx_alloc(size, gw->log);
+        if (data == NULL) {
+            ngx_famcall_gw_parts_drop(pt);
+            gw->nparts--;
+            return 0;
+        }
+
+        if (pt->len) {
+            ngx_memcpy(data, pt->data, pt->len);
+        }
+
+        ngx_free(pt->data);
+        pt->data = data;
+        pt->size = size;
+    }
+
+    pt->len = ngx_cpymem(pt->data + pt->len, p, last - p) - pt->data;
+    pt->next++;
+
+    if (pt->next <= pt->n) {
+        return 0;
+    }
+
+    /* whole: the event as its sender wrote it */
+    ngx_queue_remove(&pt->link);
+    gw->nparts--;
+
+    sent = 0;
+
+    if (pt->len > 0 && pt->data[0] != '~') {
+        line->data.data = pt->data;
+        line->data.len = pt->len;
+        sent = ngx_famcall_gw_line_deliver(gw, line);
+    }
+
+    ngx_free(pt->data);
+    ngx_free(pt);
+
+    return sent;
+
+bad:
+
+    ngx_log_error(NGX_LOG_ERR, gw->log, 0,
+                  "famcall: a part of an event out of place ignored: \"%*s\"",
+                  ngx_min(line->data.len, 60), line->data.data);
+    return 0;
+}
+
+
+static void
+ngx_famcall_gw_parts_drop(ngx_famcall_gw_parts_t *pt)
+{
+    ngx_queue_remove(&pt->link);
+    ngx_free(pt->data);
+    ngx_free(pt);
+}
+
+
+/* the worker exits: what never completed */
+void
+ngx_famcall_gw_parts_free(ngx_famcall_gw_t *gw)
+{
+    ngx_queue_t  *q;
+
+    if (gw->parts.prev == NULL) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&gw->parts)) {
+        q = ngx_queue_head(&gw->parts);
+        ngx_famcall_gw_parts_drop(ngx_queue_data(q, ngx_famcall_gw_parts_t,
+                                                 link));
+    }
+
+    gw->nparts = 0;
+}
+
+
 void
 ngx_famcall_gw_resync_all(ngx_famcall_gw_t *gw)
 {
@@ -355,6 +592,9 @@ ngx_famcall_gw_resync_all(ngx_famcall_gw_t *gw)
     ngx_famcall_gw_user_t  *u;
 
     static const char  resync[] = "{\"type\":\"resync\",\"data\":{}}";
+
+    /* what features keep from the bus may be out of date too */
+    ngx_famcall_gw_hooks_resync(gw);
 
     for (b = 0; b < gw->nbuckets; b++) {
         for (q = ngx_queue_head(&gw->buckets[b]);

@@ -15,9 +15,18 @@
 #include "ngx_famcall_ipc.h"
 
 
+/*
+ * An event longer than this goes to another worker in parts (a box holds
+ * NGX_FAMCALL_IPC_MAX bytes, several events when they are small)
+ */
+#define NGX_FAMCALL_NODE_PART  16000
+
+
 static ngx_int_t ngx_famcall_node_deliver(ngx_famcall_gw_t *gw,
     const u_char *user, ngx_str_t *src, ngx_uint_t only, ngx_str_t *type,
     ngx_str_t *data);
+static ngx_int_t ngx_famcall_node_append(ngx_famcall_gw_t *gw, ngx_uint_t s,
+    ngx_famcall_gw_line_t *line, ngx_str_t *part, ngx_str_t *piece);
 
 
 ngx_int_t
@@ -76,6 +85,140 @@ ngx_famcall_gw_deliver_lines(ngx_famcall_gw_t *gw, u_char *p, size_t len)
     }
 
     return any;
+}
+
+
+const char *
+ngx_famcall_gw_instance(ngx_famcall_gw_t *gw)
+{
+    return gw->instance;
+}
+
+
+ngx_uint_t
+ngx_famcall_gw_node_has(ngx_famcall_gw_t *gw, ngx_str_t *src)
+{
+    uint64_t             mask;
+    ngx_famcall_node_t  *node = gw->node;
+
+    if (src->len <= NGX_FAMCALL_ID_LEN + 1
+        || src->data[NGX_FAMCALL_ID_LEN] != '.')
+    {
+        return 0;
+    }
+
+    if (node == NULL) {
+        return ngx_strncmp(src->data, gw->instance, NGX_FAMCALL_ID_LEN) == 0;
+    }
+
+    ngx_shmtx_lock(node->mutex);
+    mask = ngx_famcall_node_instance(node, src->data, src->len);
+    ngx_shmtx_unlock(node->mutex);
+
+    return mask != 0;
+}
+
+
+ngx_int_t
+ngx_famcall_gw_hooks_add(ngx_conf_t *cf, const ngx_famcall_gw_hooks_t *hooks)
+{
+    ngx_famcall_gw_conf_t   *gwcf;
+    ngx_famcall_gw_hooks_t  *h;
+
+    gwcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_famcall_gateway_module);
+
+    if (gwcf->hooks == NULL) {
+        gwcf->hooks = ngx_array_create(cf->pool, 2,
+                                       sizeof(ngx_famcall_gw_hooks_t));
+        if (gwcf->hooks == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    h = ngx_array_push(gwcf->hooks);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = *hooks;
+
+    return NGX_OK;
+}
+
+
+/* 1: the line was a feature's (it went to its hook, and to no socket) */
+ngx_uint_t
+ngx_famcall_gw_hooks_line(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
+{
+    size_t                   len;
+    ngx_uint_t               i;
+    ngx_famcall_gw_hooks_t  *h;
+
+    if (gw->gwcf->hooks == NULL) {
+        return 0;
+    }
+
+    h = gw->gwcf->hooks->elts;
+
+    for (i = 0; i < gw->gwcf->hooks->nelts; i++) {
+        if (h[i].prefix == NULL || h[i].line == NULL) {
+            continue;
+        }
+
+        len = ngx_strlen(h[i].prefix);
+
+        if (line->type.len >= len
+            && ngx_strncmp(line->type.data, h[i].prefix, len) == 0)
+        {
+            h[i].line(gw, &line->type, &line->users, &line->src,
+                      &line->data);
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+void
+ngx_famcall_gw_hooks_closed(ngx_famcall_gw_t *gw, const u_char *user,
+    ngx_str_t *src)
+{
+    ngx_uint_t               i;
+    ngx_famcall_gw_hooks_t  *h;
+
+    if (gw->gwcf->hooks == NULL) {
+        return;
+    }
+
+    h = gw->gwcf->hooks->elts;
+
+    for (i = 0; i < gw->gwcf->hooks->nelts; i++) {
+        if (h[i].closed != NULL) {
+            h[i].closed(gw, user, src);
+        }
+    }
+}
+
+
+void
+ngx_famcall_gw_hooks_resync(ngx_famcall_gw_t *gw)
+{
+    ngx_uint_t               i;
+    ngx_famcall_gw_hooks_t  *h;
+
+    if (gw->gwcf->hooks == NULL) {
+        return;
+    }
+
+    h = gw->gwcf->hooks->elts;
+
+    for (i = 0; i < gw->gwcf->hooks->nelts; i++) {
+        if (h[i].resync != NULL) {
+            h[i].resync(gw);
+        }
+    }
 }
 
 
@@ -141,11 +284,12 @@ static ngx_int_t
 ngx_famcall_node_deliver(ngx_famcall_gw_t *gw, const u_char *user,
     ngx_str_t *src, ngx_uint_t only, ngx_str_t *type, ngx_str_t *data)
 {
-    u_char                  *p;
     char                     id[NGX_FAMCALL_ID_LEN + 1];
-    size_t                   len, srclen;
-    uint64_t                 mask, bit;
-    ngx_uint_t               s, here;
+    u_char                   head[64];
+    size_t                   srclen;
+    uint64_t                 mask, bit, nid;
+    ngx_str_t                part, piece;
+    ngx_uint_t               s, here, i, n;
     ngx_famcall_node_t      *node = gw->node;
     ngx_famcall_gw_line_t    line;
     u_char                   target[1 + NGX_FAMCALL_GW_SRC_LEN];
@@ -163,13 +307,6 @@ ngx_famcall_node_deliver(ngx_famcall_gw_t *gw, const u_char *user,
     if (srclen > NGX_FAMCALL_GW_SRC_LEN
         || (srclen && memchr(src->data, ' ', srclen) != NULL))
     {
-        return NGX_ERROR;
-    }
-
-    len = type->len + 1 + NGX_FAMCALL_ID_LEN + 1 + (only ? 1 : 0)
-          + (srclen ? srclen : 1) + 1 + data->len;
-
-    if (len >= NGX_FAMCALL_IPC_MAX) {
         return NGX_ERROR;
     }
 
@@ -230,6 +367,14 @@ ngx_famcall_node_deliver(ngx_famcall_gw_t *gw, const u_char *user,
         return here ? NGX_OK : NGX_DECLINED;
     }
 
+    /*
+     * A long event goes in parts, "~<id>.<i>.<n> <piece>" in place of its
+     * data, one after the other in the box, and its worker puts them
+     * together (ngx_famcall_gw_bus.c); the id is this process's own.
+     */
+    n = (data->len + NGX_FAMCALL_NODE_PART - 1) / NGX_FAMCALL_NODE_PART;
+    nid = (n > 1) ? ++gw->next_part : 0;
+
     for (s = 0; s < NGX_FAMCALL_NODE_SLOTS; s++) {
         bit = (uint64_t) 1 << s;
 
@@ -237,35 +382,83 @@ ngx_famcall_node_deliver(ngx_famcall_gw_t *gw, const u_char *user,
             continue;
         }
 
-        if (ngx_famcall_node_box(gw, s, len) != NGX_OK) {
-            return NGX_ERROR;
+        if (n <= 1) {
+            if (ngx_famcall_node_append(gw, s, &line, NULL, data) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            continue;
         }
 
-        p = gw->out->box[s].data + gw->out->box[s].len;
+        for (i = 0; i < n; i++) {
+            part.data = head;
+            part.len = ngx_sprintf(head, "~w%P-%uL.%ui.%ui", ngx_pid, nid,
+                                   i + 1, n)
+                       - head;
+            piece.data = data->data + i * NGX_FAMCALL_NODE_PART;
+            piece.len = ngx_min(NGX_FAMCALL_NODE_PART,
+                                data->len - i * NGX_FAMCALL_NODE_PART);
 
-        if (gw->out->box[s].len) {
-            *p++ = '\n';
+            if (ngx_famcall_node_append(gw, s, &line, &part, &piece)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
         }
-
-        p = ngx_cpymem(p, type->data, type->len);
-        *p++ = ' ';
-        p = ngx_cpymem(p, id, NGX_FAMCALL_ID_LEN);
-        *p++ = ' ';
-
-        if (line.src.len) {
-            p = ngx_cpymem(p, line.src.data, line.src.len);
-
-        } else {
-            *p++ = '-';
-        }
-
-        *p++ = ' ';
-        p = ngx_cpymem(p, data->data, data->len);
-
-        gw->out->box[s].len = p - gw->out->box[s].data;
     }
 
     ngx_famcall_node_post(gw);
+
+    return NGX_OK;
+}
+
+
+/* "<type> <user> <src> [<part> ]<piece>" at the end of slot s's box */
+static ngx_int_t
+ngx_famcall_node_append(ngx_famcall_gw_t *gw, ngx_uint_t s,
+    ngx_famcall_gw_line_t *line, ngx_str_t *part, ngx_str_t *piece)
+{
+    u_char  *p;
+    size_t   len;
+
+    len = line->type.len + 1 + line->users.len + 1
+          + (line->src.len ? line->src.len : 1) + 1
+          + (part ? part->len + 1 : 0) + piece->len;
+
+    if (len >= NGX_FAMCALL_IPC_MAX
+        || ngx_famcall_node_box(gw, s, len) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p = gw->out->box[s].data + gw->out->box[s].len;
+
+    if (gw->out->box[s].len) {
+        *p++ = '\n';
+    }
+
+    p = ngx_cpymem(p, line->type.data, line->type.len);
+    *p++ = ' ';
+    p = ngx_cpymem(p, line->users.data, line->users.len);
+    *p++ = ' ';
+
+    if (line->src.len) {
+        p = ngx_cpymem(p, line->src.data, line->src.len);
+
+    } else {
+        *p++ = '-';
+    }
+
+    *p++ = ' ';
+
+    if (part) {
+        p = ngx_cpymem(p, part->data, part->len);
+        *p++ = ' ';
+    }
+
+    p = ngx_cpymem(p, piece->data, piece->len);
+
+    gw->out->box[s].len = p - gw->out->box[s].data;
 
     return NGX_OK;
 }

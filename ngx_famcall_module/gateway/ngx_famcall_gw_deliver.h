@@ -46,8 +46,9 @@
  * of user (16 bytes) on this node, but skip (a src: the sender's socket;
  * NULL or empty: none).
  * NGX_OK: this node holds sockets of the user, and they get it;
- * NGX_DECLINED: none here; NGX_ERROR: too long for a worker message (about
- * 60 KB), or out of memory.
+ * NGX_DECLINED: none here; NGX_ERROR: malformed, or out of memory.  An
+ * event too long for one worker message (about 60 KB) goes to another
+ * worker in parts, which that worker puts together (ngx_famcall_gw_bus.c).
  */
 ngx_int_t ngx_famcall_gw_deliver_user(ngx_famcall_gw_t *gw,
     const u_char *user, ngx_str_t *skip, ngx_str_t *type, ngx_str_t *data);
@@ -71,6 +72,15 @@ ngx_int_t ngx_famcall_gw_deliver_socket(ngx_famcall_gw_t *gw,
 ngx_int_t ngx_famcall_gw_deliver_lines(ngx_famcall_gw_t *gw, u_char *lines,
     size_t len);
 
+/* this worker's instance id (NGX_FAMCALL_ID_LEN characters) */
+const char *ngx_famcall_gw_instance(ngx_famcall_gw_t *gw);
+
+/*
+ * Whether src ("<instance>.<id>") names a socket of one of this node's
+ * workers (open or not: its worker is here).
+ */
+ngx_uint_t ngx_famcall_gw_node_has(ngx_famcall_gw_t *gw, ngx_str_t *src);
+
 /*
  * out (NGX_FAMCALL_GW_HERE_LEN): the instance ids of this node's workers as
  * a PostgreSQL array literal, this worker's first, NUL-terminated; what a
@@ -78,6 +88,32 @@ ngx_int_t ngx_famcall_gw_deliver_lines(ngx_famcall_gw_t *gw, u_char *lines,
  * (their presence rows name their instances).
  */
 void ngx_famcall_gw_node_here(ngx_famcall_gw_t *gw, char *out);
+
+
+/*
+ * What a feature that keeps state about sockets of the node hears from the
+ * gateway, in every worker (registered while the configuration is read):
+ *
+ * line: bus lines whose type starts with prefix ("node:" and the like)
+ *     are the feature's, not the sockets': they reach the worker the
+ *     leader routes them to (their users' or their "=<src>"'s), in the
+ *     order the bus carried them, and go to no socket.
+ * closed: a socket of this worker closed (src: its "<instance>.<id>").
+ * resync: the node's bus had a gap: lines may have been missed.
+ */
+typedef struct {
+    const char                    *prefix;
+    void                         (*line)(ngx_famcall_gw_t *gw,
+                                         ngx_str_t *type, ngx_str_t *users,
+                                         ngx_str_t *src, ngx_str_t *data);
+    void                         (*closed)(ngx_famcall_gw_t *gw,
+                                           const u_char *user,
+                                           ngx_str_t *src);
+    void                         (*resync)(ngx_famcall_gw_t *gw);
+} ngx_famcall_gw_hooks_t;
+
+ngx_int_t ngx_famcall_gw_hooks_add(ngx_conf_t *cf,
+    const ngx_famcall_gw_hooks_t *hooks);
 
 
 #endif /* _NGX_FAMCALL_GW_DELIVER_H_INCLUDED_ */

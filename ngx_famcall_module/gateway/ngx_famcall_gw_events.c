@@ -325,6 +325,15 @@ void
 ngx_famcall_gw_query(ngx_famcall_gw_op_t *op, ngx_uint_t stmt, ngx_uint_t n,
     const char *const *params)
 {
+    (void) ngx_famcall_gw_query_then(op, stmt, n, params, NULL, NULL);
+}
+
+
+ngx_int_t
+ngx_famcall_gw_query_then(ngx_famcall_gw_op_t *op, ngx_uint_t stmt,
+    ngx_uint_t n, const char *const *params, void (*done)(void *data),
+    void *data)
+{
     ngx_http_famcall_main_conf_t  *fmcf = op->s->gw->fmcf;
 
     op->query = ngx_famcall_pg_send(fmcf->pg, stmt, n, params,
@@ -332,7 +341,13 @@ ngx_famcall_gw_query(ngx_famcall_gw_op_t *op, ngx_uint_t stmt, ngx_uint_t n,
 
     if (op->query == NULL) {
         ngx_famcall_gw_answer(op, NGX_FAMCALL_BATCH_UNAVAILABLE, NULL, 0);
+        return NGX_ERROR;
     }
+
+    op->done = done;
+    op->done_data = data;
+
+    return NGX_OK;
 }
 
 
@@ -402,6 +417,8 @@ ngx_famcall_gw_op_new(ngx_famcall_gw_session_t *s, const char *ref)
     op->s = s;
     op->query = NULL;
     op->entry = NULL;
+    op->done = NULL;
+    op->done_data = NULL;
     op->reflen = len;
     ngx_memcpy(op->ref, json ? json : "null", len);
     free(json);
@@ -457,7 +474,14 @@ ngx_famcall_gw_query_done(void *data, ngx_famcall_pg_status_e status,
 {
     ngx_famcall_gw_op_t  *op = data;
 
+    void   (*done)(void *data);
+    void    *done_data;
+
     op->query = NULL;
+
+    /* op is freed by its answer */
+    done = op->done;
+    done_data = op->done_data;
 
     if (status != NGX_FAMCALL_PG_OK || PQntuples(res) != 1
         || PQnfields(res) < 2 || PQnfields(res) > 3)
@@ -466,7 +490,7 @@ ngx_famcall_gw_query_done(void *data, ngx_famcall_pg_status_e status,
                                   ? NGX_FAMCALL_BATCH_FAILED
                                   : NGX_FAMCALL_BATCH_UNAVAILABLE,
                               NULL, 0);
-        return;
+        goto done;
     }
 
     /* a third column: bus lines that this node delivers itself */
@@ -480,6 +504,12 @@ ngx_famcall_gw_query_done(void *data, ngx_famcall_pg_status_e status,
         ngx_atoi((u_char *) PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0)),
         PQgetisnull(res, 0, 1) ? NULL : (u_char *) PQgetvalue(res, 0, 1),
         PQgetisnull(res, 0, 1) ? 0 : PQgetlength(res, 0, 1));
+
+done:
+
+    if (done != NULL) {
+        done(done_data);
+    }
 }
 
 

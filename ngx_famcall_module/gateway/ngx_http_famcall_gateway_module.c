@@ -158,6 +158,7 @@ ngx_famcall_gw_create_conf(ngx_conf_t *cf)
      *     gwcf->sql = 0;
      *     gwcf->gw = NULL;
      *     gwcf->events = NULL;
+     *     gwcf->hooks = NULL;
      */
 
     gwcf->ws.max_message = NGX_CONF_UNSET_SIZE;
