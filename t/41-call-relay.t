@@ -1,7 +1,12 @@
 # WebRTC signaling relayed between a call's two bound devices (issue 19,
 # docs/websocket.md "Relay"): bad relays first (unknown call, a third
 # user, before the answer, a device that is not bound, oversize), then
-# offer, answer and candidates within one node and across two.
+# offer, answer and candidates in one worker, across the workers of a node
+# and across two nodes; a 60 KB SDP on every path; many candidates arrive
+# in the order they were sent; nothing reaches an outsider or a device
+# that is not bound, and nothing is relayed once the call ended, even when
+# it ended on the other node; last, with PostgreSQL stopped, a relay
+# between two sockets of one node still arrives: it runs no query.
 use strict;
 use warnings;
 use FindBin;
@@ -11,6 +16,7 @@ use Famcall::Test qw(new_uuid wait_until);
 use Famcall::WS;
 
 my $s = Famcall::Test->new(workers => 2);
+my $port = $s->http_port;
 
 my ($a, $b, $c) = map { $s->signup } 1 .. 3;
 $s->befriend($a, $b);
@@ -25,6 +31,21 @@ sub ws {
     return $ws;
 }
 
+# a socket of user on node whose worker's pid passes want (the kernel
+# spreads sockets over the workers; try until one lands where wanted)
+sub placed {
+    my ($user, $node, $want) = @_;
+    my @spare;
+    for (1 .. 40) {
+        my $ws = ws($user, $node);
+        my $pid = $ws->server_pid($node->http_port) // 0;
+        if ($want->($pid)) { $_->close for @spare; return ($ws, $pid) }
+        push @spare, $ws;
+    }
+    $_->close for @spare;
+    die 'no socket landed on the wanted worker';
+}
+
 sub err_is {
     my ($f, $code, $name, $field) = @_;
     subtest $name => sub {
@@ -34,9 +55,58 @@ sub err_is {
     };
 }
 
+sub acked { my ($f, $name) = @_; is($f && $f->{type}, 'ack', $name) or diag explain $f }
+
 sub sdp { my ($n) = @_; my $t = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"; $t .= "a=x:" . ('y' x 60) . "\r\n" while length $t < $n; substr($t, 0, $n) }
 
-my $a1 = ws($a);
+sub cand { "candidate:$_[0] 1 udp 2122260223 10.0.0.1 " . (50000 + $_[0]) . ' typ host' }
+
+# sends n candidates without waiting (after an offer of `offer` bytes
+# when asked: sent first, the same way), then checks that `to` gets them
+# in that order, and that every one was acked
+sub candidates_in_order {
+    my ($from, $to, $call, $n, $name, %o) = @_;
+    my @refs = map { "c$_-" . int(rand 1e9) } 0 .. $n;
+    $from->send('webrtc:offer', { call_id => $call, sdp => sdp($o{offer}) }, $refs[0]) if $o{offer};
+    for my $i (1 .. $n) {
+        $from->send('webrtc:ice', { call_id => $call, candidate => cand($i), sdp_mid => '0',
+                                    sdp_mline_index => 0 }, $refs[$i]);
+    }
+    my @want = (($o{offer} ? ("offer $o{offer}") : ()), map { cand($_) } 1 .. $n);
+    my @got;
+    for (@want) {
+        my $ev = $to->wait_for(sub { ($_[0]{type} // '') =~ /^webrtc:(offer|ice)$/ }, 20) or last;
+        push @got, $ev->{type} eq 'webrtc:offer' ? 'offer ' . length $ev->{data}{sdp}
+                                                 : $ev->{data}{candidate};
+    }
+    is_deeply(\@got, \@want, "$name: " . ($o{offer} ? 'the offer, then ' : '') . "$n candidates, in order");
+    my %want = map { $_ => 1 } ($o{offer} ? @refs : @refs[1 .. $n]);
+    for (1 .. keys %want) {
+        my $f = $from->wait_for(sub { exists $want{ $_[0]{ref} // '' } }, 20) or last;
+        delete $want{ $f->{ref} } if $f->{type} eq 'ack';
+    }
+    is(scalar keys %want, 0, "$name: each acked");
+}
+
+# a fresh accepted call between a caller's socket and a callee's
+sub call_between {
+    my ($caller, $callee, $media) = @_;
+    my $ack = $caller->request('call:invite', { to_user_id => $bid, media => $media // 'video' });
+    my $call = $ack->{data}{call_id} or die 'no call: ' . explain($ack);
+    $callee->expect('call:invite') or die 'no ring';
+    my $acc = $callee->request('call:accept', { call_id => $call });
+    die 'not accepted: ' . explain($acc) unless $acc->{type} eq 'ack';
+    $caller->expect('call:accept') or die 'no call:accept';
+    return $call;
+}
+
+sub end_call {
+    my ($ws, $peer, $call) = @_;
+    acked($ws->request('call:end', { call_id => $call }), 'the call ends');
+    ok($peer->expect('call:end'), 'the other side hears it');
+}
+
+my ($a1, $apid) = placed($a, $s, sub { 1 });
 my $a2 = ws($a);
 my ($b1, $b2) = (ws($b), ws($b));
 my $c1 = ws($c);
@@ -83,64 +153,178 @@ subtest 'offer, answer, candidates between the bound devices' => sub {
     is($ev && $ev->{data}{sdp}, $offer, 'whole');
     ok($b1->none('webrtc:offer', 0.2), "the callee's other device does not");
 
-    $ack = $b2->request('webrtc:answer', { call_id => $call, sdp => 'answer sdp' });
+    $ack = $b2->request('webrtc:answer', { call_id => $call, sdp => "answer sdp \x{e9}t\x{e9}" });
     is($ack->{type}, 'ack', 'the answer is acked');
     $ev = $a1->expect('webrtc:answer');
-    is($ev && $ev->{data}{sdp}, 'answer sdp', "the caller's device gets the answer");
+    is($ev && $ev->{data}{sdp}, "answer sdp \x{e9}t\x{e9}", "the caller's device gets the answer, accents and all");
     ok($a2->none('webrtc:answer', 0.2), "the caller's other device does not");
 
-    for my $i (0 .. 4) {
-        $a1->send('webrtc:ice', { call_id => $call, candidate => "candidate:$i 1 udp 2 127.0.0.1 $i typ host",
-                                  sdp_mid => '0', sdp_mline_index => 0 });
-    }
-    # each relay is a statement of its own, on any of the pool's
-    # connections: candidates keep no order among themselves
-    my @got;
-    for my $i (0 .. 4) {
-        my $ice = $b2->expect('webrtc:ice');
-        push @got, $ice && $ice->{data}{candidate};
-        is($ice && $ice->{data}{sdp_mline_index}, 0, 'with its m-line');
-    }
-    is_deeply([sort @got], [map { "candidate:$_ 1 udp 2 127.0.0.1 $_ typ host" } 0 .. 4],
-              'the five candidates');
-    $ack = $b2->request('webrtc:ice', { call_id => $call, candidate => '', sdp_mid => undef });
+    $ack = $a1->request('webrtc:ice', { call_id => $call, candidate => cand(1), sdp_mid => 'audio',
+                                        sdp_mline_index => 3 });
+    is($ack->{type}, 'ack', 'a candidate');
+    $ev = $b2->expect('webrtc:ice');
+    is_deeply($ev && $ev->{data}, { call_id => $call, candidate => cand(1), sdp_mid => 'audio',
+                                    sdp_mline_index => 3 }, 'arrives with its m-line');
+    $ack = $b2->request('webrtc:ice', { call_id => $call, candidate => '' });
     is($ack->{type}, 'ack', 'the end of candidates');
     $ev = $a1->expect('webrtc:ice');
-    is($ev && $ev->{data}{candidate}, '', 'relayed');
+    is_deeply($ev && $ev->{data}, { call_id => $call, candidate => '', sdp_mid => undef,
+                                    sdp_mline_index => undef }, 'relayed, with nulls');
 
-    my $big = sdp(50_000);
+    candidates_in_order($a1, $b2, $call, 100, 'caller to callee');
+    candidates_in_order($b2, $a1, $call, 100, 'callee to caller');
+
+    my $big = sdp(60_000);
     $ack = $a1->request('webrtc:offer', { call_id => $call, sdp => $big });
-    is($ack->{type}, 'ack', 'a 50 KB offer (renegotiation)');
+    is($ack->{type}, 'ack', 'a 60 KB offer (renegotiation)');
     $ev = $b2->expect('webrtc:offer');
-    is($ev && length($ev->{data}{sdp}), 50_000, 'arrives whole within the node');
+    is($ev && $ev->{data}{sdp}, $big, 'arrives whole');
+    ok($c1->none('webrtc:offer', 0.1) && $c1->none('webrtc:ice', 0.1), 'the outsider got nothing');
     is($s->psql("select status from calls where id = '$call'"), 'accepted', 'the call goes on');
+    end_call($a1, $b2, $call);
+    err_is($a1->request('webrtc:ice', { call_id => $call, candidate => 'x' }), 'wrong_state', 'no relay after the end');
+    err_is($b2->request('webrtc:ice', { call_id => $call, candidate => 'x' }), 'wrong_state', 'from either side');
+    ok($a1->none('webrtc:ice', 0.2), 'and nothing arrived');
 };
 
-subtest 'across two nodes' => sub {
-    is($a1->request('call:end', { call_id => $call })->{type}, 'ack', 'the first call ends');
-    $b2->expect('call:end');
-    err_is($a1->request('webrtc:ice', { call_id => $call, candidate => 'x' }), 'wrong_state', 'no relay after the end');
+# the callee's bound socket in the same worker as the caller's, then in
+# the other one
+for my $where ('in one worker', 'across the workers of a node') {
+    subtest $where => sub {
+        my ($bx) = placed($b, $s, $where eq 'in one worker' ? sub { $_[0] == $apid }
+                                                            : sub { $_[0] && $_[0] != $apid });
+        my $k = call_between($a1, $bx);
+        $b1->expect('call:invite');
+        $b2->expect('call:invite');
+        my $offer = sdp(60_000);
+        acked($a1->request('webrtc:offer', { call_id => $k, sdp => $offer }), '60 KB offer');
+        my $ev = $bx->expect('webrtc:offer');
+        is($ev && $ev->{data}{sdp}, $offer, 'arrives whole');
+        # an offer then its candidates at once: in order behind it
+        candidates_in_order($a1, $bx, $k, 50, 'a 30 KB offer', offer => 30_000);
+        candidates_in_order($bx, $a1, $k, 100, 'back');
+        ok($b1->none('webrtc:ice', 0.1) && $b2->none('webrtc:ice', 0.1), "b's other devices got nothing");
+        end_call($bx, $a1, $k);
+        $bx->close;
+    };
+}
 
-    my $n2 = Famcall::Test->new(node_of => $s, workers => 1);
+my $n2 = Famcall::Test->new(node_of => $s, workers => 1);
+
+subtest 'across two nodes' => sub {
     my $bn = ws($b, $n2);
-    my $call2 = $a1->request('call:invite', { to_user_id => $bid, media => 'audio' })->{data}{call_id};
-    $bn->expect('call:invite');
-    is($bn->request('call:accept', { call_id => $call2 })->{type}, 'ack', 'node 2 accepts');
-    $a1->expect('call:accept');
+    my $k = call_between($a1, $bn, 'audio');
+    ok($bn->server_pid($n2->http_port), 'the callee is on node 2');
 
     my $offer = sdp(4000);
-    is($a1->request('webrtc:offer', { call_id => $call2, sdp => $offer })->{type}, 'ack', 'offer on node 1');
+    acked($a1->request('webrtc:offer', { call_id => $k, sdp => $offer }), 'offer on node 1');
     my $ev = $bn->expect('webrtc:offer');
     is($ev && $ev->{data}{sdp}, $offer, 'arrives on node 2 over the bus');
-    is($bn->request('webrtc:ice', { call_id => $call2, candidate => 'candidate:n2' })->{type}, 'ack', 'ice on node 2');
+    acked($bn->request('webrtc:ice', { call_id => $k, candidate => 'candidate:n2' }), 'ice on node 2');
     $ev = $a1->expect('webrtc:ice');
     is($ev && $ev->{data}{candidate}, 'candidate:n2', 'arrives on node 1');
+
+    my $big = sdp(60_000);
+    acked($a1->request('webrtc:offer', { call_id => $k, sdp => $big }), 'a 60 KB offer to node 2');
+    $ev = $bn->expect('webrtc:offer');
+    is($ev && $ev->{data}{sdp}, $big, 'arrives whole over the bus (in parts)');
+    acked($bn->request('webrtc:answer', { call_id => $k, sdp => sdp(20_000) }), 'a 20 KB answer back');
+    $ev = $a1->expect('webrtc:answer');
+    is($ev && length($ev->{data}{sdp}), 20_000, 'arrives whole on node 1');
+
+    # (a socket has at most 32 events waiting for their answers: a burst
+    # of 31 fits, each waits for the one before it at the database)
+    candidates_in_order($a1, $bn, $k, 30, 'node 1 to node 2', offer => 9_000);
+    candidates_in_order($bn, $a1, $k, 31, 'node 2 to node 1');
     ok($b1->none('webrtc:offer', 0.2) && $b2->none('webrtc:ice', 0.1), "b's devices on node 1 get nothing");
-    err_is($a1->request('webrtc:offer', { call_id => $call2, sdp => sdp(9000) }), 'too_large',
-           'an offer over the bus limit to another node', 'sdp');
-    is($bn->request('call:end', { call_id => $call2 })->{type}, 'ack', 'ended');
+    ok($c1->none('webrtc:ice', 0.1), 'the outsider got nothing');
+    end_call($bn, $a1, $k);
+    err_is($a1->request('webrtc:ice', { call_id => $k, candidate => 'x' }), 'wrong_state',
+           'no relay once node 2 ended it');
     $bn->close;
-    $n2->stop;
+};
+
+subtest 'a call ended on the other node relays nothing more here' => sub {
+    my ($bx) = placed($b, $s, sub { $_[0] && $_[0] != $apid });
+    my $k = call_between($a1, $bx);
+    $b1->expect('call:invite');
+    $b2->expect('call:invite');
+    # the binding is there: the node relays between its two sockets
+    acked($a1->request('webrtc:offer', { call_id => $k, sdp => sdp(500) }), 'offer');
+    ok($bx->expect('webrtc:offer'), 'relayed on node 1');
+
+    # a's device on node 2 (not the bound one) ends the call
+    my $an = ws($a, $n2);
+    acked($an->request('call:end', { call_id => $k, reason => 'hangup' }), 'ended from node 2');
+    ok($bx->expect('call:end'), 'the callee hears it on node 1');
+    err_is($a1->request('webrtc:ice', { call_id => $k, candidate => cand(7) }), 'wrong_state',
+           "the caller's relay is refused");
+    err_is($bx->request('webrtc:offer', { call_id => $k, sdp => sdp(100) }), 'wrong_state',
+           "and the callee's");
+    ok($bx->none('webrtc:ice', 0.3) && $a1->none('webrtc:offer', 0.1), 'nothing went through');
+    $an->close;
+    $bx->close;
+};
+
+subtest 'a resumed side: candidates right after the resume, in order' => sub {
+    my ($bx) = placed($b, $s, sub { $_[0] && $_[0] != $apid });
+    my $k = call_between($a1, $bx);
+    $b1->expect('call:invite');
+    $b2->expect('call:invite');
+    my ($by) = placed($b, $s, sub { $_[0] == $apid });
+    my $r = $by->request('call:resume', { call_id => $k });
+    acked($r, 'another device of the callee resumes');
+    ok($a1->expect('call:resume'), 'the caller hears it');
+    candidates_in_order($by, $a1, $k, 40, 'from the new device');
+    candidates_in_order($a1, $by, $k, 40, 'to the new device');
+    ok($bx->none('webrtc:ice', 0.2), 'the old device gets nothing');
+    err_is($bx->request('webrtc:ice', { call_id => $k, candidate => 'x' }), 'not_bound', 'nor may it relay');
+    end_call($by, $a1, $k);
+    $_->close for $bx, $by;
+};
+
+subtest 'a bound socket closes: the node asks the row again' => sub {
+    my ($bx) = placed($b, $s, sub { $_[0] && $_[0] != $apid });
+    my $k = call_between($a1, $bx);
+    $b1->expect('call:invite');
+    $b2->expect('call:invite');
+    acked($a1->request('webrtc:ice', { call_id => $k, candidate => cand(1) }), 'a candidate');
+    ok($bx->expect('webrtc:ice'), 'relayed');
+    $bx->close;
+    acked($a1->request('webrtc:ice', { call_id => $k, candidate => cand(2) }),
+          'the peer is gone: acked, as the row still has the call');
+    my ($bz) = placed($b, $s, sub { 1 });
+    acked($bz->request('call:resume', { call_id => $k }), 'the callee is back');
+    $a1->expect('call:resume');
+    acked($a1->request('webrtc:ice', { call_id => $k, candidate => cand(3) }), 'the next candidate');
+    my $ev = $bz->expect('webrtc:ice');
+    is($ev && $ev->{data}{candidate}, cand(3), 'reaches the new socket');
+    end_call($a1, $bz, $k);
+    $bz->close;
+};
+
+$n2->stop;
+
+subtest 'within a node a relay runs no query: PostgreSQL stopped' => sub {
+    my ($bx) = placed($b, $s, sub { $_[0] && $_[0] != $apid });
+    my $k = call_between($a1, $bx);
+    $b1->expect('call:invite');
+    $b2->expect('call:invite');
+    acked($a1->request('webrtc:offer', { call_id => $k, sdp => sdp(800) }), 'an offer');
+    ok($bx->expect('webrtc:offer'), 'relayed');
+
+    $s->pg_stop;
+    acked($a1->request('webrtc:offer', { call_id => $k, sdp => sdp(2000) }), 'an offer, the database down');
+    my $ev = $bx->expect('webrtc:offer');
+    is($ev && length $ev->{data}{sdp}, 2000, 'reaches the other worker');
+    candidates_in_order($bx, $a1, $k, 30, 'and back');
+    err_is($a2->request('webrtc:ice', { call_id => $k, candidate => 'x' }), 'unavailable',
+           'a device the node has not bound needs the row: unavailable');
+    ok($bx->none('webrtc:ice', 0.2), 'and nothing of it arrived');
+    $s->pg_start;
+    wait_until { my $f = $a1->request('call:active', {}); $f && $f->{type} eq 'ack' } 30, 'the database is back';
+    acked($a1->request('call:end', { call_id => $k }), 'the call ends');
+    $bx->close;
 };
 
 $_->close for $a1, $a2, $b1, $b2, $c1;

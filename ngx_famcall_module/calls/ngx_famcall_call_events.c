@@ -149,6 +149,9 @@ ngx_famcall_call_cancel(void *owner, json_t *data)
 static void
 ngx_famcall_call_end(void *owner, json_t *data)
 {
+    /* a relay from now on finds the row ended (ngx_famcall_call_bind.h) */
+    ngx_famcall_call_unbind_id(ngx_famcall_json_string(data, "call_id"));
+
     ngx_famcall_call_on(owner, data, NGX_FAMCALL_CALL_SQL_END, "end", 4,
                         ngx_famcall_json_string(data, "reason"));
 }
@@ -161,6 +164,8 @@ ngx_famcall_call_end(void *owner, json_t *data)
 static void
 ngx_famcall_call_resume(void *owner, json_t *data)
 {
+    ngx_famcall_call_unbind_id(ngx_famcall_json_string(data, "call_id"));
+
     ngx_famcall_call_on(owner, data, NGX_FAMCALL_CALL_SQL_RESUME, "resume",
                         3, NULL);
 }

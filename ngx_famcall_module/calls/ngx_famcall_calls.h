@@ -70,6 +70,14 @@ typedef struct {
     ngx_http_famcall_main_conf_t  *fmcf;
     ngx_event_t                sweep;
     ngx_famcall_pg_query_t    *sweep_query;     /* in flight, or NULL */
+
+    /* the node's bindings (ngx_famcall_call_bind.h) */
+    ngx_shm_zone_t            *bind_zone;
+
+    /* this worker's sockets whose relays wait for a statement
+     * (ngx_famcall_call_relay.c) */
+    ngx_rbtree_t               relays;
+    ngx_rbtree_node_t          relays_sentinel;
 } ngx_famcall_calls_conf_t;
 
 
@@ -81,6 +89,12 @@ ngx_int_t ngx_famcall_call_events_init(ngx_conf_t *cf);
 
 /* ngx_famcall_call_relay.c: registers webrtc:* with the gateway */
 ngx_int_t ngx_famcall_call_relay_init(ngx_conf_t *cf);
+
+/*
+ * ngx_famcall_call_bind.c: call_id (text) is about to end or resume from a
+ * socket of this node: the node relays for it through the row from now on
+ */
+void ngx_famcall_call_unbind_id(const char *call_id);
 
 /* ngx_famcall_call_http.c: the routes */
 ngx_int_t ngx_famcall_calls_list(ngx_famcall_ctx_t *ctx);
