@@ -113,11 +113,13 @@ drop function famcall_call_relay(uuid, uuid, text, text, text, text, int,
 
 -- A relay of the event data (JSON text) from socket src of me on call
 -- c_id: authorised from the row as in sql/020; to a peer on this node
--- (here) the line comes back in the third column, to another node it is
+-- (here) the line comes back in the third column, and the binding in the
+-- fourth (the node keeps it unless it dropped one of the call's since it
+-- sent the statement: ngx_famcall_call_bind.h); to another node it is
 -- notified.  Errors as in sql/020; too_large no more.
 create function famcall_call_relay(me uuid, c_id uuid, type text, data text,
                                    src text, here uuid[])
-returns table (status int, body jsonb, local text)
+returns table (status int, body jsonb, local text, bind text)
 language plpgsql rows 1
 set search_path = pg_catalog, public, pg_temp
 as $$
@@ -133,12 +135,13 @@ begin
      where k.id = c_id and (k.caller_id = me or k.callee_id = me);
     if not found then
         return query select 404, famcall_err('not_found', 'no such call'),
-            null::text;
+            null::text, null::text;
         return;
     end if;
     if c.status <> 'accepted' then
         return query select 409, famcall_err('wrong_state',
-            'the call is ' || c.status || ': nothing is relayed'), null::text;
+            'the call is ' || c.status || ': nothing is relayed'),
+            null::text, null::text;
         return;
     end if;
 
@@ -150,18 +153,23 @@ begin
         psrc := c.caller_src;
     else
         return query select 409, famcall_err('not_bound',
-            'this device is not the one in the call'), null::text;
+            'this device is not the one in the call'),
+            null::text, null::text;
         return;
     end if;
 
     line := type || ' ' || peer || ' =' || psrc || ' ' || data;
 
+    -- a peer on this node: the node delivers it, and may keep the
+    -- binding, so that the next relays of the call need no statement
     if split_part(psrc, '.', 1)::uuid = any (coalesce(here, '{}')) then
-        return query select 200, null::jsonb, line;
+        return query select 200, null::jsonb, line,
+            c.id || ' ' || c.caller_id || ' ' || c.caller_src || ' '
+            || c.callee_id || ' ' || c.callee_src;
         return;
     end if;
 
     perform famcall_notify_long(line);
-    return query select 200, null::jsonb, null::text;
+    return query select 200, null::jsonb, null::text, null::text;
 end
 $$;

@@ -322,8 +322,23 @@ subtest 'within a node a relay runs no query: PostgreSQL stopped' => sub {
            'a device the node has not bound needs the row: unavailable');
     ok($bx->none('webrtc:ice', 0.2), 'and nothing of it arrived');
     $s->pg_start;
+    # the node's bus is back: it may have missed an end, and forgot its
+    # bindings; the next relay asks the row, which binds the call again
+    ok($a1->expect('resync', 30), 'the bus is back: the sockets resync');
+    wait_until { my $f = $a1->request('call:active', {}); $f && $f->{type} eq 'ack' } 30, 'the database is back';
+    acked($a1->request('webrtc:ice', { call_id => $k, candidate => cand(1) }), 'a candidate, through the row');
+    ok($bx->expect('webrtc:ice'), 'relayed');
+    $s->pg_stop;
+    acked($a1->request('webrtc:ice', { call_id => $k, candidate => cand(2) }),
+          'the next one without the database again');
+    my $ev2 = $bx->expect('webrtc:ice');
+    is($ev2 && $ev2->{data}{candidate}, cand(2), 'relayed by the node');
+    $s->pg_start;
+    ok($a1->expect('resync', 30), 'the bus is back');
     wait_until { my $f = $a1->request('call:active', {}); $f && $f->{type} eq 'ack' } 30, 'the database is back';
     acked($a1->request('call:end', { call_id => $k }), 'the call ends');
+    ok($bx->expect('call:end'), 'the other side hears it');
+    err_is($bx->request('webrtc:ice', { call_id => $k, candidate => 'x' }), 'wrong_state', 'and relays no more');
     $bx->close;
 };
 

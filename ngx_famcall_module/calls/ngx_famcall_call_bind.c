@@ -44,6 +44,11 @@
 
 #define NGX_FAMCALL_CALL_BIND_PREFIX  "node:call-"
 #define NGX_FAMCALL_CALL_BIND_EVICT   8
+#define NGX_FAMCALL_CALL_BIND_EPOCHS  256
+
+/* a call's counter of drops (ngx_famcall_call_bind_epoch()) */
+#define ngx_famcall_call_bind_bucket(call)                                    \
+    ((call)[15] % NGX_FAMCALL_CALL_BIND_EPOCHS)
 
 
 typedef struct ngx_famcall_call_bind_s  ngx_famcall_call_bind_t;
@@ -70,6 +75,7 @@ typedef struct {
     ngx_rbtree_t                   srcs;
     ngx_rbtree_node_t              srcs_sentinel;
     ngx_queue_t                    age;
+    ngx_uint_t                     epoch[NGX_FAMCALL_CALL_BIND_EPOCHS];
 } ngx_famcall_call_bind_sh_t;
 
 typedef struct {
@@ -93,6 +99,11 @@ static void ngx_famcall_call_bind_delete(ngx_famcall_call_bind_ctx_t *ctx,
 static ngx_int_t ngx_famcall_call_bind_add(ngx_famcall_call_bind_ctx_t *ctx,
     const u_char *call, u_char users[2][16], ngx_str_t *srcs);
 static ngx_famcall_call_bind_ctx_t *ngx_famcall_call_bind_ctx(void);
+static ngx_int_t ngx_famcall_call_bind_parse(ngx_str_t *data, u_char *call,
+    u_char users[2][16], ngx_str_t *srcs);
+static void ngx_famcall_call_bind_set(ngx_famcall_gw_t *gw,
+    ngx_famcall_call_bind_ctx_t *ctx, const u_char *call,
+    u_char users[2][16], ngx_str_t *srcs);
 static void ngx_famcall_call_bind_line(ngx_famcall_gw_t *gw, ngx_str_t *type,
     ngx_str_t *users, ngx_str_t *src, ngx_str_t *data);
 static void ngx_famcall_call_bind_closed(ngx_famcall_gw_t *gw,
@@ -325,6 +336,8 @@ static void
 ngx_famcall_call_bind_delete(ngx_famcall_call_bind_ctx_t *ctx,
     ngx_famcall_call_bind_t *b)
 {
+    ctx->sh->epoch[ngx_famcall_call_bind_bucket(b->call)]++;
+
     ngx_rbtree_delete(&ctx->sh->calls, &b->node);
     ngx_rbtree_delete(&ctx->sh->srcs, &b->side[0].node);
     ngx_rbtree_delete(&ctx->sh->srcs, &b->side[1].node);
@@ -469,6 +482,9 @@ ngx_famcall_call_unbind(ngx_famcall_calls_conf_t *ccf, const u_char *call)
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
+    /* a fill on its way (ngx_famcall_call_bind_fill()) is out of date */
+    ctx->sh->epoch[ngx_famcall_call_bind_bucket(call)]++;
+
     b = ngx_famcall_call_bind_find(ctx->sh, call);
     if (b != NULL) {
         ngx_famcall_call_bind_delete(ctx, b);
@@ -478,31 +494,70 @@ ngx_famcall_call_unbind(ngx_famcall_calls_conf_t *ccf, const u_char *call)
 }
 
 
-/*
- * "node:call-bind" or "node:call-unbind", data "<call> <caller> <caller
- * src> <callee> <callee src>"
- */
-static void
-ngx_famcall_call_bind_line(ngx_famcall_gw_t *gw, ngx_str_t *type,
-    ngx_str_t *users, ngx_str_t *src, ngx_str_t *data)
+ngx_uint_t
+ngx_famcall_call_bind_epoch(ngx_famcall_calls_conf_t *ccf, const u_char *call)
 {
-    u_char                       *p, *last, *sp;
-    u_char                        call[16];
-    u_char                        ids[2][16];
-    ngx_str_t                     f[5], srcs[2];
-    ngx_uint_t                    i, bind;
-    ngx_famcall_call_bind_t      *b;
+    ngx_uint_t                    epoch;
     ngx_famcall_call_bind_ctx_t  *ctx;
 
-    static const u_char  bind_type[] = NGX_FAMCALL_CALL_BIND_PREFIX "bind";
+    ctx = ccf->bind_zone ? ccf->bind_zone->data : NULL;
 
-    ctx = ngx_famcall_call_bind_ctx();
     if (ctx == NULL || ctx->sh == NULL) {
+        return 0;
+    }
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    epoch = ctx->sh->epoch[ngx_famcall_call_bind_bucket(call)];
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return epoch;
+}
+
+
+void
+ngx_famcall_call_bind_fill(ngx_famcall_calls_conf_t *ccf,
+    ngx_famcall_gw_t *gw, ngx_uint_t epoch, ngx_str_t *data)
+{
+    u_char                        call[16];
+    u_char                        users[2][16];
+    ngx_str_t                     srcs[2];
+    ngx_famcall_call_bind_ctx_t  *ctx;
+
+    ctx = ccf->bind_zone ? ccf->bind_zone->data : NULL;
+
+    if (ctx == NULL || ctx->sh == NULL || gw == NULL
+        || ngx_famcall_call_bind_parse(data, call, users, srcs) != NGX_OK)
+    {
         return;
     }
 
-    bind = (type->len == sizeof(bind_type) - 1
-            && ngx_strncmp(type->data, bind_type, type->len) == 0);
+    if (!(ngx_famcall_gw_node_has(gw, &srcs[0])
+          && ngx_famcall_gw_node_has(gw, &srcs[1])))
+    {
+        return;
+    }
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    /* nothing dropped it since the statement read the row */
+    if (ctx->sh->epoch[ngx_famcall_call_bind_bucket(call)] == epoch
+        && ngx_famcall_call_bind_find(ctx->sh, call) == NULL)
+    {
+        ngx_famcall_call_bind_set(gw, ctx, call, users, srcs);
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+/* "<call> <caller> <caller src> <callee> <callee src>" */
+static ngx_int_t
+ngx_famcall_call_bind_parse(ngx_str_t *data, u_char *call,
+    u_char users[2][16], ngx_str_t *srcs)
+{
+    u_char      *p, *last, *sp;
+    ngx_str_t    f[5];
+    ngx_uint_t   i;
 
     p = data->data;
     last = p + data->len;
@@ -519,37 +574,82 @@ ngx_famcall_call_bind_line(ngx_famcall_gw_t *gw, ngx_str_t *type,
     }
 
     if (ngx_famcall_uuid_parse((char *) f[0].data, f[0].len, call) != 0
-        || ngx_famcall_uuid_parse((char *) f[1].data, f[1].len, ids[0]) != 0
-        || ngx_famcall_uuid_parse((char *) f[3].data, f[3].len, ids[1]) != 0
+        || ngx_famcall_uuid_parse((char *) f[1].data, f[1].len, users[0]) != 0
+        || ngx_famcall_uuid_parse((char *) f[3].data, f[3].len, users[1]) != 0
         || f[2].len == 0 || f[2].len > NGX_FAMCALL_CALL_SRC_LEN
         || f[4].len == 0 || f[4].len > NGX_FAMCALL_CALL_SRC_LEN)
     {
+        return NGX_ERROR;
+    }
+
+    srcs[0] = f[2];
+    srcs[1] = f[4];
+
+    return NGX_OK;
+}
+
+
+/* under the zone's lock */
+static void
+ngx_famcall_call_bind_set(ngx_famcall_gw_t *gw,
+    ngx_famcall_call_bind_ctx_t *ctx, const u_char *call,
+    u_char users[2][16], ngx_str_t *srcs)
+{
+    if (ngx_famcall_call_bind_add(ctx, call, users, srcs) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, gw->log, 0,
+                      "famcall call: no room for a binding in "
+                      "\"famcall_call_bind\"; its relays ask the row");
+    }
+}
+
+
+/*
+ * "node:call-bind" or "node:call-unbind", data "<call> <caller> <caller
+ * src> <callee> <callee src>"
+ */
+static void
+ngx_famcall_call_bind_line(ngx_famcall_gw_t *gw, ngx_str_t *type,
+    ngx_str_t *users, ngx_str_t *src, ngx_str_t *data)
+{
+    u_char                        call[16];
+    u_char                        ids[2][16];
+    ngx_str_t                     srcs[2];
+    ngx_uint_t                    bind;
+    ngx_famcall_call_bind_t      *b;
+    ngx_famcall_call_bind_ctx_t  *ctx;
+
+    static const u_char  bind_type[] = NGX_FAMCALL_CALL_BIND_PREFIX "bind";
+
+    ctx = ngx_famcall_call_bind_ctx();
+    if (ctx == NULL || ctx->sh == NULL) {
+        return;
+    }
+
+    if (ngx_famcall_call_bind_parse(data, call, ids, srcs) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, gw->log, 0,
                       "famcall call: a binding line ignored: \"%V\"", data);
         return;
     }
 
-    srcs[0] = f[2];
-    srcs[1] = f[4];
+    bind = (type->len == sizeof(bind_type) - 1
+            && ngx_strncmp(type->data, bind_type, type->len) == 0);
 
     if (bind
         && !(ngx_famcall_gw_node_has(gw, &srcs[0])
              && ngx_famcall_gw_node_has(gw, &srcs[1])))
     {
         /* a side is on another node: its relays cross through the row */
-        bind = 0;
+        return;
     }
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
     if (bind) {
-        if (ngx_famcall_call_bind_add(ctx, call, ids, srcs) != NGX_OK) {
-            ngx_log_error(NGX_LOG_WARN, gw->log, 0,
-                          "famcall call: no room for a binding in "
-                          "\"famcall_call_bind\"; its relays ask the row");
-        }
+        ngx_famcall_call_bind_set(gw, ctx, call, ids, srcs);
 
     } else {
+        ctx->sh->epoch[ngx_famcall_call_bind_bucket(call)]++;
+
         /* the same sockets only: a resume's bind may have come first */
         b = ngx_famcall_call_bind_find(ctx->sh, call);
 
@@ -566,7 +666,7 @@ ngx_famcall_call_bind_line(ngx_famcall_gw_t *gw, ngx_str_t *type,
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, gw->log, 0,
-                   "famcall call: %V %V", type, &f[0]);
+                   "famcall call: %V %V", type, data);
 }
 
 
@@ -598,6 +698,7 @@ ngx_famcall_call_bind_closed(ngx_famcall_gw_t *gw, const u_char *user,
 static void
 ngx_famcall_call_bind_resync(ngx_famcall_gw_t *gw)
 {
+    ngx_uint_t                    i;
     ngx_queue_t                  *q;
     ngx_famcall_call_bind_ctx_t  *ctx;
 
@@ -607,6 +708,10 @@ ngx_famcall_call_bind_resync(ngx_famcall_gw_t *gw)
     }
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    for (i = 0; i < NGX_FAMCALL_CALL_BIND_EPOCHS; i++) {
+        ctx->sh->epoch[i]++;
+    }
 
     while (!ngx_queue_empty(&ctx->sh->age)) {
         q = ngx_queue_head(&ctx->sh->age);

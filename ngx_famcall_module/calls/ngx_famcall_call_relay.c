@@ -12,9 +12,11 @@
  *   statement  otherwise one statement (sql/024) authorises the relay from
  *              the calls row (a participant, from its bound device, of an
  *              accepted call) and either hands the event back to this node,
- *              when the peer's socket is on one of its workers, or notifies
- *              it, in parts if it is long, in a transaction that does not
- *              wait for the WAL flush.
+ *              when the peer's socket is on one of its workers (and the
+ *              binding with it, which the node keeps unless something of
+ *              the call was dropped meanwhile), or notifies it, in parts if
+ *              it is long, in a transaction that does not wait for the WAL
+ *              flush.
  *
  * Order.  A socket's relays reach the peer in the order it sent them,
  * whichever way each goes: while one of its relays waits for its
@@ -57,6 +59,7 @@ typedef struct {
     ngx_rbtree_node_t              node;        /* key: the socket's id */
     ngx_famcall_calls_conf_t      *ccf;
     ngx_queue_t                    waiting;     /* its next relays */
+    ngx_uint_t                     epoch;       /* of the call in flight */
     unsigned                       busy:1;      /* a statement in flight */
 } ngx_famcall_call_sock_t;
 
@@ -73,7 +76,7 @@ static void ngx_famcall_call_relay_go(ngx_famcall_calls_conf_t *ccf,
 static ngx_int_t ngx_famcall_call_direct(ngx_famcall_calls_conf_t *ccf,
     ngx_famcall_gw_t *gw, ngx_famcall_gw_op_t *op, const char *type,
     const u_char *call, u_char *data, size_t len);
-static void ngx_famcall_call_relay_done(void *data);
+static void ngx_famcall_call_relay_done(void *data, PGresult *res);
 static uint64_t ngx_famcall_call_sock_id(ngx_famcall_gw_t *gw,
     const u_char *src, size_t len);
 static ngx_famcall_call_sock_t *ngx_famcall_call_sock(
@@ -317,6 +320,7 @@ ngx_famcall_call_relay_go(ngx_famcall_calls_conf_t *ccf,
     params[5] = here;
 
     sock->busy = 1;
+    sock->epoch = ngx_famcall_call_bind_epoch(ccf, call);
 
     if (ngx_famcall_gw_query_then(op, ccf->sql + NGX_FAMCALL_CALL_SQL_RELAY,
                                   6, params, ngx_famcall_call_relay_done,
@@ -392,16 +396,30 @@ ngx_famcall_call_direct(ngx_famcall_calls_conf_t *ccf, ngx_famcall_gw_t *gw,
 }
 
 
-/* a relay's statement answered: the socket's next relays go, in order */
+/*
+ * A relay's statement answered: the binding it found in the row, when both
+ * sockets are on this node (its fourth column), and the socket's next
+ * relays go, in order.
+ */
 static void
-ngx_famcall_call_relay_done(void *data)
+ngx_famcall_call_relay_done(void *data, PGresult *res)
 {
     ngx_famcall_call_sock_t  *sock = data;
 
+    ngx_str_t                  bind;
     ngx_queue_t               *q;
+    ngx_famcall_gw_conf_t     *gwcf;
     ngx_famcall_call_relay_t  *r;
 
     sock->busy = 0;
+
+    if (res != NULL && PQnfields(res) == 4 && !PQgetisnull(res, 0, 3)) {
+        gwcf = ngx_http_cycle_get_module_main_conf((ngx_cycle_t *) ngx_cycle,
+                                               ngx_http_famcall_gateway_module);
+        bind.data = (u_char *) PQgetvalue(res, 0, 3);
+        bind.len = PQgetlength(res, 0, 3);
+        ngx_famcall_call_bind_fill(sock->ccf, gwcf->gw, sock->epoch, &bind);
+    }
 
     while (!sock->busy && !ngx_queue_empty(&sock->waiting)) {
         q = ngx_queue_head(&sock->waiting);

@@ -131,7 +131,7 @@ struct ngx_famcall_gw_op_s {
     ngx_famcall_gw_session_t      *s;
     ngx_famcall_pg_query_t        *query;
     ngx_famcall_batch_entry_t     *entry;
-    void                         (*done)(void *data); /* after the answer */
+    ngx_famcall_gw_done_pt         done;         /* after the answer */
     void                          *done_data;
     size_t                         reflen;
     u_char                         ref[1];       /* JSON: "..." or null */

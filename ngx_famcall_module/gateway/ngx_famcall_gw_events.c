@@ -331,7 +331,7 @@ ngx_famcall_gw_query(ngx_famcall_gw_op_t *op, ngx_uint_t stmt, ngx_uint_t n,
 
 ngx_int_t
 ngx_famcall_gw_query_then(ngx_famcall_gw_op_t *op, ngx_uint_t stmt,
-    ngx_uint_t n, const char *const *params, void (*done)(void *data),
+    ngx_uint_t n, const char *const *params, ngx_famcall_gw_done_pt done,
     void *data)
 {
     ngx_http_famcall_main_conf_t  *fmcf = op->s->gw->fmcf;
@@ -474,8 +474,8 @@ ngx_famcall_gw_query_done(void *data, ngx_famcall_pg_status_e status,
 {
     ngx_famcall_gw_op_t  *op = data;
 
-    void   (*done)(void *data);
-    void    *done_data;
+    void                    *done_data;
+    ngx_famcall_gw_done_pt   done;
 
     op->query = NULL;
 
@@ -483,18 +483,20 @@ ngx_famcall_gw_query_done(void *data, ngx_famcall_pg_status_e status,
     done = op->done;
     done_data = op->done_data;
 
+    /* more than three columns: the feature's own, for its done */
     if (status != NGX_FAMCALL_PG_OK || PQntuples(res) != 1
-        || PQnfields(res) < 2 || PQnfields(res) > 3)
+        || PQnfields(res) < 2 || (PQnfields(res) > 3 && done == NULL))
     {
         ngx_famcall_gw_answer(op, status == NGX_FAMCALL_PG_SQL_ERROR
                                   ? NGX_FAMCALL_BATCH_FAILED
                                   : NGX_FAMCALL_BATCH_UNAVAILABLE,
                               NULL, 0);
+        res = NULL;
         goto done;
     }
 
     /* a third column: bus lines that this node delivers itself */
-    if (PQnfields(res) == 3 && !PQgetisnull(res, 0, 2)) {
+    if (PQnfields(res) >= 3 && !PQgetisnull(res, 0, 2)) {
         (void) ngx_famcall_gw_deliver_lines(op->s->gw,
                                             (u_char *) PQgetvalue(res, 0, 2),
                                             PQgetlength(res, 0, 2));
@@ -508,7 +510,7 @@ ngx_famcall_gw_query_done(void *data, ngx_famcall_pg_status_e status,
 done:
 
     if (done != NULL) {
-        done(done_data);
+        done(done_data, res);
     }
 }
 

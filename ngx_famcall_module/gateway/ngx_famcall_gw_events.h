@@ -59,14 +59,18 @@ void ngx_famcall_gw_query(ngx_famcall_gw_op_t *op, ngx_uint_t stmt,
     ngx_uint_t n, const char *const *params);
 
 /*
- * As ngx_famcall_gw_query(), and done(data) runs once op is answered, but
- * not when the socket went first (then nothing runs: a feature that keeps
- * something for the socket hears of its close, ngx_famcall_gw_deliver.h).
- * NGX_OK: the query is on its way; NGX_ERROR: op is answered already
- * (unavailable) and done will not run.
+ * As ngx_famcall_gw_query(), and done(data, res) runs once op is answered
+ * (res: the statement's result, with columns of the feature's own after
+ * the third; NULL when it failed), but not when the socket went first
+ * (then nothing runs: a feature that keeps something for the socket hears
+ * of its close, ngx_famcall_gw_deliver.h).  NGX_OK: the query is on its
+ * way; NGX_ERROR: op is answered already (unavailable) and done will not
+ * run.
  */
+typedef void (*ngx_famcall_gw_done_pt)(void *data, PGresult *res);
+
 ngx_int_t ngx_famcall_gw_query_then(ngx_famcall_gw_op_t *op, ngx_uint_t stmt,
-    ngx_uint_t n, const char *const *params, void (*done)(void *data),
+    ngx_uint_t n, const char *const *params, ngx_famcall_gw_done_pt done,
     void *data);
 
 /*
