@@ -7,7 +7,7 @@
  * walk).  A socket is bound to one call at a time (a user is in one call
  * at most), so binding a call first drops what held either socket.
  *
- * Where a binding comes from, and goes.  The calls row's trigger (sql/024)
+ * Where a binding comes from, and goes.  The calls row's trigger (sql/025)
  * sends, from the transaction that changed it:
  *
  *     node:call-bind <caller> =<caller src> <call> <caller> <caller src>

@@ -6,7 +6,7 @@
  * its socket's src).  With it, a webrtc:* relay between the two goes from
  * worker to worker without the database (ngx_famcall_call_relay.c).  The
  * calls row stays the truth: a binding is filled only from what the row
- * said, either when it committed (a "node:call-bind" bus line, sql/024)
+ * said, either when it committed (a "node:call-bind" bus line, sql/025)
  * or to a relay's statement when nothing was dropped meanwhile; it is
  * dropped when the row stops saying it ("node:call-unbind"), and whenever
  * the node cannot be sure (a socket of this node ends or resumes the call,

@@ -9,7 +9,7 @@
  *              this socket on one side: the event goes to the other side's
  *              socket, on whichever worker of the node holds it
  *              (ngx_famcall_gw_deliver.h), without the database;
- *   statement  otherwise one statement (sql/024) authorises the relay from
+ *   statement  otherwise one statement (sql/025) authorises the relay from
  *              the calls row (a participant, from its bound device, of an
  *              accepted call) and either hands the event back to this node,
  *              when the peer's socket is on one of its workers (and the

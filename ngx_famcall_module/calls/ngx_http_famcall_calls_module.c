@@ -119,7 +119,7 @@ static const ngx_famcall_stmt_t
     [NGX_FAMCALL_CALL_SQL_SWEEP] = { "famcall_call_sweep",
       NGX_FAMCALL_SQL_FN("famcall_call_sweep", "$1::int, $2::int"), 2 },
 
-    /* sql/024: the bus line this node delivers itself, and the binding */
+    /* sql/025: the bus line this node delivers itself, and the binding */
     [NGX_FAMCALL_CALL_SQL_RELAY] = { "famcall_call_relay",
       "SELECT status, body, local, bind FROM famcall_call_relay($1::uuid, "
       "$2::uuid, $3::text, $4::text, $5::text, $6::uuid[])", 6 },
