@@ -18,7 +18,11 @@ use Famcall::Test qw(wait_until repo_dir);
 my $CLIENT = $ENV{FAMCALL_CLIENT} // repo_dir() . '/build/client/famcall-client';
 -x $CLIENT or BAIL_OUT("no famcall-client at $CLIENT: run `make client`");
 
-my $s = Famcall::Test->new(turn => 1);
+# rings out in 3 s, a lost side is given up after 3 s, and enough invites
+# a minute for every call below
+my $s = Famcall::Test->new(turn => 1, extra_conf => "famcall_call_ring_timeout 3s;\n"
+    . "famcall_call_sweep_interval 200ms;\nfamcall_call_reconnect_grace 3s;\n"
+    . "famcall_call_invite_rate 100;\n");
 my $home = tempdir('famcall-client-XXXX', DIR => '/tmp', CLEANUP => 1);
 my %env = (XDG_CONFIG_HOME => "$home/config", FAMCALL_SERVER => $s->base_url,
            FAMCALL_PROFILE => undef, FAMCALL_PASSWORD => undef);
@@ -208,20 +212,30 @@ subtest 'chat both ways' => sub {
                  '--timeout', 1), 12, 'waiting for a message in vain: exit 12');
 };
 
-# call(\@caller_args, \@callee_args) -> (caller result, callee result,
-# caller stats, callee stats)
+# wait_output($h, $re) -> true once the running client printed it
+sub wait_output {
+    my ($h, $re, $what) = @_;
+    return wait_until {
+        open my $fh, '<', "$h->{base}.out" or return 0;
+        local $/;
+        (<$fh> // '') =~ $re;
+    } 30, $what;
+}
+
+# call(\@caller_args, \@callee_args, during => sub { my ($a, $b) = @_ },
+# stdin => text for the callee, callee => profile) -> (caller result,
+# callee result, caller stats, callee stats)
 sub call {
     my ($cargs, $aargs, %o) = @_;
     my ($sa, $sb) = ("$home/a$n.json", "$home/b$n.json");
-    my $b = start(['answer', '--profile', 'bob', '--headless', '--test-media',
+    my $callee = $o{callee} // 'bob';
+    my $b = start(['answer', '--profile', $callee, '--headless', '--test-media',
                    '--stats-json', $sb, '--wait', 30, @$aargs], stdin => $o{stdin});
-    # the callee rings once its socket is open (a presence row)
-    my $bid = stats_of("$home/config/famcall/bob.json")->{user}{id};
-    wait_until { $s->psql("select count(*) from presence where user_id = '$bid'") > 0 }
-        10, "bob's socket";
-    my $a = start(['call', '--profile', 'alice', $who{bob}, '--headless', '--test-media',
-                   '--stats-json', $sa, @$cargs]);
-    $o{during}->() if $o{during};
+    # the callee rings once its socket is open (it says so after hello)
+    wait_output($b, qr/^Waiting for a call/m, "${callee}'s socket");
+    my $a = start(['call', '--profile', $o{caller} // 'alice', $o{to} // $who{bob},
+                   '--headless', '--test-media', '--stats-json', $sa, @$cargs]);
+    $o{during}->($a, $b) if $o{during};
     my ($ra, $rb) = (finish($a, 60), finish($b, 60));
     return ($ra, $rb, stats_of($sa), stats_of($sb));
 }
@@ -301,7 +315,7 @@ subtest '--relay-only through coturn over TCP' => sub {
     media_ok($sb, 'the callee', 4);
 };
 
-subtest 'outcomes' => sub {
+subtest 'declined, nobody calling' => sub {
     my ($ra, $rb) = call([], [], stdin => "n\n");
     is_rc($ra, 10, 'declined: the caller exits 10');
     like($ra->{out}, qr/declined/, 'and says so');
@@ -310,6 +324,89 @@ subtest 'outcomes' => sub {
     my $r = client('answer', '--profile', 'bob', '--headless', '--test-media', '--wait', 1);
     is_rc($r, 12, 'nobody called within --wait');
     like($r->{err}, qr/nobody called/, 'says so');
+};
+
+subtest 'rang out, and the caller hanging up first' => sub {
+    my ($ra, $rb) = call([], []);
+    is_rc($ra, 12, 'no answer: the caller exits 12');
+    like($ra->{out}, qr/^no answer$/m, 'and says so');
+    is_rc($rb, 12, 'the callee that let it ring: 12');
+    like($rb->{out}, qr/^missed call$/m, 'a missed call');
+
+    ($ra, $rb) = call([], [], during => sub {
+        my ($a, $b) = @_;
+        wait_output($b, qr/^Incoming/m, 'the call to ring');
+        kill 'INT', $a->{pid};
+    });
+    is_rc($ra, 0, 'Ctrl-C while it rings: the caller cancels, 0');
+    like($ra->{out}, qr/^cancelled$/m, 'cancelled');
+    is_rc($rb, 14, 'the callee hears the caller hung up: 14');
+    like($rb->{out}, qr/^the caller hung up$/m, 'and says so');
+};
+
+subtest 'busy, answered on another device, an audio call the callee ends' => sub {
+    # carol (the phone user) and bob become contacts
+    my $phone_user = stats_of("$home/config/famcall/carol.json")->{user}{id};
+    is_rc(client('add', '--profile', 'bob', $phone_user), 0, 'bob asks carol');
+    is_rc(client('add', '--profile', 'carol', $who{bob}), 0, 'carol accepts');
+
+    my $busy;
+    my ($ra, $rb, $sa) = call(['--duration', 4], ['--auto-answer'], during => sub {
+        my ($a, $b) = @_;
+        wait_output($b, qr/^Media connected/m, 'the call to connect');
+        $busy = client('call', '--profile', 'carol', $who{bob}, '--headless', '--test-media');
+    });
+    is_rc($busy, 11, 'calling someone in a call: busy, 11');
+    like($busy->{out}, qr/busy/, 'says so');
+    is_rc($ra, 0, 'the call itself went on');
+    is_rc($rb, 0, 'for both');
+
+    # a second device of bob's
+    {
+        local $env{FAMCALL_PASSWORD} = 'correct horse battery';
+        is_rc(client('login', '--profile', 'bob2', '--email', "$who{bob}\@example.com"), 0,
+              'bob signs in on a second device');
+    }
+    my $other = start(['answer', '--profile', 'bob2', '--auto-answer', '--headless',
+                       '--test-media', '--wait', 30, '--duration', 3]);
+    wait_output($other, qr/^Waiting for a call/m, "bob2's socket");
+    my ($rb2, $sb);
+    ($ra, $rb, $sa, $sb) = call(['--audio-only'], ['--auto-answer', '--duration', 3],
+        during => sub { $rb2 = finish($other, 30) });
+    # whichever device accepted first keeps the call; the other hears so
+    my ($won, $lost) = $rb2->{rc} eq '13' ? ($rb, $rb2) : ($rb2, $rb);
+    is_rc($lost, 13, 'the device that lost the answer: 13');
+    like($lost->{out}, qr/answered on another device/, 'says so');
+    is_rc($won, 0, 'the device that answered');
+    is_rc($ra, 0, 'the caller');
+    like($ra->{out}, qr/hung up$/m, 'hears the callee hang up') if $won == $rb;
+    ok($sa && $sa->{audio_buffers_received} > 0 && $sa->{video_frames_received} == 0,
+       'an audio call: audio, no video') or diag explain $sa;
+};
+
+subtest 'the server restarts its sockets mid-call; a peer vanishes' => sub {
+    my ($ra, $rb, $sa, $sb) = call(['--duration', 7], ['--auto-answer'], during => sub {
+        my ($a, $b) = @_;
+        wait_output($_, qr/^Media connected/m, 'the call to connect') for $a, $b;
+        $s->nginx_reload;       # every socket is closed with 1001
+        wait_output($_, qr/^Signaling reconnected/m, 'the call to be taken back')
+            for $a, $b;
+    });
+    is_rc($ra, 0, 'the caller hangs up as planned');
+    is_rc($rb, 0, 'the callee hears it');
+    like($_->{out}, qr/^Signaling reconnected; the call goes on$/m, 'both said so')
+        for $ra, $rb;
+    media_ok($sa, 'the caller', 7);
+    media_ok($sb, 'the callee', 7);
+
+    ($ra, $rb) = call([], ['--auto-answer'], during => sub {
+        my ($a, $b) = @_;
+        wait_output($b, qr/^Media connected/m, 'the call to connect');
+        kill 'KILL', $a->{pid};
+    });
+    is($ra->{rc}, 137, 'the caller was killed');
+    is_rc($rb, 15, 'the callee: connection lost, 15');
+    like($rb->{out}, qr/connection_lost|connection was lost/, 'says so');
 };
 
 $s->stop;

@@ -436,6 +436,7 @@ fc_call_incoming(fc_app_t *app, const char *call_id, JsonObject *from,
     }
     g_print("Answer? [y/n] ");
     fflush(stdout);
+    app->call.prompted = TRUE;
     fc_call_keys(app, TRUE);
 }
 
@@ -1168,7 +1169,8 @@ fc_call_finish(fc_app_t *app, fc_exit_t outcome, const char *message)
     }
     app->exit_code = outcome;
 
-    g_print("%s\n", message);
+    /* end the prompt's line first */
+    g_print("%s%s\n", c->prompted && !answered ? "\n" : "", message);
     if (answered) {
         g_print("%s: %d video frames, %d audio buffers decoded "
                 "(sent %d, %d; pair %s/%s%s%s)\n",

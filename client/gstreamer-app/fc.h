@@ -147,6 +147,7 @@ typedef struct {
     gboolean         muted;
     gboolean         camera_off;
     gboolean         resuming;     /* our socket came back: call:resume */
+    gboolean         prompted;     /* "Answer? [y/n]" is on the screen */
     fc_netstats_t    net;
 } fc_call_t;
 
@@ -179,6 +180,7 @@ struct fc_app_s {
     void           (*on_open)(fc_app_t *app, gboolean reconnected);
     void           (*on_lost)(fc_app_t *app);
     gboolean         ws_was_open;
+    gboolean         ws_going_away;    /* the last close was a 1001 */
 
     /* the call (call.c) */
     fc_call_t        call;

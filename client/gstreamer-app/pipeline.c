@@ -75,6 +75,7 @@ static gboolean fc_on_bus(GstBus *bus, GstMessage *msg, gpointer data);
 static char *fc_turn_uri(const char *url, const char *user,
     const char *pass);
 static void fc_add_ice_servers(fc_pipeline_t *p);
+static void fc_quiet_agent(fc_pipeline_t *p);
 
 /* which counter a probe bumps */
 enum { FC_C_VIDEO_SENT, FC_C_AUDIO_SENT, FC_C_VIDEO_RECV, FC_C_AUDIO_RECV };
@@ -193,6 +194,7 @@ fc_pipeline_new(fc_app_t *app, gboolean offerer)
     p->volume = gst_bin_get_by_name(GST_BIN(p->pipe), "micvol");
     p->valve = gst_bin_get_by_name(GST_BIN(p->pipe), "camvalve");
 
+    fc_quiet_agent(p);
     if (app->opts.relay_only) {
         g_object_set(p->webrtc, "ice-transport-policy",
                      GST_WEBRTC_ICE_TRANSPORT_POLICY_RELAY, NULL);
@@ -268,6 +270,38 @@ fc_pipeline_free(fc_pipeline_t *p)
     }
     gst_object_unref(p->pipe);
     g_free(p);
+}
+
+
+/*
+ * libnice looks for a UPnP gateway to map ports (SSDP multicast, a thread,
+ * seconds of waiting on networks without one); STUN and TURN do that job
+ * here, so it is turned off on the agent webrtcbin made.
+ */
+static void
+fc_quiet_agent(fc_pipeline_t *p)
+{
+    GObject  *ice = NULL, *agent = NULL;
+
+    if (g_object_class_find_property(G_OBJECT_GET_CLASS(p->webrtc),
+                                     "ice-agent") == NULL)
+    {
+        return;
+    }
+    g_object_get(p->webrtc, "ice-agent", &ice, NULL);
+    if (ice && g_object_class_find_property(G_OBJECT_GET_CLASS(ice),
+                                            "agent"))
+    {
+        g_object_get(ice, "agent", &agent, NULL);
+    }
+    if (agent && g_object_class_find_property(G_OBJECT_GET_CLASS(agent),
+                                              "upnp"))
+    {
+        g_object_set(agent, "upnp", FALSE, NULL);
+        fc_log(p->app, "UPnP off");
+    }
+    g_clear_object(&agent);
+    g_clear_object(&ice);
 }
 
 

@@ -317,6 +317,13 @@ fc_ws_closed(SoupWebsocketConnection *ws, gpointer data)
     }
     fc_ws_fail_pending(app);
     if (app->ws_want) {
+        /*
+         * 1001: the server is reloading or stopping. Its new workers need
+         * a moment to register before they take sockets (a socket that
+         * comes back at once may find its presence refused), and every
+         * client comes back at this moment: start the backoff at a second.
+         */
+        app->ws_going_away = code == SOUP_WEBSOCKET_CLOSE_GOING_AWAY;
         fc_ws_lost(app);
     }
 }
@@ -335,8 +342,8 @@ fc_ws_lost(fc_app_t *app)
         fc_quit(app, FC_EXIT_NETWORK);
         return;
     }
-    /* 250 ms doubling, plus up to as much again of jitter */
-    delay = 250u << MIN(app->ws_retries, 5);
+    /* 250 ms (1 s after a 1001) doubling, plus as much again of jitter */
+    delay = (app->ws_going_away ? 1000u : 250u) << MIN(app->ws_retries, 5);
     delay += g_random_int_range(0, delay);
     app->ws_retries++;
     fc_log(app, "reconnecting in %u ms", delay);
