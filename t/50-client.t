@@ -18,9 +18,11 @@ use Famcall::Test qw(wait_until repo_dir);
 my $CLIENT = $ENV{FAMCALL_CLIENT} // repo_dir() . '/build/client/famcall-client';
 -x $CLIENT or BAIL_OUT("no famcall-client at $CLIENT: run `make client`");
 
-# rings out in 3 s, a lost side is given up after 3 s, and enough invites
-# a minute for every call below
-my $s = Famcall::Test->new(turn => 1, extra_conf => "famcall_call_ring_timeout 3s;\n"
+# rings out in 3 s, a lost side is given up after 3 s, enough invites a
+# minute for every call below, and access tokens that live 70 s (the
+# client renews a minute ahead: on the socket after 10 s)
+my $s = Famcall::Test->new(turn => 1, extra_conf => "famcall_jwt_ttl 70s;\n"
+    . "famcall_call_ring_timeout 3s;\n"
     . "famcall_call_sweep_interval 200ms;\nfamcall_call_reconnect_grace 3s;\n"
     . "famcall_call_invite_rate 100;\n");
 my $home = tempdir('famcall-client-XXXX', DIR => '/tmp', CLEANUP => 1);
@@ -210,6 +212,26 @@ subtest 'chat both ways' => sub {
     is($s->psql("select count(*) from messages"), 3, 'three messages stored, no duplicate');
     is_rc(client('chat', '--profile', 'bob', $who{alice}, '--until-received', 1,
                  '--timeout', 1), 12, 'waiting for a message in vain: exit 12');
+
+    # a socket kept past its token's renewal stays open and delivers
+    my $before = stats_of("$home/config/famcall/bob.json")->{refresh_token};
+    $b = start(['chat', '--profile', 'bob', $who{alice}, '--until-received', 1,
+                '--timeout', 40, '--verbose']);
+    my $renewed = wait_until {
+        open my $fh, '<', "$b->{base}.err" or return 0;
+        local $/;
+        (<$fh> // '') =~ /token renewed on the socket/;
+    } 30, 'the renewal';
+    ok($renewed, 'the access token is renewed on the socket');
+    is_rc(client('chat', '--profile', 'alice', $who{bob}, '--send', 'still there?'), 0,
+          'alice writes after it');
+    $rb = finish($b, 20);
+    is_rc($rb, 0, 'bob gets it on the same socket');
+    like($rb->{out}, qr/^Alice: still there\?$/m, 'the message');
+    unlike($rb->{err}, qr/socket closed/, 'the socket never closed');
+    unlike($rb->{err}, qr/\Q$before\E|eyJ/, 'no token in the verbose log');
+    isnt(stats_of("$home/config/famcall/bob.json")->{refresh_token}, $before,
+         'the token file holds the new tokens');
 };
 
 # wait_output($h, $re) -> true once the running client printed it

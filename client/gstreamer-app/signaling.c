@@ -152,7 +152,9 @@ fc_ws_send(fc_app_t *app, const char *type, JsonObject *data, fc_ack_cb cb,
     }
 
     if (app->opts.verbose) {
-        fc_log(app, "-> %.200s", text);
+        /* never a token in the log */
+        fc_log(app, "-> %.200s", strcmp(type, "auth") == 0
+                                 ? "{\"type\":\"auth\", ...}" : text);
     }
     p = g_new0(fc_pending_t, 1);
     p->cb = cb;
@@ -445,6 +447,7 @@ fc_ws_renewed(fc_app_t *app, JsonObject *data, const char *error,
                error ? error : "?");
         return;
     }
+    fc_log(app, "token renewed on the socket");
     fc_ws_schedule_auth(app, json_object_get_int_member_with_default(
         data, "expires_at", 0));
 }
