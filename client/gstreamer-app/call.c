@@ -72,7 +72,8 @@ fc_call_id_data(fc_app_t *app)
 }
 
 
-/* what `call` and `answer` both need: a token, the plugins, ICE servers */
+/* what `call` and `answer` both need: ICE servers, signals, the socket's
+   handlers (the plugins were checked at start, in main.c) */
 static int
 fc_call_prepare(fc_app_t *app)
 {
@@ -80,10 +81,6 @@ fc_call_prepare(fc_app_t *app)
     guint      status;
     int        rc;
 
-    rc = fc_pipeline_check_plugins(app);
-    if (rc != 0) {
-        return rc;
-    }
     rc = fc_api_request(app, "GET", "/v1/turn", NULL, TRUE, &status,
                         &answer);
     if (rc != 0) {

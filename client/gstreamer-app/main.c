@@ -753,6 +753,9 @@ fc_cmd_call(fc_app_t *app, int argc, char **argv)
     }
     rc = fc_check_media_opts(app);
     if (rc == 0) {
+        rc = fc_pipeline_check_plugins(app);
+    }
+    if (rc == 0) {
         rc = fc_signed_in(app);
     }
     return rc ? rc : fc_call_run(app, argv[1]);
@@ -785,6 +788,9 @@ fc_cmd_answer(fc_app_t *app, int argc, char **argv)
         return FC_EXIT_USAGE;
     }
     rc = fc_check_media_opts(app);
+    if (rc == 0) {
+        rc = fc_pipeline_check_plugins(app);
+    }
     if (rc == 0) {
         rc = fc_signed_in(app);
     }

@@ -53,7 +53,7 @@ static const char *fc_plugins_always[] = {
     "webrtcbin", "nicesrc", "nicesink", "dtlssrtpenc", "dtlssrtpdec",
     "srtpenc", "srtpdec", "rtpbin", "vp8enc", "vp8dec", "rtpvp8pay",
     "rtpvp8depay", "opusenc", "opusdec", "rtpopuspay", "rtpopusdepay",
-    "videoconvert", "videoscale", "audioconvert", "audioresample",
+    "videoconvert", "videoscale", "videorate", "audioconvert", "audioresample",
     "volume", "valve", "queue", "decodebin", "fakesink", NULL
 };
 
