@@ -885,15 +885,14 @@ fc_call_on_sigint(gpointer data)
 static void
 fc_call_keys(fc_app_t *app, gboolean on)
 {
-    static struct termios  saved;     /* the terminal's own state */
     struct termios         raw;
     GIOChannel            *ch;
 
     if (on && app->stdin_watch == 0 && !app->stdin_eof) {
         if (isatty(STDIN_FILENO) && app->call.state == FC_CALL_ACTIVE
-            && tcgetattr(STDIN_FILENO, &saved) == 0)
+            && tcgetattr(STDIN_FILENO, &app->tty_saved) == 0)
         {
-            raw = saved;
+            raw = app->tty_saved;
             raw.c_lflag &= ~(ICANON | ECHO);
             raw.c_cc[VMIN] = 1;
             raw.c_cc[VTIME] = 0;
@@ -909,7 +908,7 @@ fc_call_keys(fc_app_t *app, gboolean on)
     }
     if (!on) {
         if (app->tty_raw) {
-            tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+            tcsetattr(STDIN_FILENO, TCSANOW, &app->tty_saved);
             app->tty_raw = FALSE;
         }
         if (app->stdin_watch) {

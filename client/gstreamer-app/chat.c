@@ -397,3 +397,14 @@ fc_chat_sigint(gpointer data)
     fc_quit(data, FC_EXIT_OK);
     return G_SOURCE_REMOVE;
 }
+
+
+void
+fc_chat_free(fc_app_t *app)
+{
+    g_queue_clear_full(&app->chat_outbox, fc_outgoing_free);
+    if (app->chat_seen) {
+        g_hash_table_destroy(app->chat_seen);
+        app->chat_seen = NULL;
+    }
+}

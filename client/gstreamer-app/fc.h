@@ -20,6 +20,7 @@
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <termios.h>
 
 /*
  * Exit codes: every outcome of a command has its own (README.md in this
@@ -201,7 +202,10 @@ struct fc_app_s {
 
     /* the terminal, when in-call keys put it in raw mode */
     gboolean         tty_raw;
+    struct termios   tty_saved;        /* the terminal's own modes */
     guint            stdin_watch;
+
+    guint            pipe_serial;      /* the last pipeline's number */
 };
 
 /* main.c */
@@ -255,5 +259,6 @@ void fc_pipeline_stats(fc_pipeline_t *p, fc_netstats_t *out);
 /* chat.c */
 int fc_chat_run(fc_app_t *app, const char *contact, char **send,
     int until, double timeout_s);
+void fc_chat_free(fc_app_t *app);
 
 #endif /* FC_H */

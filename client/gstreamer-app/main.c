@@ -841,10 +841,7 @@ fc_app_free(fc_app_t *app)
     g_free(app->conversation_id);
     g_free(app->chat_peer_id);
     g_free(app->chat_peer_name);
-    if (app->chat_seen) {
-        g_hash_table_destroy(app->chat_seen);
-    }
-    g_queue_clear_full(&app->chat_outbox, g_free);
+    fc_chat_free(app);
     if (app->ice_servers) {
         json_array_unref(app->ice_servers);
     }

@@ -47,8 +47,6 @@ typedef struct {
     guint               mline;
 } fc_handoff_t;
 
-static guint fc_pipeline_serial;
-
 static const char *fc_plugins_always[] = {
     "webrtcbin", "nicesrc", "nicesink", "dtlssrtpenc", "dtlssrtpdec",
     "srtpenc", "srtpdec", "rtpbin", "vp8enc", "vp8dec", "rtpvp8pay",
@@ -176,7 +174,7 @@ fc_pipeline_new(fc_app_t *app, gboolean offerer)
     p = g_new0(fc_pipeline_t, 1);
     p->app = app;
     p->offerer = offerer;
-    p->serial = ++fc_pipeline_serial;
+    p->serial = ++app->pipe_serial;
     p->pipe = gst_parse_launch(desc->str, &err);
     g_string_free(desc, TRUE);
     if (p->pipe == NULL || err) {
