@@ -417,6 +417,19 @@ subtest 'busy, answered on another device, an audio call the callee ends' => sub
        'an audio call: audio, no video') or diag explain $sa;
 };
 
+subtest 'in-call keys: mute and camera off' => sub {
+    # keys come as lines when stdin is not a terminal; read once connected
+    my ($ra, $rb, $sa, $sb) = call(['--duration', 4], ['--auto-answer'], stdin => "m\nv\n");
+    is_rc($ra, 0, 'the caller');
+    is_rc($rb, 0, 'the callee');
+    like($rb->{out}, qr/^Muted$/m, 'm mutes');
+    like($rb->{out}, qr/^Camera off$/m, 'v turns the camera off');
+    cmp_ok($sb->{video_frames_sent}, '<', 5, 'the callee sends (almost) no video');
+    cmp_ok($sa->{video_frames_received}, '<', 5, 'the caller sees (almost) none');
+    cmp_ok($sa->{audio_buffers_received}, '>', 50, 'and still hears the (muted) sound');
+    cmp_ok($sb->{video_frames_received}, '>', 20, "while the callee sees the caller's");
+};
+
 subtest 'the server restarts its sockets mid-call; a peer vanishes' => sub {
     my ($ra, $rb, $sa, $sb) = call(['--duration', 7], ['--auto-answer'], during => sub {
         my ($a, $b) = @_;

@@ -1154,8 +1154,9 @@ fc_call_finish(fc_app_t *app, fc_exit_t outcome, const char *message)
 
     vr = g_atomic_int_get(&app->counters.video_recv);
     ar = g_atomic_int_get(&app->counters.audio_recv);
+    /* nothing at all: a camera turned off still leaves the sound */
     if (outcome == FC_EXIT_OK && answered && app->opts.headless
-        && (ar == 0 || (c->video && vr == 0)))
+        && ar == 0 && vr == 0)
     {
         outcome = FC_EXIT_NO_MEDIA;
         message = "the call carried no media";

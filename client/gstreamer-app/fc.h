@@ -41,7 +41,7 @@ typedef enum {
     FC_EXIT_ELSEWHERE = 13,    /* another of our devices answered */
     FC_EXIT_CANCELLED = 14,    /* the caller gave up before we answered */
     FC_EXIT_LOST = 15,         /* the connection was lost during the call */
-    FC_EXIT_NO_MEDIA = 16      /* connected, but nothing was decoded */
+    FC_EXIT_NO_MEDIA = 16      /* answered, but nothing was decoded */
 } fc_exit_t;
 
 typedef enum {

@@ -62,7 +62,7 @@ static const char *fc_exit_help =
     " 10  rejected   11  busy   12  no answer / nothing came in time\n"
     " 13  answered on another device   14  the caller hung up first\n"
     " 15  connection lost during the call\n"
-    " 16  the call connected but nothing was decoded (--headless)\n";
+    " 16  the call was answered but nothing was decoded (--headless)\n";
 
 
 gint64
