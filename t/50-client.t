@@ -344,6 +344,7 @@ subtest '--relay-only through coturn over TCP' => sub {
     is($sa->{selected_pair}{local_type}, 'relay', "the caller's candidate is a relay");
     is($sa->{selected_pair}{remote_type}, 'relay', 'so is the remote one');
     is($sb->{selected_pair}{local_type}, 'relay', "the callee's too");
+    is_deeply($sa->{turn_transports}, ['tcp'], 'TURN over TCP only');
     media_ok($sa, 'the caller', 4);
     media_ok($sb, 'the callee', 4);
 };

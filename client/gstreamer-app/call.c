@@ -1032,6 +1032,12 @@ fc_call_figures(fc_app_t *app, gboolean for_server)
             &app->counters.audio_recv));
         json_builder_set_member_name(b, "duration_s");
         json_builder_add_double_value(b, secs);
+        json_builder_set_member_name(b, "turn_transports");
+        json_builder_begin_array(b);
+        for (i = 0; i < (int) G_N_ELEMENTS(c->turn) && c->turn[i]; i++) {
+            json_builder_add_string_value(b, c->turn[i]);
+        }
+        json_builder_end_array(b);
     }
 
     if (c->net.local_type && c->net.remote_type) {

@@ -150,6 +150,7 @@ typedef struct {
     gboolean         resuming;     /* our socket came back: call:resume */
     gboolean         prompted;     /* "Answer? [y/n]" is on the screen */
     fc_netstats_t    net;
+    const char      *turn[4];      /* TURN transports given to the agent */
 } fc_call_t;
 
 struct fc_app_s {

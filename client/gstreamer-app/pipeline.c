@@ -74,6 +74,7 @@ static char *fc_turn_uri(const char *url, const char *user,
     const char *pass);
 static void fc_add_ice_servers(fc_pipeline_t *p);
 static void fc_quiet_agent(fc_pipeline_t *p);
+static void fc_note_turn(fc_app_t *app, const char *url);
 
 /* which counter a probe bumps */
 enum { FC_C_VIDEO_SENT, FC_C_AUDIO_SENT, FC_C_VIDEO_RECV, FC_C_AUDIO_RECV };
@@ -382,8 +383,34 @@ fc_add_ice_servers(fc_pipeline_t *p)
                 g_signal_emit_by_name(p->webrtc, "add-turn-server", uri, &ok);
                 fc_log(p->app, "TURN %s%s", url, ok ? "" : " (refused)");
                 g_free(uri);
+                if (ok) {
+                    fc_note_turn(p->app, url);
+                }
             }
         }
+    }
+}
+
+
+/*
+ * Which TURN transports the agent may use (for --stats-json: webrtcbin 1.22
+ * leaves a relay candidate's relay-protocol at "none", so this is how a
+ * test knows a relay pair went over TCP when only TCP was given).
+ */
+static void
+fc_note_turn(fc_app_t *app, const char *url)
+{
+    const char  *t = g_str_has_prefix(url, "turns:") ? "tls"
+                     : strstr(url, "transport=tcp") ? "tcp" : "udp";
+    guint        i;
+
+    for (i = 0; i < G_N_ELEMENTS(app->call.turn) && app->call.turn[i]; i++) {
+        if (strcmp(app->call.turn[i], t) == 0) {
+            return;
+        }
+    }
+    if (i < G_N_ELEMENTS(app->call.turn)) {
+        app->call.turn[i] = t;
     }
 }
 
