@@ -412,7 +412,7 @@ famcall_text(conn_t *c, const unsigned char *b, size_t n)
         if (call_answer(c, f, 0)) {
             return;
         }
-        relay_answer(f);
+        relay_refused(f);
         complain(st.errors++, "error %s: %s", f[J_CODE] ? f[J_CODE] : "?",
                  f[J_MESSAGE] ? f[J_MESSAGE] : "?");
 

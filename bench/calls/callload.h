@@ -83,10 +83,10 @@ void setup_run(void);
 
 /* ---- callrelay.c ---- */
 
-/* a relay's ack or error: its number, or -1 if it answers none of ours */
-int64_t relay_answer(const char **f);
 /* an ack: 1 if it was a relay's, counted */
 int relay_acked(const char **f);
+/* an error: 1 if it refused a relay of ours */
+int relay_refused(const char **f);
 /* a candidate on side c; from_peer: it came from the pair's other side,
  * on its call */
 void relay_delivered(conn_t *c, const char *cand, int from_peer);

@@ -14,9 +14,15 @@
 #include "callload.h"
 
 
-/* per relay its send time, and what came back: 1 answered, 2 delivered */
+/* per relay its send time, and what came back: R_* bits */
+#define R_ACKED      1
+#define R_DELIVERED  2
+#define R_REFUSED    4
 static uint64_t  *sent_at, answered;
 static uint8_t   *seen;
+
+static int64_t relay_answer(const char **f, int bit);
+static void relay_tally(void);
 
 
 static int
@@ -109,10 +115,10 @@ tick_relay(uint64_t now)
 }
 
 
-/* a relay's ack or error: its number, or -1 if it is not an answer to
- * one not yet answered */
-int64_t
-relay_answer(const char **f)
+/* a relay's ack (R_ACKED) or error (R_REFUSED): its number, or -1 if it
+ * is not an answer to one of ours not yet answered */
+static int64_t
+relay_answer(const char **f, int bit)
 {
     char      *end;
     uint64_t   k;
@@ -121,10 +127,12 @@ relay_answer(const char **f)
         return -1;
     }
     k = strtoull(f[J_REF], &end, 10);
-    if (*end || k >= nsent || sent_at[k] == 0 || (seen[k] & 1)) {
+    if (*end || k >= nsent || sent_at[k] == 0
+        || (seen[k] & (R_ACKED | R_REFUSED)))
+    {
         return -1;
     }
-    seen[k] |= 1;
+    seen[k] |= (uint8_t) bit;
     answered++;
     return (int64_t) k;
 }
@@ -133,7 +141,7 @@ relay_answer(const char **f)
 int
 relay_acked(const char **f)
 {
-    int64_t   k = relay_answer(f);
+    int64_t   k = relay_answer(f, R_ACKED);
     uint64_t  now = now_ns();
 
     if (k < 0) {
@@ -147,6 +155,13 @@ relay_acked(const char **f)
         hist_add(&st.ack, (now - sent_at[k]) / 1000);
     }
     return 1;
+}
+
+
+int
+relay_refused(const char **f)
+{
+    return relay_answer(f, R_REFUSED) >= 0;
 }
 
 
@@ -176,11 +191,11 @@ relay_delivered(conn_t *c, const char *cand, int from_peer)
                  (unsigned long long) k, i, side);
         return;
     }
-    if (seen[k] & 2) {
+    if (seen[k] & R_DELIVERED) {
         st.duplicated++;
         return;
     }
-    seen[k] |= 2;
+    seen[k] |= R_DELIVERED;
 
     st.delivered++;
     if (now <= t_send_end) {
@@ -217,7 +232,39 @@ relay_run(void)
     run(sent_all, tick_relay, 0);
     st.send_ms = (now_ns() - t_send0) / 1000000;
     run(drained, NULL, now_ns() + (uint64_t) (o_drain * 1e9));
-    st.not_acked = mode == M_PEERJS ? 0 : st.sent - answered;
-    st.not_delivered = st.sent - st.errors > st.delivered
-                       ? st.sent - st.errors - st.delivered : 0;
+    relay_tally();
+}
+
+
+/*
+ * What became of each relay sent: famcall answers every one, so one acked
+ * but not delivered is lost (not_delivered), one refused but delivered went
+ * where it should not (foreign), and one not answered after the drain is
+ * still queued somewhere (not_acked: an overloaded server, not a lost
+ * relay). PeerJS answers none: one not delivered after the drain is
+ * not_delivered.
+ */
+static void
+relay_tally(void)
+{
+    uint64_t  k;
+    uint8_t   b;
+
+    for (k = 0; k < nsent; k++) {
+        if (sent_at[k] == 0) {
+            continue;                   /* not sent: counted as skipped */
+        }
+        b = seen[k];
+        if (mode == M_PEERJS) {
+            st.not_delivered += !(b & R_DELIVERED);
+        } else if (!(b & (R_ACKED | R_REFUSED))) {
+            st.not_acked++;
+        } else if ((b & R_ACKED) && !(b & R_DELIVERED)) {
+            complain(st.not_delivered++, "relay %llu acked, never delivered",
+                     (unsigned long long) k);
+        } else if ((b & R_REFUSED) && (b & R_DELIVERED)) {
+            complain(st.foreign++, "relay %llu refused, yet delivered",
+                     (unsigned long long) k);
+        }
+    }
 }

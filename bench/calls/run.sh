@@ -27,6 +27,8 @@
 #   CALLS_NODE_WORKERS (1: each node's in nodes, so that the two have as many
 #   as one node), CALLS_PEERJS (1: 0 leaves PeerJS out), CALLS_SETUP_RATES
 #   ("100 300"), CALLS_SETUP_SECONDS (10), CALLS_SETUP_PAIRS (300),
+#   CALLS_PROCS (1: callload processes, each with its share of the pairs and
+#   of the rate: one process offers about 20,000 relays a second here),
 #   CALLS_CONF (http-level directives for every node: an experiment, named
 #   in the report), BENCH_POOL (2).
 # Quick: CALLS_RATES=1000 CALLS_SECONDS=3 CALLS_PAIRS=50 CALLS_SETUP_RATES=50
@@ -47,11 +49,13 @@ peerjs=${CALLS_PEERJS:-1}
 setup_rates=${CALLS_SETUP_RATES:-100 300}
 setup_secs=${CALLS_SETUP_SECONDS:-10}
 setup_pairs=${CALLS_SETUP_PAIRS:-300}
-for v in $rates $setup_rates $secs $setup_secs $npairs $setup_pairs $warmup $drain; do
+procs=${CALLS_PROCS:-1}
+for v in $rates $setup_rates $secs $setup_secs $npairs $setup_pairs $warmup $drain $procs; do
     case $v in
         ''|*[!0-9.]*|*.*.*) echo "CALLS_*: a number, not '$v'" >&2; exit 2 ;;
     esac
 done
+[ "$procs" -ge 1 ] 2> /dev/null || { echo "CALLS_PROCS: at least 1, not '$procs'" >&2; exit 2; }
 for p in $parts; do
     case $p in relay|nodes|setup) ;; *) echo "unknown part $p (relay, nodes, setup)" >&2; exit 2 ;; esac
 done
@@ -164,33 +168,46 @@ calls_wait_phase() {
 # database's counters in $data/NAME.db (a line before, one after), the host
 # in NAME.host
 calls_one() {
-    local name=$1 mode=$2 pa=$3 pb=$4 n=$5 rate=$6 s=$7 oct=$8 out from
+    local name=$1 mode=$2 pa=$3 pb=$4 n=$5 rate=$6 s=$7 oct=$8 from p per cnt files=() pid
     shift 8
-    out=$data/$name.out
     # famcall's runs each on pairs of their own; PeerJS on the last run's
     # (PeerJS keeps nothing of a peer once it is gone)
     from=$next_pair
     if [ "$mode" = peerjs ]; then from=$((next_pair - n)); else next_pair=$((next_pair + n)); fi
-    "$callload" "$mode" --pairs "$data/pairs.txt" --secret "$data/jwt.key" \
-        --port-a "$pa" --port-b "$pb" --offset "$from" --count "$n" \
-        --rate "$rate" --seconds "$s" --drain "$drain" --wait-go \
-        --src "127.$oct.0.1" --nsrc 4 "$@" > "$out" 2> "$out.err" &
-    calls_pids=($!)
-    calls_wait_phase "${calls_pids[0]}" "$out" ready
+    # CALLS_PROCS processes, each its share of the pairs and of the rate
+    per=$(( (n + procs - 1) / procs ))
+    calls_pids=()
+    for ((p = 0; p < procs && p * per < n; p++)); do
+        cnt=$(( n - p * per < per ? n - p * per : per ))
+        "$callload" "$mode" --pairs "$data/pairs.txt" --secret "$data/jwt.key" \
+            --port-a "$pa" --port-b "$pb" --offset $((from + p * per)) --count "$cnt" \
+            --rate "$(awk -v r="$rate" -v c="$cnt" -v n="$n" 'BEGIN { print r * c / n }')" \
+            --seconds "$s" --drain "$drain" --wait-go \
+            --src "127.$oct.$p.1" --nsrc 4 "$@" > "$data/$name-$p.out" 2> "$data/$name-$p.out.err" &
+        calls_pids+=($!)
+        files+=("$data/$name-$p.out")
+    done
+    for ((p = 0; p < ${#calls_pids[@]}; p++)); do
+        calls_wait_phase "${calls_pids[$p]}" "${files[$p]}" ready
+    done
     echo "  load average before: $(cut -d' ' -f1-3 /proc/loadavg)" > "$data/$name.host"
     bench_cpu_mark
     calls_cpu > "$data/$name.cpu0"
     calls_db > "$data/$name.db"
-    kill -USR1 "${calls_pids[0]}"
-    calls_wait_phase "${calls_pids[0]}" "$out" drained
+    kill -USR1 "${calls_pids[@]}"
+    for ((p = 0; p < ${#calls_pids[@]}; p++)); do
+        calls_wait_phase "${calls_pids[$p]}" "${files[$p]}" drained
+    done
     calls_cpu > "$data/$name.cpu1"
     calls_db >> "$data/$name.db"
     calls_cpu_used "$data/$name.cpu0" "$data/$name.cpu1" > "$data/$name.cpu"
     bench_cpu_report >> "$data/$name.host"
-    wait "${calls_pids[0]}" || true
+    for pid in "${calls_pids[@]}"; do wait "$pid" || true; done
     calls_pids=()
-    "$callload" merge "$out" > "$data/$name.sum"
-    [ -s "$out.err" ] && sed 's/^/    callload: /' "$out.err" | head -5
+    "$callload" merge "${files[@]}" > "$data/$name.sum"
+    for p in "${files[@]}"; do
+        [ -s "$p.err" ] && sed 's/^/    /' "$p.err" | head -5
+    done
     true
 }
 
@@ -203,8 +220,14 @@ calls_relay_report() {
             split(cpu, c, " ")      # nginx S postgres S peerjs S callload S
             ng = c[2]; pg = c[4]; pj = c[6]
             d = v["delivered"]
-            printf "  %s: sent %d, delivered %d, acked %d, refused (error) %d; not delivered %d, not acked %d, to the wrong socket %d, twice %d, not sent %d\n",
-                who, v["sent"], d, v["acked"], v["errors"], v["not_delivered"], v["not_acked"], v["foreign"], v["duplicated"], v["skipped"]
+            if (who == "PeerJS")
+                printf "  %s: sent %d, delivered %d; not delivered after the drain %d; to the wrong socket %d, twice %d, not sent %d\n",
+                    who, v["sent"], d, v["not_delivered"], v["foreign"], v["duplicated"], v["skipped"]
+            else
+                printf "  %s: sent %d, delivered %d, acked %d, refused (error) %d; unanswered after the drain %d; acked but lost %d, to the wrong socket %d, twice %d, not sent %d\n",
+                    who, v["sent"], d, v["acked"], v["errors"], v["not_acked"], v["not_delivered"], v["foreign"], v["duplicated"], v["skipped"]
+            if (v["not_acked"] + (who == "PeerJS" ? v["not_delivered"] : 0) + v["errors"] > 0)
+                printf "  OVERLOADED: the server did not keep up with this rate (its figures are its capacity, not a clean run)\n"
             printf "  relayed while sending: %.0f/s (offered %.0f/s)\n", v["delivered_per_s"], v["sent_per_s"]
             printf "  send -> peer  p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms (after the first %.1f s)\n",
                 v["lat_p50_ms"], v["lat_p90_ms"], v["lat_p99_ms"], v["lat_p999_ms"], v["lat_max_ms"], v["warmup_ms"] / 1000
@@ -236,13 +259,14 @@ calls_relay_report() {
             s = who == "PeerJS" ? c[6] : c[2] + c[4]
             printf "%.0f %.2f %.2f\n", v["delivered_per_s"], v["lat_p99_ms"], v["delivered"] ? s * 1e6 / v["delivered"] : 0
         }' "$data/$name.sum" > "$data/$name.line"
-    # every relay sent was delivered once to its call's other side, and
-    # acked (famcall); refusals under overload are figures, not faults
+    # every relay delivered went once to its call's other side, every one
+    # acked was delivered (famcall), every call set up and ended; relays
+    # refused or still queued under overload are figures, not faults
     awk -F= -v who="$who" '{ v[$1] = $2 } END {
-        bad = v["foreign"] + v["duplicated"] + v["not_delivered"] + v["skipped"] + v["calls_failed"]
-        if (who != "PeerJS") bad += v["not_acked"] + (v["calls_ready"] != v["wanted"] / 2) + (v["calls_ended"] != v["wanted"] / 2)
+        bad = v["foreign"] + v["duplicated"] + v["skipped"] + v["calls_failed"]
+        if (who != "PeerJS") bad += v["not_delivered"] + (v["calls_ready"] != v["wanted"] / 2) + (v["calls_ended"] != v["wanted"] / 2)
         exit !(v["sent"] > 0 && v["connected"] == v["wanted"] && bad == 0) }' "$data/$name.sum" ||
-        bench_unsound "$name: not every call set up and ended, or not every relay delivered once"
+        bench_unsound "$name: a call not set up or not ended, or a relay lost, misdelivered or doubled"
 }
 
 # the calls of the last LIMIT pairs ended by hangup, and nothing else stored
