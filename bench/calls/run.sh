@@ -27,7 +27,7 @@
 #   CALLS_NODE_WORKERS (1: each node's in nodes, so that the two have as many
 #   as one node), CALLS_PEERJS (1: 0 leaves PeerJS out), CALLS_SETUP_RATES
 #   ("100 300"), CALLS_SETUP_SECONDS (10), CALLS_SETUP_PAIRS (300),
-#   CALLS_PROCS (1: callload processes, each with its share of the pairs and
+#   CALLS_PROCS (2: callload processes, each with its share of the pairs and
 #   of the rate: one process offers about 20,000 relays a second here),
 #   CALLS_CONF (http-level directives for every node: an experiment, named
 #   in the report), BENCH_POOL (2).
@@ -49,7 +49,7 @@ peerjs=${CALLS_PEERJS:-1}
 setup_rates=${CALLS_SETUP_RATES:-100 300}
 setup_secs=${CALLS_SETUP_SECONDS:-10}
 setup_pairs=${CALLS_SETUP_PAIRS:-300}
-procs=${CALLS_PROCS:-1}
+procs=${CALLS_PROCS:-2}
 for v in $rates $setup_rates $secs $setup_secs $npairs $setup_pairs $warmup $drain $procs; do
     case $v in
         ''|*[!0-9.]*|*.*.*) echo "CALLS_*: a number, not '$v'" >&2; exit 2 ;;
@@ -257,7 +257,7 @@ calls_relay_report() {
         END {
             split(cpu, c, " ")
             s = who == "PeerJS" ? c[6] : c[2] + c[4]
-            printf "%.0f %.2f %.2f\n", v["delivered_per_s"], v["lat_p99_ms"], v["delivered"] ? s * 1e6 / v["delivered"] : 0
+            printf "%.0f %.2f %.2f %.0f\n", v["delivered_per_s"], v["lat_p99_ms"], v["delivered"] ? s * 1e6 / v["delivered"] : 0, v["sent_per_s"]
         }' "$data/$name.sum" > "$data/$name.line"
     # every relay delivered went once to its call's other side, every one
     # acked was delivered (famcall), every call set up and ended; relays
@@ -371,10 +371,11 @@ for line in "${summary[@]}"; do
     set -- $line
     case $1 in
     setup) printf '  setups at %s/s: %s/s done, p99 invite -> accepted %s ms, whole cycle %s ms; PostgreSQL %s us of CPU per setup\n' "$2" "$3" "$4" "$5" "$6" ;;
-    *) printf '  %-6s %6s/s offered: famcall %s/s relayed, p99 %s ms, %s us of server CPU per message' "$1" "$2" "$3" "$4" "$5"
-       if [ "$6" != - ]; then
-           printf '; PeerJS %s/s, p99 %s ms, %s us; famcall/PeerJS CPU %s' "$6" "$7" "$8" \
-               "$(awk -v a="$5" -v b="$8" 'BEGIN { printf (b > 0 ? "%.2f" : "-"), (b > 0 ? a / b : 0) }')"
+    *) printf '  %-6s %6s/s: famcall %s/s relayed (%s/s sent), p99 %s ms, %s us of server CPU per message' \
+           "$1" "$2" "$3" "$6" "$4" "$5"
+       if [ "$7" != - ]; then
+           printf '; PeerJS %s/s (%s/s sent), p99 %s ms, %s us; famcall/PeerJS CPU %s' "$7" "${10}" "$8" "$9" \
+               "$(awk -v a="$5" -v b="$9" 'BEGIN { printf (b > 0 ? "%.2f" : "-"), (b > 0 ? a / b : 0) }')"
        fi
        echo ;;
     esac
