@@ -4,7 +4,7 @@
 #   bench_start MODULE_SO [EXTRA_HTTP_CONF]
 # sets: data, api (base URL), plain (peer URL), PG* for psql; tears all down
 # at exit unless BENCH_KEEP is set. Env: BENCH_POOL (famcall_db_pool_size, 2),
-# FAMCALL_WORKERS (2).
+# FAMCALL_WORKERS (2), BENCH_TURN (1: coturn too, bench_turn_start).
 
 bench_top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -28,6 +28,11 @@ bench_stop() {
         done
         kill -KILL "$bench_nginx_pid" 2> /dev/null || true
         bench_nginx_pid=
+    fi
+    if [ -n "${bench_turn_pid:-}" ]; then
+        kill "$bench_turn_pid" 2> /dev/null || true
+        wait "$bench_turn_pid" 2> /dev/null || true
+        bench_turn_pid=
     fi
     "$bench_top/scripts/pg.sh" stop "$data/pg" > /dev/null 2>&1 || true
     [ -n "${BENCH_KEEP:-}" ] || rm -rf "$data"
@@ -94,6 +99,27 @@ bench_wait_http() {
     return 1
 }
 
+# BENCH_TURN=1: coturn through scripts/turn.sh (as make run and the test
+# harness start it) on a free loopback port with 200 relay ports of its own
+# in 50000-64999 (coturn skips busy ones), its secret in turn.key, so that
+# nginx serves GET /v1/turn; bench_stop ends it
+bench_turn_start() {
+    local min=$((50000 + 200 * (RANDOM % 75)))
+    export FAMCALL_TURN_PORT=$(bench_free_port)
+    (umask 077; openssl rand -hex 32 > "$data/turn.key")
+    FAMCALL_TURN_RELAY_PORTS=$min-$((min + 199)) FAMCALL_BIND=127.0.0.1 \
+        "$bench_top/scripts/turn.sh" > "$data/log/turnserver-stdout.log" 2>&1 &
+    bench_turn_pid=$!
+    for _ in $(seq 150); do
+        (exec 3<> "/dev/tcp/127.0.0.1/$FAMCALL_TURN_PORT") 2> /dev/null && return 0
+        kill -0 "$bench_turn_pid" 2> /dev/null ||
+            { echo "coturn exited at startup:" >&2; cat "$data/log/turnserver"*.log >&2; exit 1; }
+        sleep 0.1
+    done
+    echo "coturn did not listen on port $FAMCALL_TURN_PORT" >&2
+    exit 1
+}
+
 bench_start() {
     local module=$1 extra=${2:-} plain_port
 
@@ -119,6 +145,7 @@ bench_start() {
          -c 'select pg_reload_conf()' > /dev/null
     bench_pg_set
     openssl rand -hex 32 > "$data/jwt.key"
+    [ "${BENCH_TURN:-0}" = 1 ] && bench_turn_start
 
     cat > "$data/extra.conf" <<CONF
 $extra
