@@ -264,6 +264,52 @@ subtest 'a worker killed mid-call: connection_lost after the grace' => sub {
     $s->forgive_kill($pid);
 };
 
+subtest 'the bound device closes, another device of its user stays on its worker' => sub {
+    # one worker: b's devices share it, so b's presence row there stays
+    my $n3 = Famcall::Test->new(node_of => $s, workers => 1, extra_conf => $conf);
+    my $e1 = ws($e);
+    my ($f1, $f2) = (ws($f, $n3), ws($f, $n3));
+    online($f);
+    my $call = ack_ok($e1->request('call:invite', { to_user_id => $f->{user}{id}, media => 'video' }),
+                      'e invites f')->{call_id};
+    $_->expect('call:invite') for $f1, $f2;
+    ack_ok($f2->request('call:accept', { call_id => $call }), 'f2 accepts');
+    $e1->expect('call:accept');
+    $f2->close;
+
+    # f's other device takes the call over in time: it goes on
+    ack_ok($f1->request('call:resume', { call_id => $call }), 'f1 resumes');
+    my $ev = $e1->expect('call:resume');
+    is($ev && $ev->{data}{call_id}, $call, 'e hears call:resume');
+    ok($e1->none('call:end', 3), 'the call goes on past the grace');
+    ack_ok($e1->request('webrtc:ice', { call_id => $call, candidate => 'candidate:e' }), 'e relays');
+    $ev = $f1->expect('webrtc:ice');
+    is($ev && $ev->{data}{candidate}, 'candidate:e', 'to f1');
+    ack_ok($f1->request('call:end', { call_id => $call }), 'f1 hangs up');
+    $e1->expect('call:end');
+
+    # nobody takes it over: lost, and ended past the grace
+    $call = ack_ok($e1->request('call:invite', { to_user_id => $f->{user}{id}, media => 'audio' }),
+                   'e invites f again')->{call_id};
+    my $f3 = ws($f, $n3);
+    my $act = ack_ok($f3->request('call:active', {}), "f3's call:active");
+    my @r = grep { $_->{call_id} eq $call } @{ $act->{calls} // [] };
+    is($r[0] && $r[0]{status}, 'ringing', 'a device that connects while it rings learns of it');
+    ack_ok($f3->request('call:accept', { call_id => $call }), 'f3 accepts');
+    $e1->expect('call:accept');
+    $f1->expect('call:answered_elsewhere');
+    my $t0 = time;
+    $f3->close;
+    $ev = $e1->expect('call:end', 15 * $slow);
+    is($ev && $ev->{data}{call_id}, $call, 'e hears call:end');
+    is($ev && $ev->{data}{reason}, 'connection_lost', 'connection_lost');
+    cmp_ok(time - $t0, '>=', 1.5, 'not before the grace');
+    is(status_of($call), 'ended connection_lost', 'stored');
+    ok(!$f1->closed, "f's other device stayed connected all along");
+    $_->close for $e1, $f1;
+    $n3->stop;
+};
+
 subtest 'a node killed (kill -9) mid-ring and mid-call' => sub {
     # mid-call, nobody comes back: g on node 2, h on node 1
     my ($lost, $g1, $h1) = call_between($g, $n2, $h, $s);

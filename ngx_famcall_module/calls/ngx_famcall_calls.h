@@ -12,6 +12,8 @@
  *   ngx_famcall_call_relay.c         webrtc:offer, answer, ice: between
  *                                    the call's two bound devices
  *   ngx_famcall_call_http.c          GET /v1/calls, POST /v1/calls/{}/stats
+ *   ngx_famcall_call_lost.c          a bound socket that closes while its
+ *                                    user stays on the worker
  *
  * The calls row in PostgreSQL is the truth of a call's state; every
  * transition is one statement (a conditional update) that also tells the
@@ -54,6 +56,7 @@ typedef enum {
     NGX_FAMCALL_CALL_SQL_LIST,
     NGX_FAMCALL_CALL_SQL_STATS,
     NGX_FAMCALL_CALL_SQL_ACTIVE,
+    NGX_FAMCALL_CALL_SQL_CLOSED,
     NGX_FAMCALL_CALL_SQL_COUNT
 } ngx_famcall_call_sql_e;
 
@@ -95,6 +98,9 @@ ngx_int_t ngx_famcall_call_relay_init(ngx_conf_t *cf);
  * socket of this node: the node relays for it through the row from now on
  */
 void ngx_famcall_call_unbind_id(const char *call_id);
+
+/* ngx_famcall_call_lost.c: hears of this worker's sockets that close */
+ngx_int_t ngx_famcall_call_lost_init(ngx_conf_t *cf);
 
 /* ngx_famcall_call_http.c: the routes */
 ngx_int_t ngx_famcall_calls_list(ngx_famcall_ctx_t *ctx);

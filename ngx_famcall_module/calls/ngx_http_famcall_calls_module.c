@@ -140,6 +140,11 @@ static const ngx_famcall_stmt_t
     /* sql/022 */
     [NGX_FAMCALL_CALL_SQL_ACTIVE] = { "famcall_calls_active",
       NGX_FAMCALL_SQL_FN("famcall_calls_active", "$1::uuid"), 1 },
+
+    /* sql/026 */
+    [NGX_FAMCALL_CALL_SQL_CLOSED] = { "famcall_call_socket_closed",
+      NGX_FAMCALL_SQL_FN("famcall_call_socket_closed",
+                         "$1::uuid, $2::text"), 2 },
 };
 
 
@@ -172,6 +177,10 @@ ngx_famcall_calls_postconfiguration(ngx_conf_t *cf)
     }
 
     if (ngx_famcall_call_relay_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_famcall_call_lost_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -59,5 +59,9 @@ void ngx_famcall_gw_exit(ngx_famcall_gw_conf_t *gwcf);
 ngx_int_t ngx_famcall_gw_events_init(ngx_conf_t *cf);
 ngx_shm_zone_t *ngx_famcall_node_zone(ngx_conf_t *cf, void *tag);
 
+/* ngx_famcall_gw_registry.c: user's (16 bytes) sockets in this worker */
+ngx_uint_t ngx_famcall_gw_user_sockets(ngx_famcall_gw_t *gw,
+    const u_char *user);
+
 
 #endif /* _NGX_FAMCALL_GATEWAY_H_INCLUDED_ */

@@ -25,6 +25,17 @@ static void ngx_famcall_gw_presence_done(void *data,
 static void ngx_famcall_gw_user_free_maybe(ngx_famcall_gw_user_t *u);
 
 
+ngx_uint_t
+ngx_famcall_gw_user_sockets(ngx_famcall_gw_t *gw, const u_char *user)
+{
+    ngx_famcall_gw_user_t  *u;
+
+    u = ngx_famcall_gw_user_find(gw, user);
+
+    return u != NULL ? u->nsockets : 0;
+}
+
+
 ngx_famcall_gw_user_t *
 ngx_famcall_gw_user_find(ngx_famcall_gw_t *gw, const u_char *id)
 {
