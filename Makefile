@@ -8,6 +8,8 @@ BUILD        := $(CURDIR)/build
 MODULE       := $(BUILD)/nginx/objs/ngx_http_famcall_module.so
 MODULE_ASAN  := $(BUILD)/nginx-asan/objs/ngx_http_famcall_module.so
 SOURCES      := config $(wildcard ngx_famcall_module/*/*.[ch])
+PUSHD        := $(BUILD)/pushd/famcall-pushd
+PUSHD_ASAN   := $(BUILD)/pushd-asan/famcall-pushd
 
 export FAMCALL_HTTP_PORT ?= 8080
 export FAMCALL_DATA_DIR  ?= $(CURDIR)/var
@@ -23,8 +25,8 @@ all: build
 deps:
 	@scripts/deps.sh
 
-build: deps $(MODULE)
-build-asan: deps $(MODULE_ASAN)
+build: deps $(MODULE) $(PUSHD)
+build-asan: deps $(MODULE_ASAN) $(PUSHD_ASAN)
 
 # The module's sources as config finds them (every .c under
 # ngx_famcall_module/): rewritten only when a file comes or goes, so that
@@ -52,8 +54,20 @@ $(MODULE): $(BUILD)/nginx/Makefile.stamp $(SOURCES)
 $(MODULE_ASAN): $(BUILD)/nginx-asan/Makefile.stamp $(SOURCES)
 	$(MAKE) -C $(BUILD)/nginx-asan -f objs/Makefile modules > /dev/null
 
+# The push dispatcher (dispatcher/): a daemon of its own beside nginx.
+PUSHD_SRCS   := $(wildcard dispatcher/*.c)
+PUSHD_CFLAGS := -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g -I/usr/include/postgresql
+PUSHD_LIBS   := -lpq -lcurl -ljansson -lcrypto
+$(PUSHD): $(PUSHD_SRCS) $(wildcard dispatcher/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(PUSHD_CFLAGS) -O2 -o $@ $(PUSHD_SRCS) $(PUSHD_LIBS)
+$(PUSHD_ASAN): $(PUSHD_SRCS) $(wildcard dispatcher/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(PUSHD_CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
+	    -o $@ $(PUSHD_SRCS) $(PUSHD_LIBS)
+
 run: build
-	scripts/run.sh $(MODULE)
+	scripts/run.sh $(MODULE) $(PUSHD)
 
 # famcall-client, the GStreamer desktop client (client/gstreamer-app/)
 CLIENT := $(BUILD)/client/famcall-client

@@ -18,6 +18,8 @@ PACKAGES=(
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
     gstreamer1.0-nice libsoup-3.0-dev libjson-glib-dev   # client/gstreamer-app
+    libcurl4-openssl-dev                      # the push dispatcher (HTTP/2 to the providers)
+    nodejs                                    # t/7x: the mock push providers (node:http2)
 )
 
 missing=()
