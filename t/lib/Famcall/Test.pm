@@ -556,6 +556,81 @@ sub _error_log_tail {
     return join("\n", @l) . "\n";
 }
 
+
+# start_pushd(%conf) -> pid: the push dispatcher (dispatcher/, as `make
+# run` starts it) on this stack's database, its configuration the
+# defaults below, then %conf ("name value" lines of famcall-pushd.conf),
+# in $data/pushd-<n>.conf; its log in $data/log/pushd-<n>.log. The binary:
+# $FAMCALL_PUSHD, else build/pushd-asan/ under FAMCALL_ASAN (its
+# sanitizer reports then fail the teardown), else build/pushd/. stop()
+# ends it (SIGTERM) and fails on a crash or a sanitizer report; so does
+# stop_pushd($pid).
+sub start_pushd {
+    my ($self, %conf) = @_;
+    my $data = $self->{data};
+    my $n = ++$self->{pushd_seq};
+    my %c = (db => "host=$self->{pg_dir} port=$self->{pg_port} dbname=famcall user=famcall",
+             poll_ms => 200, receipt_poll_ms => 200, backoff_base_ms => 200,
+             backoff_max_ms => 2000, %conf);
+    _spew("$data/pushd-$n.conf", join('', map { "$_ $c{$_}\n" } sort keys %c));
+    my $bin = $ENV{FAMCALL_PUSHD}
+        // ($ENV{FAMCALL_ASAN} ? "$REPO/build/pushd-asan/famcall-pushd"
+                              : "$REPO/build/pushd/famcall-pushd");
+    die "famcall-pushd not found at $bin: run `make build`\n" unless -x $bin;
+    my $log = "$data/log/pushd-$n.log";
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        setpgrp(0, 0);
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $log;
+        open STDERR, '>&', \*STDOUT;
+        if ($ENV{FAMCALL_ASAN}) {
+            $ENV{ASAN_OPTIONS} = "detect_leaks=1:log_path=$data/log/asan-pushd-$n";
+            $ENV{UBSAN_OPTIONS} = "print_stacktrace=1:log_path=$data/log/asan-pushd-$n";
+        }
+        { no warnings "exec"; exec $bin, '-c', "$data/pushd-$n.conf", '-v'; }
+        print STDERR "exec $bin: $!\n";
+        POSIX::_exit(127);
+    }
+    $self->{pushd}{$pid} = $n;
+    $self->{pushd_live}{$pid} = 1;
+    wait_until { (_slurp($log) // '') =~ /listening on famcall_outbox/
+                 or waitpid($pid, WNOHANG) == $pid && die "famcall-pushd exited:\n" . (_slurp($log) // '') }
+        ($ENV{FAMCALL_ASAN} ? 60 : 15), 'famcall-pushd to listen'
+        or die "famcall-pushd did not start:\n" . (_slurp($log) // '');
+    return $pid;
+}
+
+# pushd_log($pid) -> the text of that dispatcher's log so far
+sub pushd_log {
+    my ($self, $pid) = @_;
+    return _slurp("$self->{data}/log/pushd-$self->{pushd}{$pid}.log") // '';
+}
+
+# stop_pushd($pid, $signal) -> a list of problems (empty: it exited 0 on
+# SIGTERM, no sanitizer report). $signal KILL: no checks, as a crash.
+sub stop_pushd {
+    my ($self, $pid, $sig) = @_;
+    delete $self->{pushd_live}{$pid} or return;
+    my $n = $self->{pushd}{$pid};
+    $sig //= 'TERM';
+    kill $sig, $pid;
+    my $gone = wait_until { waitpid($pid, WNOHANG) == $pid } 30, 'famcall-pushd to exit';
+    my $status = $?;
+    return () if $sig eq 'KILL';
+    my @problems;
+    unless ($gone) {
+        kill 'KILL', $pid;
+        waitpid $pid, 0;
+        push @problems, "famcall-pushd $pid did not exit on SIG$sig";
+    }
+    push @problems, "famcall-pushd $pid exited with status $status" if $gone && $status;
+    for my $f (sort glob "$self->{data}/log/asan-pushd-$n.*") {
+        push @problems, "sanitizer report $f:\n" . (_slurp($f) // '');
+    }
+    return @problems;
+}
+
 # Children of the master (its workers), from /proc.
 sub worker_pids { $_[0]->_worker_pids }
 sub nginx_pid   { $_[0]{nginx_pid} }
@@ -996,6 +1071,10 @@ sub stop {
         }
     }
 
+    for my $pid (sort keys %{ $self->{pushd_live} // {} }) {
+        push @problems, $self->stop_pushd($pid);
+    }
+
     if (my $pid = delete $self->{turn_pid}) {
         kill 'TERM', $pid;
         my $gone = wait_until { waitpid($pid, WNOHANG) == $pid } 10, 'coturn to exit';
@@ -1122,7 +1201,9 @@ C<send_message($user, $conversation_id, $body, $client_id?)> (the transaction),
 C<pg_start>, C<nginx_reload(extra_conf =E<gt> ...)>, C<error_log> (its text so far), C<data_dir>,
 C<http_port>, C<pg_port>, C<jwt_key>, C<turn_port>, C<turn_key>, C<turn_log>, C<worker_pids>, C<hold_lock($table,
 $secs)>, C<forgive_kill($pid)>, C<server_tcp_nodelay($client_socket)>,
-C<stop>.
+C<start_pushd(%conf)> (the push dispatcher on this stack's database;
+C<stop> ends and checks it), C<stop_pushd($pid, $signal)>,
+C<pushd_log($pid)>, C<stop>.
 
 Functions: C<run_cases($s, \@cases)> (exported; see the comment above it for
 the case keys), C<check_json_response>, C<is_error($tx, $status, $code,
