@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # `make run`: the whole local stack in the foreground. PostgreSQL (a cluster
-# under $FAMCALL_DATA_DIR/pg), migrations, coturn and nginx with the famcall
-# module; Ctrl-C stops everything it started.
+# under $FAMCALL_DATA_DIR/pg), migrations, coturn, nginx with the famcall
+# module and the push dispatcher; Ctrl-C stops everything it started.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-module=${1:?usage: run.sh MODULE_SO}
+module=${1:?usage: run.sh MODULE_SO [PUSHD]}
+pushd_bin=${2:-$top/build/pushd/famcall-pushd}
 
 export FAMCALL_DATA_DIR=${FAMCALL_DATA_DIR:-$top/var}
 export FAMCALL_HTTP_PORT=${FAMCALL_HTTP_PORT:-8080}
@@ -54,6 +55,16 @@ nginx -q -t -p "$data" -c "$data/nginx.conf" -e "$data/log/nginx-error.log"
 nginx -p "$data" -c "$data/nginx.conf" -e "$data/log/nginx-error.log" &
 pids+=($!)
 
+# the push dispatcher: Expo's public endpoints by default; FCM and APNs
+# keys (docs/push.md) go in $data/pushd.local.conf, kept across runs
+{
+    echo "# written by scripts/run.sh: add settings to pushd.local.conf"
+    echo "db host=127.0.0.1 port=$FAMCALL_PG_PORT dbname=famcall user=famcall"
+    [ -e "$data/pushd.local.conf" ] && cat "$data/pushd.local.conf"
+} > "$data/pushd.conf"
+"$pushd_bin" -c "$data/pushd.conf" >> "$data/log/pushd.log" 2>&1 &
+pids+=($!)
+
 sleep 0.5
 cat <<MSG
 
@@ -62,6 +73,7 @@ famcall is running (Ctrl-C stops it)
   TURN             turn:$FAMCALL_BIND:$FAMCALL_TURN_PORT (UDP and TCP; GET /v1/turn)
   PostgreSQL       postgresql://famcall@127.0.0.1:$FAMCALL_PG_PORT/famcall
   one-time codes   $data/sms.log
+  push dispatcher  $data/pushd.conf (yours: pushd.local.conf), log/pushd.log
   logs             $data/log/
 
 MSG
