@@ -2,7 +2,7 @@
  * famcall-pushd: the push dispatcher (docs/push.md).
  *
  * One process, one thread, one loop: a libpq connection that LISTENs on
- * famcall_outbox and leases rows (sql/024_push_dispatch.sql), and a
+ * famcall_outbox and leases rows (sql/027_push_dispatch.sql), and a
  * libcurl multi handle that sends them, HTTP/2 where the provider speaks
  * it (APNs must; FCM and Expo may).  A row is settled once the provider
  * answered: delivered, retried later with backoff, parked, or its token

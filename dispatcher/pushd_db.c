@@ -1,5 +1,5 @@
 /*
- * famcall-pushd: the outbox (sql/024_push_dispatch.sql) over one libpq
+ * famcall-pushd: the outbox (sql/027_push_dispatch.sql) over one libpq
  * connection, which also LISTENs on famcall_outbox.  Queries are short
  * statements run synchronously between turns of the loop: the loop has
  * nothing else to do meanwhile but HTTP, whose bytes wait in the kernel
