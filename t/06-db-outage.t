@@ -20,10 +20,12 @@ my %close = (Connection => 'close');
 sub healthz { $s->json_req(GET => '/healthz', undef, undef, {%close}) }
 sub me      { $s->json_req(GET => '/v1/me', undef, $tok, {%close}) }
 
-# the workers' database connections (their pools and the node's LISTEN)
+# the workers' always-open database connections (their pools and the
+# node's LISTEN), by the names they give themselves; spares come and go
+# with load, so they are left out of the count
 sub backends {
     $s->psql("select count(*) from pg_stat_activity where backend_type = 'client backend' "
-           . "and pid <> pg_backend_pid()");
+           . "and application_name in ('famcall conn', 'famcall listener')");
 }
 
 my $backends;

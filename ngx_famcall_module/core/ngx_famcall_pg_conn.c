@@ -77,13 +77,29 @@ ngx_famcall_pg_conn_destroy(ngx_famcall_pg_conn_t *pc)
 void
 ngx_famcall_pg_connect(ngx_famcall_pg_conn_t *pc)
 {
+    const char             *keys[3], *values[3];
     ngx_famcall_pg_pool_t  *pool = pc->pool;
 
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, pool->log, 0,
                    "famcall pg %s #%ui: connecting",
                    ngx_famcall_pg_kind(pc), pc->id);
 
-    pc->pg = PQconnectStart(pool->conninfo);
+    /*
+     * The connection names its kind in pg_stat_activity ("famcall conn",
+     * "famcall spare", "famcall listener"), so an operator (and t/06) can
+     * tell the always-open connections from spares that come and go; an
+     * application_name in famcall_db wins over it.
+     */
+    keys[0] = "dbname";
+    values[0] = (const char *) pool->conninfo;
+    keys[1] = "fallback_application_name";
+    values[1] = pc->listener ? "famcall listener"
+                             : (pc->spare ? "famcall spare" : "famcall conn");
+    keys[2] = NULL;
+    values[2] = NULL;
+
+    /* expand_dbname: the conninfo string is read as a whole conninfo */
+    pc->pg = PQconnectStartParams(keys, values, 1);
 
     if (pc->pg == NULL || PQstatus(pc->pg) == CONNECTION_BAD
         || PQsetnonblocking(pc->pg, 1) != 0)
