@@ -55,7 +55,8 @@ typedef enum {
     FC_CALL_DONE
 } fc_call_state_t;
 
-typedef struct fc_app_s  fc_app_t;
+typedef struct fc_app_s     fc_app_t;
+typedef struct fc_tunnel_s  fc_tunnel_t;
 
 /* an answer to a request on the socket: ack (error == NULL) or error */
 typedef void (*fc_ack_cb)(fc_app_t *app, JsonObject *data,
@@ -75,6 +76,7 @@ typedef struct {
     gboolean    relay_only;
     char       *turn_transport;    /* udp, tcp, tls or NULL: all */
     char       *stats_json;
+    char       *turn_ca;           /* PEM authorities for TURN over TLS */
     int         latency_ms;
     double      duration_s;        /* hang up this long after accept; 0 */
     double      wait_s;            /* answer: give up after; 0: forever */
@@ -188,6 +190,8 @@ struct fc_app_s {
     fc_call_t        call;
     fc_counters_t    counters;
     JsonArray       *ice_servers;
+    GPtrArray       *tunnels;          /* fc_tunnel_t*, for turns: URIs */
+    GTlsDatabase    *turn_ca;
 
     /* chat (chat.c) */
     char            *conversation_id;
@@ -256,6 +260,10 @@ void fc_pipeline_restart_ice(fc_pipeline_t *p);
 void fc_pipeline_mute(fc_pipeline_t *p, gboolean mute);
 void fc_pipeline_camera(fc_pipeline_t *p, gboolean off);
 void fc_pipeline_stats(fc_pipeline_t *p, fc_netstats_t *out);
+
+/* tunnel.c: TURN over TLS */
+fc_tunnel_t *fc_tunnel_new(fc_app_t *app, const char *url, char **local);
+void fc_tunnel_free(fc_tunnel_t *t);
 
 /* chat.c */
 int fc_chat_run(fc_app_t *app, const char *contact, char **send,

@@ -141,6 +141,9 @@ fc_media_entries(fc_app_t *app)
           "use only the TURN servers over udp, tcp or tls", "PROTO" },
         { "stats-json", 0, 0, G_OPTION_ARG_FILENAME, &app->opts.stats_json,
           "write the call's figures to FILE when it ends", "FILE" },
+        { "turn-ca", 0, 0, G_OPTION_ARG_FILENAME, &app->opts.turn_ca,
+          "trust these PEM authorities for TURN over TLS (default: the "
+          "system's)", "FILE" },
         { "latency", 0, 0, G_OPTION_ARG_INT, &app->opts.latency_ms,
           "receive jitter buffer in ms (default 50)", "MS" },
         { "duration", 0, 0, G_OPTION_ARG_DOUBLE, &app->opts.duration_s,
@@ -732,6 +735,16 @@ fc_check_media_opts(fc_app_t *app)
                    "positive\n");
         return FC_EXIT_USAGE;
     }
+    if (app->opts.turn_ca) {
+        GError  *err = NULL;
+
+        app->turn_ca = g_tls_file_database_new(app->opts.turn_ca, &err);
+        if (app->turn_ca == NULL) {
+            g_printerr("famcall-client: --turn-ca: %s\n", err->message);
+            g_clear_error(&err);
+            return FC_EXIT_USAGE;
+        }
+    }
     return 0;
 }
 
@@ -845,6 +858,11 @@ fc_app_free(fc_app_t *app)
     if (app->ice_servers) {
         json_array_unref(app->ice_servers);
     }
+    if (app->tunnels) {
+        g_ptr_array_free(app->tunnels, TRUE);
+    }
+    g_clear_object(&app->turn_ca);
+    g_free(app->opts.turn_ca);
     g_free(app->call.call_id);
     g_free(app->call.peer_id);
     g_free(app->call.peer_name);

@@ -378,7 +378,25 @@ fc_add_ice_servers(fc_pipeline_t *p)
                     continue;
                 }
             }
-            uri = fc_turn_uri(url, user, pass);
+            if (g_str_has_prefix(url, "turns:")) {
+                /* libnice would speak in the clear: through a tunnel */
+                fc_tunnel_t  *t;
+                char         *local = NULL;
+
+                t = fc_tunnel_new(p->app, url, &local);
+                if (t == NULL) {
+                    continue;
+                }
+                if (p->app->tunnels == NULL) {
+                    p->app->tunnels = g_ptr_array_new_with_free_func(
+                        (GDestroyNotify) fc_tunnel_free);
+                }
+                g_ptr_array_add(p->app->tunnels, t);
+                uri = fc_turn_uri(local, user, pass);
+                g_free(local);
+            } else {
+                uri = fc_turn_uri(url, user, pass);
+            }
             if (uri) {
                 g_signal_emit_by_name(p->webrtc, "add-turn-server", uri, &ok);
                 fc_log(p->app, "TURN %s%s", url, ok ? "" : " (refused)");
