@@ -100,7 +100,11 @@ sub done {
     my $ok = wait_until { waitpid($pid, POSIX::WNOHANG()) == $pid } 60, $name;
     my $rc = $ok ? $? >> 8 : do { kill 'KILL', $pid; waitpid $pid, 0; 'killed' };
     my $slurp = sub { open my $fh, '<', $_[0] or return ''; local $/; <$fh> // '' };
-    return { rc => $rc, out => $slurp->("$home/$name.out"), err => $slurp->("$home/$name.err") };
+    my $err = $slurp->("$home/$name.err");
+    # a client built with SANITIZE=1 (FAMCALL_CLIENT) reports here
+    fail("no sanitizer report from $name") and diag($err)
+        if $err =~ /ERROR: \w+Sanitizer|runtime error:/;
+    return { rc => $rc, out => $slurp->("$home/$name.out"), err => $err };
 }
 
 sub client { my $n = 'c' . int(rand 1e9); done(run_bg($n, @_), $n) }
