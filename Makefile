@@ -172,5 +172,12 @@ bench-sql: deps
 	bench/sql/batch-cost.sh
 	bench/sql/list-cost.sh
 
+# the push dispatcher against the mock providers: commit to the provider's
+# answer at a steady rate, and pushes a second through a burst
+# (bench/push/bench.pl; PUSH_* variables for other sizes)
+.PHONY: bench-push
+bench-push: build
+	bench/push/bench.pl
+
 clean:
 	rm -rf $(BUILD)
