@@ -158,12 +158,20 @@ bench-ws: build
 bench-calls: build
 	bench/calls/run.sh $(MODULE)
 
+# call setup with two GStreamer clients (issue 20): consecutive calls on
+# loopback, direct and through coturn over TCP; invite to ringing, answer
+# to ICE connected and to the first frame (bench/calls/call-setup.sh;
+# SETUP_* variables)
+.PHONY: bench-call-setup
+bench-call-setup: build client
+	bench/calls/call-setup.sh $(MODULE) $(CLIENT)
+
 # the bench scripts still work: wsload's self-test, tiny runs of make bench,
 # bench/chat.sh and make bench-ws that must come out sound, analyze-cost.sh,
 # refusals of bad input (bench/selftest.sh). Not part of `make test`.
 .PHONY: bench-selftest
-bench-selftest: build
-	bench/selftest.sh $(MODULE)
+bench-selftest: build client
+	bench/selftest.sh $(MODULE) $(CLIENT)
 
 # what a batch of sends and a page of messages cost PostgreSQL, in
 # instructions (callgrind)

@@ -12,13 +12,15 @@
 #   - tiny runs of bench/sql/analyze-cost.sh;
 #   - bad input refused with exit 2 before anything starts.
 # Figures are not looked at: speed is for the benchmarks themselves.
-# Usage: bench/selftest.sh MODULE_SO     prints ok/not ok per step; exits 1
-# if any failed, with the last lines of its output.
+# Usage: bench/selftest.sh MODULE_SO [CLIENT]   prints ok/not ok per step;
+# exits 1 if any failed, with the last lines of its output. CLIENT
+# (famcall-client) adds a tiny make bench-call-setup.
 # BENCH_SELFTEST_KEEP=1 keeps the steps' logs.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-module=$(realpath "${1:?usage: bench/selftest.sh MODULE_SO}")
+module=$(realpath "${1:?usage: bench/selftest.sh MODULE_SO [CLIENT]}")
+client=${2:+$(realpath "$2")}
 logs=$(mktemp -d /tmp/famcall-bench-selftest-XXXX)
 trap '[ -n "${BENCH_SELFTEST_KEEP:-}" ] || rm -rf "$logs"' EXIT
 cd "$top"
@@ -70,6 +72,10 @@ step 'make bench-calls: relay, nodes and setup, 2 s each' 0 \
         CALLS_SETUP_PAIRS=20 CALLS_CONF='famcall_call_sweep_interval 2s;' \
         bench/calls/run.sh "$module"
 
+# two calls each way, when the client is built (make bench-selftest builds it)
+[ -z "$client" ] || step 'make bench-call-setup: 2 calls direct and through coturn' 0 \
+    env SETUP_CALLS=2 bench/calls/call-setup.sh "$module" "$client"
+
 step 'analyze-cost.sh conversations at targets 10 and 0' 0 \
     env USERS=3000 PER=2 bench/sql/analyze-cost.sh conversations 10 0
 step 'analyze-cost.sh messages at target 30' 0 \
@@ -78,6 +84,8 @@ step 'analyze-cost.sh messages at target 30' 0 \
 step 'WS_HISTORY=3M refused' 2 env WS_HISTORY=3M bench/ws/run.sh "$module"
 step 'CALLS_RATES=5k refused' 2 env CALLS_RATES=5k bench/calls/run.sh "$module"
 step 'a part bench-calls does not know refused' 2 env CALLS_PARTS=chat bench/calls/run.sh "$module"
+step 'a mode bench-call-setup does not know refused' 2 \
+    env SETUP_MODES=carrier-pigeon bench/calls/call-setup.sh "$module" "${client:-/nonexistent}"
 step 'a statistics target 10x refused' 2 bench/sql/analyze-cost.sh messages 10x
 step 'a table analyze-cost.sh does not know refused' 2 bench/sql/analyze-cost.sh users
 step 'MESSAGES=3M refused' 2 env MESSAGES=3M bench/sql/analyze-cost.sh messages

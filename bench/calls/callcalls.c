@@ -25,6 +25,20 @@ uint64_t         t_calls0;
 /* setup: idle pairs, first in first out, and the pairs in a setup */
 static uint32_t  idle_head = UINT32_MAX, idle_tail = UINT32_MAX, in_cycle;
 
+/*
+ * A call:end refused for want of room (unavailable, rate_limited: the
+ * server is still busy with a backlog of relays) is sent again, as a client
+ * would, END_RETRY_NS later, up to END_TRIES times; the pairs waiting are a
+ * FIFO (one delay for all keeps it in order of due time).
+ */
+#define END_RETRY_NS  250000000ull
+#define END_TRIES     60
+
+static uint32_t  *retry_pair, retry_head, retry_n;
+static uint64_t  *retry_due;
+
+static void call_end_send(uint32_t i);
+
 
 void
 send_event(conn_t *c, const char *fmt, ...)
@@ -125,6 +139,14 @@ static void
 call_end(uint32_t i)
 {
     pairs[i].state = C_ENDING;
+    pairs[i].tries = 0;
+    call_end_send(i);
+}
+
+
+static void
+call_end_send(uint32_t i)
+{
     send_event(&conns[2 * i],
                "{\"type\":\"call:end\",\"ref\":\"e%u\",\"data\":"
                "{\"call_id\":\"%s\",\"reason\":\"hangup\"}}", i,
@@ -167,6 +189,65 @@ call_progress(uint32_t i, int bit)
 }
 
 
+/* a refused call:end: 1 if it will be sent again, or if the refusal was
+ * wrong (an earlier try that was refused ended the call after all) */
+static int
+end_refused(uint32_t i, const char *code)
+{
+    pair_t  *p = &pairs[i];
+
+    if (code != NULL && p->tries < END_TRIES
+        && (strcmp(code, "unavailable") == 0
+            || strcmp(code, "rate_limited") == 0))
+    {
+        if (retry_pair == NULL) {
+            retry_pair = calloc(npairs, sizeof(*retry_pair));
+            retry_due = calloc(npairs, sizeof(*retry_due));
+            if (retry_pair == NULL || retry_due == NULL) {
+                die("out of memory");
+            }
+        }
+        p->tries++;
+        retry_pair[(retry_head + retry_n) % npairs] = i;
+        retry_due[(retry_head + retry_n) % npairs] = now_ns() + END_RETRY_NS;
+        retry_n++;
+        return 1;
+    }
+    if (code != NULL && p->tries > 0 && strcmp(code, "wrong_state") == 0) {
+        complain(st.refused_done++, "pair %u: a call:end refused for want "
+                 "of room ended the call all the same", i);
+        call_progress(i, G_END_ACK);
+        return 1;
+    }
+    return 0;
+}
+
+
+/* the refused ends due by now sent again; ns until the next is due, or -1 */
+static int64_t
+end_retries(uint64_t now)
+{
+    uint32_t  i;
+
+    while (retry_n && retry_due[retry_head] <= now) {
+        i = retry_pair[retry_head];
+        retry_head = (retry_head + 1) % npairs;
+        retry_n--;
+        if (pairs[i].state == C_ENDING && !(pairs[i].got & G_END_ACK)) {
+            call_end_send(i);
+        }
+    }
+    return retry_n ? (int64_t) (retry_due[retry_head] - now) : -1;
+}
+
+
+static int64_t
+sooner(int64_t a, int64_t b)
+{
+    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
+
 /* an ack or error whose ref names a call step ("i7", "a7", "e7") */
 int
 call_answer(conn_t *c, const char **f, int ok)
@@ -186,6 +267,11 @@ call_answer(conn_t *c, const char **f, int ok)
     }
     p = &pairs[i];
     if (!ok) {
+        if (ref[0] == 'e' && caller && p->state == C_ENDING
+            && !(p->got & G_END_ACK) && end_refused((uint32_t) i, f[J_CODE]))
+        {
+            return 1;
+        }
         call_failed((uint32_t) i, ref[0] == 'i' ? "invite refused"
                     : ref[0] == 'a' ? "accept refused" : "end refused",
                     f[J_CODE]);
@@ -314,11 +400,11 @@ tick_calls(uint64_t now, int end)
         next_call++;
     }
     if (next_call == npairs || calls_open >= o_inflight) {
-        return -1;
+        return end_retries(now);
     }
-    return (int64_t) (t_calls0
+    return sooner(end_retries(now), (int64_t) (t_calls0
                       + (uint64_t) (next_call * 1e9 / o_setup_rate))
-           - (int64_t) now;
+                  - (int64_t) now);
 }
 
 
@@ -375,10 +461,11 @@ tick_setup(uint64_t now)
         call_invite(i, now);
     }
     if (nsent == nmsgs) {
-        return -1;
+        return end_retries(now);
     }
-    return (int64_t) (t_send0 + (uint64_t) ((double) nsent * 1e9 / o_rate))
-           - (int64_t) now;
+    return sooner(end_retries(now), (int64_t) (t_send0
+                      + (uint64_t) ((double) nsent * 1e9 / o_rate))
+                  - (int64_t) now);
 }
 
 
@@ -398,7 +485,7 @@ setup_run(void)
     st.warmup_ms = (uint64_t) (o_warmup * 1000);
     run(offered_all, tick_setup, 0);
     st.send_ms = (now_ns() - t_send0) / 1000000;
-    run(setups_done, NULL, now_ns() + (uint64_t) (o_drain * 1e9));
+    run(setups_done, end_retries, now_ns() + (uint64_t) (o_drain * 1e9));
     /* setups offered that did not finish */
     st.not_delivered = st.sent - st.setups;
 }

@@ -33,6 +33,7 @@ typedef struct {
     char      a[ID_LEN + 1], sa[ID_LEN + 1], b[ID_LEN + 1], sb[ID_LEN + 1];
     char      call[ID_LEN + 1];     /* "" until one side heard its id */
     uint8_t   state, got;
+    uint8_t   tries;                /* call:end sent again after a refusal */
     uint64_t  t_invite;
     uint32_t  next_idle;            /* the idle FIFO (setup), or -1 */
 } pair_t;

@@ -237,12 +237,13 @@ relay_run(void)
 
 
 /*
- * What became of each relay sent: famcall answers every one, so one acked
- * but not delivered is lost (not_delivered), one refused but delivered went
- * where it should not (foreign), and one not answered after the drain is
- * still queued somewhere (not_acked: an overloaded server, not a lost
- * relay). PeerJS answers none: one not delivered after the drain is
- * not_delivered.
+ * What became of each relay sent: famcall answers every one, so one not
+ * answered after the drain is still queued somewhere (not_acked: an
+ * overloaded server), one acked but not delivered is lost, or late behind
+ * such a queue (not_delivered: the script tells which by whether the run
+ * was overloaded), and one refused but delivered was relayed although its
+ * sender was told it was not (refused_done). PeerJS answers none: one not
+ * delivered after the drain is not_delivered.
  */
 static void
 relay_tally(void)
@@ -263,7 +264,7 @@ relay_tally(void)
             complain(st.not_delivered++, "relay %llu acked, never delivered",
                      (unsigned long long) k);
         } else if ((b & R_REFUSED) && (b & R_DELIVERED)) {
-            complain(st.foreign++, "relay %llu refused, yet delivered",
+            complain(st.refused_done++, "relay %llu refused, yet delivered",
                      (unsigned long long) k);
         }
     }

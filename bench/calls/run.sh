@@ -206,7 +206,7 @@ calls_one() {
     calls_pids=()
     "$callload" merge "${files[@]}" > "$data/$name.sum"
     for p in "${files[@]}"; do
-        [ -s "$p.err" ] && sed 's/^/    /' "$p.err" | head -5
+        [ -s "$p.err" ] && sed 's/^/    /' "$p.err" | head -12
     done
     true
 }
@@ -224,10 +224,12 @@ calls_relay_report() {
                 printf "  %s: sent %d, delivered %d; not delivered after the drain %d; to the wrong socket %d, twice %d, not sent %d\n",
                     who, v["sent"], d, v["not_delivered"], v["foreign"], v["duplicated"], v["skipped"]
             else
-                printf "  %s: sent %d, delivered %d, acked %d, refused (error) %d; unanswered after the drain %d; acked but lost %d, to the wrong socket %d, twice %d, not sent %d\n",
+                printf "  %s: sent %d, delivered %d, acked %d, refused (error) %d; unanswered after the drain %d; acked, not delivered %d; to the wrong socket %d, twice %d, not sent %d\n",
                     who, v["sent"], d, v["acked"], v["errors"], v["not_acked"], v["not_delivered"], v["foreign"], v["duplicated"], v["skipped"]
             if (v["not_acked"] + (who == "PeerJS" ? v["not_delivered"] : 0) + v["errors"] > 0)
                 printf "  OVERLOADED: the server did not keep up with this rate (its figures are its capacity, not a clean run)\n"
+            if (v["refused_done"] > 0)
+                printf "  SERVER: %d relays or call:ends were refused with an error and carried out all the same\n", v["refused_done"]
             printf "  relayed while sending: %.0f/s (offered %.0f/s)\n", v["delivered_per_s"], v["sent_per_s"]
             printf "  send -> peer  p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms (after the first %.1f s)\n",
                 v["lat_p50_ms"], v["lat_p90_ms"], v["lat_p99_ms"], v["lat_p999_ms"], v["lat_max_ms"], v["warmup_ms"] / 1000
@@ -261,10 +263,14 @@ calls_relay_report() {
         }' "$data/$name.sum" > "$data/$name.line"
     # every relay delivered went once to its call's other side, every one
     # acked was delivered (famcall), every call set up and ended; relays
-    # refused or still queued under overload are figures, not faults
+    # refused or still queued under overload are figures, not faults, and
+    # so are refusals that were carried out (SERVER above: the server's to
+    # fix, not the run's)
     awk -F= -v who="$who" '{ v[$1] = $2 } END {
         bad = v["foreign"] + v["duplicated"] + v["skipped"] + v["calls_failed"]
-        if (who != "PeerJS") bad += v["not_delivered"] + (v["calls_ready"] != v["wanted"] / 2) + (v["calls_ended"] != v["wanted"] / 2)
+        # a relay acked and not delivered is lost, unless the server was
+        # overloaded: then it may still be in the queue of the bus
+        if (who != "PeerJS") bad += (v["errors"] + v["not_acked"] ? 0 : v["not_delivered"]) + (v["calls_ready"] != v["wanted"] / 2) + (v["calls_ended"] != v["wanted"] / 2)
         exit !(v["sent"] > 0 && v["connected"] == v["wanted"] && bad == 0) }' "$data/$name.sum" ||
         bench_unsound "$name: a call not set up or not ended, or a relay lost, misdelivered or doubled"
 }

@@ -108,7 +108,8 @@ typedef struct {
      * ended; call:ringing heard; setups (invite -> accept -> end) done, in
      * all and while the setups were being offered; relays delivered twice */
     uint64_t  calls_ready, calls_failed, calls_ended, ringing, setups,
-              setups_window, duplicated;
+              setups_window, duplicated,
+              refused_done;       /* refused with an error, done all the same */
     /* maxima over processes */
     uint64_t  connect_ms, send_ms, behind_max_us;
     uint64_t  cpu_ms;             /* this generator's own CPU time, summed */

@@ -41,7 +41,7 @@ static const struct {
     F(stamped, SUM),
     F(calls_ready, SUM), F(calls_failed, SUM), F(calls_ended, SUM),
     F(ringing, SUM), F(setups, SUM), F(setups_window, SUM),
-    F(duplicated, SUM), F(tl_target_us, MAX),
+    F(duplicated, SUM), F(refused_done, SUM), F(tl_target_us, MAX),
     F(connect_ms, MAX), F(send_ms, MAX), F(behind_max_us, MAX),
     F(cpu_ms, SUM), F(warmup_ms, MAX),
 #undef F
