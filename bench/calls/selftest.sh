@@ -14,7 +14,10 @@ top=$(cd "$dir/../.." && pwd)
 tmp=$(mktemp -d /tmp/callload-selftest-XXXX)
 pj=
 cleanup() {
-    [ -n "$pj" ] && kill "$pj" 2> /dev/null && wait "$pj" 2> /dev/null
+    if [ -n "$pj" ]; then
+        kill "$pj" 2> /dev/null || true
+        wait "$pj" 2> /dev/null || true
+    fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT
