@@ -310,6 +310,30 @@ subtest 'the bound device closes, another device of its user stays on its worker
     $n3->stop;
 };
 
+subtest 'a lost side is found however many calls go on' => sub {
+    # thousands of calls going on between two online users, before ours in
+    # every order the sweeper might walk them
+    my ($p, $q) = map { $s->signup } 1 .. 2;
+    my ($p1, $q1) = (ws($p), ws($q));
+    online($_) for $p, $q;
+    my ($pid, $qid) = ($p->{user}{id}, $q->{user}{id});
+    my $pi = $s->psql("select instance_id from presence where user_id = '$pid' limit 1");
+    my $qi = $s->psql("select instance_id from presence where user_id = '$qid' limit 1");
+    $s->psql("insert into calls (id, caller_id, callee_id, media, status, answered_at, caller_src, callee_src)
+              select ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, '$pid', '$qid',
+                     'audio', 'accepted', now(), '$pi.' || (1000000 + i), '$qi.' || (1000000 + i)
+                from generate_series(1, 5000) i");
+    my ($call, $c1, $d1) = call_between($c, $s, $d, $s);
+    $c1->close;
+    my $ev = $d1->expect('call:end', 15 * $slow);
+    is($ev && $ev->{data}{call_id}, $call, 'the lost side is found: call:end');
+    is($ev && $ev->{data}{reason}, 'connection_lost', 'connection_lost');
+    is($s->psql("select count(*) from calls where caller_id = '$pid' and status = 'accepted'"), 5000,
+       'the calls whose sides are there go on');
+    $s->psql("delete from calls where caller_id = '$pid'");
+    $_->close for $d1, $p1, $q1;
+};
+
 subtest 'a node killed (kill -9) mid-ring and mid-call' => sub {
     # mid-call, nobody comes back: g on node 2, h on node 1
     my ($lost, $g1, $h1) = call_between($g, $n2, $h, $s);
