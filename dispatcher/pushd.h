@@ -161,9 +161,12 @@ struct pushd_s {
     int                 wake;
 
     CURLM              *multi;
+    int                 running;      /* libcurl's transfers */
     size_t              inflight;     /* rows leased and not yet settled */
     pushd_row_t        *settle;
     pushd_row_t       **settle_tail;
+    size_t              nsettle;
+    long long           settle_since; /* ms: the oldest row to settle */
 
     pushd_row_t        *expo;         /* to batch at the end of a claim */
     pushd_row_t       **expo_tail;
@@ -238,6 +241,10 @@ void pushd_webhook_send(pushd_t *d, pushd_row_t *row);
 /* the payload's value as a string, or NULL */
 const char *pushd_str(json_t *obj, const char *key);
 void pushd_stat(pushd_t *d, int provider, pushd_row_t *row);
+
+/* answered rows settle in groups of up to this many, or this old */
+#define PUSHD_SETTLE_MAX  256
+#define PUSHD_SETTLE_MS   5
 
 #define PUSHD_EXPO     0
 #define PUSHD_FCM      1

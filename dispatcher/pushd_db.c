@@ -60,6 +60,15 @@ pushd_db_connect(pushd_t *d)
 
     PQclear(res);
 
+    /*
+     * The rows were stored durably by their cause; what this session
+     * writes (leases, settlements) may be lost in a crash of the database
+     * at the price of a push sent again, as when a dispatcher dies.  So
+     * its commits do not wait for the WAL flush.
+     */
+    res = PQexec(d->pg, "SET synchronous_commit = off");
+    PQclear(res);
+
     if (PQsetnonblocking(d->pg, 0) != 0) {
         return -1;
     }
@@ -217,6 +226,7 @@ pushd_db_settle(pushd_t *d)
 
     d->settle = NULL;
     d->settle_tail = &d->settle;
+    d->nsettle = 0;
     d->inflight -= n;
 
     /* a device's next row may be leased only now that this one is settled */

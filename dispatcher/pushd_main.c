@@ -208,7 +208,7 @@ main(int argc, char **argv)
 static void
 pushd_loop(pushd_t *d)
 {
-    int               running, left, nfd;
+    int               left, nfd;
     long              timeout;
     long long         now, stop_by = 0;
     CURLMsg          *msg;
@@ -234,7 +234,16 @@ pushd_loop(pushd_t *d)
             }
         }
 
-        if (d->pg != NULL && d->settle != NULL) {
+        /*
+         * Settle in groups: each settle is a commit, and one per answer
+         * bounded a dispatcher to a few hundred pushes a second.  A group
+         * waits at most PUSHD_SETTLE_MS, and not at all once nothing else
+         * is in flight.
+         */
+        if (d->pg != NULL && d->settle != NULL
+            && (d->nsettle >= PUSHD_SETTLE_MAX || d->running == 0
+                || pushd_stopping || now - d->settle_since >= PUSHD_SETTLE_MS))
+        {
             (void) pushd_db_settle(d);
         }
 
@@ -272,8 +281,13 @@ pushd_loop(pushd_t *d)
 
         /* wait: the database's socket, libcurl's, or the next poll */
         timeout = (long) (d->next_claim - now);
-        if (d->settle != NULL || d->wake) {
+        if (d->wake) {
             timeout = 0;
+        }
+        if (d->settle != NULL
+            && d->settle_since + PUSHD_SETTLE_MS - now < timeout)
+        {
+            timeout = (long) (d->settle_since + PUSHD_SETTLE_MS - now);
         }
         if (timeout > d->conf.poll_ms) {
             timeout = d->conf.poll_ms;
@@ -300,7 +314,7 @@ pushd_loop(pushd_t *d)
         curl_multi_poll(d->multi, nfd ? &wfd : NULL, nfd, (int) timeout,
                         NULL);
 
-        curl_multi_perform(d->multi, &running);
+        curl_multi_perform(d->multi, &d->running);
 
         while ((msg = curl_multi_info_read(d->multi, &left)) != NULL) {
             if (msg->msg == CURLMSG_DONE) {
@@ -330,6 +344,7 @@ static void
 pushd_claim(pushd_t *d)
 {
     int           lim;
+    long long     start;
     pushd_row_t  *rows, *row, *next;
 
     lim = d->conf.max_inflight - (int) d->inflight;
@@ -337,6 +352,7 @@ pushd_claim(pushd_t *d)
         lim = d->conf.claim_batch;
     }
 
+    start = pushd_now_ms();
     lim = pushd_db_claim(d, lim, &rows);
     if (lim <= 0) {
         return;
@@ -349,7 +365,8 @@ pushd_claim(pushd_t *d)
         d->wake = 1;
     }
 
-    pushd_log(d, "debug", "leased %d rows", lim);
+    pushd_log(d, "debug", "leased %d rows in %lld ms", lim,
+              pushd_now_ms() - start);
 
     for (row = rows; row; row = next) {
         next = row->next;
@@ -444,8 +461,13 @@ pushd_done(pushd_t *d, pushd_row_t *row, pushd_outcome_e outcome,
                   row->error);
     }
 
+    if (d->settle == NULL) {
+        d->settle_since = pushd_now_ms();
+    }
+
     *d->settle_tail = row;
     d->settle_tail = &row->next;
+    d->nsettle++;
 }
 
 
