@@ -25,6 +25,14 @@ all: build
 deps:
 	@scripts/deps.sh
 
+# mobile/: its Node packages from the lockfile (npm ci), again only when
+# package.json or the lockfile changed since the last install.
+MOBILE_STAMP := mobile/node_modules/.package-lock.json
+deps: $(MOBILE_STAMP)
+$(MOBILE_STAMP): mobile/package.json mobile/package-lock.json
+	cd mobile && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 build: deps $(MODULE) $(PUSHD)
 build-asan: deps $(MODULE_ASAN) $(PUSHD_ASAN)
 

@@ -20,6 +20,7 @@ PACKAGES=(
     gstreamer1.0-nice libsoup-3.0-dev libjson-glib-dev   # client/gstreamer-app
     libcurl4-openssl-dev                      # the push dispatcher (HTTP/2 to the providers)
     nodejs                                    # t/7x: the mock push providers (node:http2)
+    chromium fonts-liberation fonts-noto-color-emoji  # t/60-mobile-web.t: the app's web build
 )
 
 missing=()

@@ -1,0 +1,289 @@
+// The web build in headless Chromium against a famcall stack, as two
+// people would use it: both sign in by phone, find each other, chat both
+// ways live, and hold a video call whose frames are counted from WebRTC's
+// own statistics (not from the screen). t/60-mobile-web.t starts the stack
+// and checks the server's side afterwards.
+//
+// Environment: BASE_URL (the stack's nginx, serving this build and the
+// API), SMS_LOG (where the stack writes one-time codes), SHOTS (a folder
+// for screenshots, optional), CHROMIUM (default /usr/bin/chromium).
+// Prints one JSON object per line: {"step", "ok", "info"}; the last line
+// is {"done": true, "facts": {...}}.
+import { readFileSync, mkdirSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+
+const BASE = process.env.BASE_URL;
+const SMS = process.env.SMS_LOG;
+const SHOTS = process.env.SHOTS || '';
+const T = 30_000;
+if (SHOTS) mkdirSync(SHOTS, { recursive: true });
+
+const facts = {};
+let failed = 0;
+
+function out(obj) {
+  process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    const info = await fn();
+    out({ step: name, ok: true, ms: Date.now() - t0, info: info ?? null });
+    return info;
+  } catch (e) {
+    failed++;
+    out({ step: name, ok: false, ms: Date.now() - t0, info: String(e?.stack ?? e).slice(0, 2000) });
+    throw e;
+  }
+}
+
+async function shot(page, name) {
+  if (SHOTS) await page.screenshot({ path: `${SHOTS}/${name}.png` });
+}
+
+async function waitFor(what, fn, ms = T) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+function smsCode(phone) {
+  let text = '';
+  try {
+    text = readFileSync(SMS, 'utf8');
+  } catch {
+    return null;
+  }
+  const lines = text.trim().split('\n').filter((l) => l.startsWith(phone + ' '));
+  return lines.length ? lines[lines.length - 1].split(' ')[1] : null;
+}
+
+const byId = (page, id) => page.locator(`[data-testid="${id}"]`);
+
+async function signIn(page, phone, name, tag) {
+  await page.goto(BASE + '/');
+  await byId(page, 'phone').waitFor({ timeout: T });
+  await shot(page, `${tag}-01-sign-in`);
+  await byId(page, 'phone').fill(phone);
+  await byId(page, 'send-code').click();
+  const code = await waitFor(`the code for ${phone} in sms.log`, () => smsCode(phone));
+  await byId(page, 'code').waitFor({ timeout: T });
+  await byId(page, 'code').fill(code);
+  await shot(page, `${tag}-02-code`);
+  await byId(page, 'verify').click();
+  await byId(page, 'display-name').waitFor({ timeout: T });
+  await shot(page, `${tag}-03-name`);
+  await byId(page, 'display-name').fill(name);
+  await byId(page, 'verify').click();
+  await byId(page, 'open-contacts').waitFor({ timeout: T });
+  await shot(page, `${tag}-04-chats-empty`);
+}
+
+/** inbound video frames decoded and audio packets received, from getStats */
+async function mediaIn(page) {
+  return page.evaluate(async () => {
+    const c = window.__famcallCall;
+    if (!c) return null;
+    const r = await c.stats();
+    if (!r) return null;
+    const o = { video_frames: 0, audio_packets: 0, pair: null };
+    r.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') o.video_frames += s.framesDecoded || 0;
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') o.audio_packets += s.packetsReceived || 0;
+    });
+    return o;
+  });
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: [
+    '--use-fake-ui-for-media-stream',
+    '--use-fake-device-for-media-stream',
+    '--allow-loopback-in-peer-connection',
+    '--disable-features=WebRtcHideLocalIpsWithMdns',
+    '--no-sandbox',
+    '--disable-dev-shm-usage',
+  ],
+});
+
+try {
+  const viewport = { width: 390, height: 844 };
+  const ctxA = await browser.newContext({ viewport, permissions: ['camera', 'microphone'] });
+  const ctxB = await browser.newContext({ viewport, permissions: ['camera', 'microphone'] });
+  const a = await ctxA.newPage();
+  const b = await ctxB.newPage();
+  for (const [p, who] of [[a, 'A'], [b, 'B']]) {
+    p.on('pageerror', (e) => out({ log: `${who} pageerror: ${e.message}` }));
+    p.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') out({ log: `${who} console.${m.type()}: ${m.text().slice(0, 300)}` });
+    });
+  }
+
+  const stamp = String(Date.now()).slice(-7);
+  const phoneA = `+4470${stamp}1`;
+  const phoneB = `+4470${stamp}2`;
+  const userB = `bob${stamp}`;
+  facts.phone_a = phoneA;
+  facts.phone_b = phoneB;
+
+  await step('alice signs up by phone (code from sms.log, name on first sign-in)', () =>
+    signIn(a, phoneA, 'Alice', 'a'));
+  await step('bob signs up by phone', () => signIn(b, phoneB, 'Bob', 'b'));
+
+  await step('bob sets a username in Settings > Profile', async () => {
+    await b.getByRole('tab', { name: 'Settings' }).click();
+    await b.getByLabel('Profile', { exact: true }).click();
+    await byId(b, 'profile-username').fill(userB);
+    await shot(b, 'b-05-profile');
+    await byId(b, 'profile-save').click();
+    await b.getByText(`@${userB}`).waitFor({ timeout: T });
+    await shot(b, 'b-06-settings');
+    await b.getByRole('tab', { name: 'Chats' }).click();
+  });
+  facts.username_b = userB;
+
+  await step('alice finds bob by username and asks', async () => {
+    await byId(a, 'open-contacts').click();
+    await byId(a, 'contact-search').fill(userB);
+    await byId(a, 'contact-search-go').click();
+    await byId(a, `add-${userB}`).click();
+    await a.getByText('Waiting for an answer').waitFor({ timeout: T });
+    await shot(a, 'a-05-contacts-asked');
+  });
+
+  await step('bob sees the request live and accepts', async () => {
+    await byId(b, 'open-contacts').click();
+    await b.getByLabel('Accept Alice').waitFor({ timeout: T });
+    await shot(b, 'b-07-contacts-request');
+    await b.getByLabel('Accept Alice').click();
+    await b.getByLabel('Message Alice').waitFor({ timeout: T });
+  });
+
+  await step('alice sees the acceptance live and opens the chat', async () => {
+    await a.getByLabel('Message Bob').waitFor({ timeout: T });
+    await a.getByLabel('Message Bob').click();
+    await byId(a, 'composer').waitFor({ timeout: T });
+  });
+
+  await step('alice writes; bob sees it live in Chats with an unread count', async () => {
+    await b.goBack();
+    await byId(a, 'composer').fill('Hello Bob, it is Alice');
+    await byId(a, 'send').click();
+    await byId(a, 'msg-mine').getByText('Hello Bob, it is Alice').waitFor({ timeout: T });
+    await byId(b, 'unread-badge').waitFor({ timeout: T });
+    await b.getByText('Hello Bob, it is Alice').waitFor({ timeout: T });
+    await shot(b, 'b-08-chats-unread');
+  });
+
+  await step('bob opens the chat; alice sees the read ticks', async () => {
+    await b.getByLabel(/^Chat with Alice/).click();
+    await byId(b, 'msg-theirs').getByText('Hello Bob, it is Alice').waitFor({ timeout: T });
+    await byId(a, 'tick-read').first().waitFor({ timeout: T });
+  });
+
+  await step('bob types (alice sees it) and answers; alice gets it live', async () => {
+    await byId(b, 'composer').pressSequentially('Hi Alice', { delay: 20 });
+    await byId(a, 'peer-status').getByText(/typing/).waitFor({ timeout: T }).catch(async () => {
+      await a.getByText('Bob is typing…').waitFor({ timeout: 5000 });
+    });
+    await shot(a, 'a-06-chat-typing');
+    await byId(b, 'send').click();
+    await byId(a, 'msg-theirs').getByText('Hi Alice').waitFor({ timeout: T });
+    await byId(b, 'tick-read').first().waitFor({ timeout: T });
+    await shot(a, 'a-07-chat');
+    await shot(b, 'b-09-chat');
+  });
+
+  await step('alice starts a video call: permissions explained first', async () => {
+    await a.getByLabel('Video call Bob').click();
+    await byId(a, 'permissions-continue').waitFor({ timeout: T });
+    await shot(a, 'a-08-permissions');
+    await byId(a, 'permissions-continue').click();
+    await byId(a, 'call-status').waitFor({ timeout: T });
+  });
+
+  await step('bob hears it ring and answers', async () => {
+    await b.getByLabel('Accept', { exact: true }).waitFor({ timeout: T });
+    await a.getByText('Ringing…').waitFor({ timeout: T });
+    await shot(a, 'a-09-call-ringing');
+    await shot(b, 'b-10-call-incoming');
+    await b.getByLabel('Accept', { exact: true }).click();
+    await byId(b, 'primer-continue').click();
+  });
+
+  const media = await step('video and audio flow both ways (getStats on each side)', async () => {
+    const got = await waitFor(
+      'frames both ways',
+      async () => {
+        const [ma, mb] = await Promise.all([mediaIn(a), mediaIn(b)]);
+        return ma && mb && ma.video_frames > 30 && mb.video_frames > 30 && ma.audio_packets > 20 && mb.audio_packets > 20
+          ? { alice: ma, bob: mb }
+          : null;
+      },
+      45_000,
+    );
+    await byId(a, 'remote-video').waitFor({ timeout: T });
+    await a.waitForTimeout(500);
+    await shot(a, 'a-10-in-call');
+    await shot(b, 'b-11-in-call');
+    return got;
+  });
+  facts.media = media;
+
+  await step('mute and camera off show on the controls', async () => {
+    await a.getByLabel('Mute', { exact: true }).click();
+    await a.getByLabel('Unmute').waitFor({ timeout: T });
+    await a.getByLabel('Camera off').click();
+    await a.getByLabel('Camera on').waitFor({ timeout: T });
+    const muted = await a.evaluate(() => {
+      const v = document.querySelector('[data-testid="local-video"]');
+      return v === null;
+    });
+    if (!muted) throw new Error('local preview still shown with the camera off');
+    await a.getByLabel('Unmute').click();
+    await a.getByLabel('Camera on').click();
+  });
+
+  await step('alice hangs up; both see how it ended, in words', async () => {
+    facts.call_id = await a.evaluate(() => window.__famcallCall.state().callId);
+    await a.getByLabel('End call', { exact: true }).click();
+    await a.getByText('Call ended.').waitFor({ timeout: T });
+    await b.getByText('Alice hung up.').waitFor({ timeout: T });
+    await shot(b, 'b-12-call-ended');
+    await byId(a, 'call-close').click();
+    await byId(b, 'call-close').click();
+  });
+
+  await step('the call is in both histories', async () => {
+    await a.goto(BASE + '/calls');
+    await b.goto(BASE + '/calls');
+    await a.getByText(/Outgoing video call/).waitFor({ timeout: T });
+    await b.getByText(/Incoming video call/).waitFor({ timeout: T });
+    await shot(a, 'a-11-calls');
+  });
+
+  await step('bob misses a call from alice: it shows as missed', async () => {
+    await a.getByLabel('Call Bob back').click();
+    await a.getByText('Ringing…').waitFor({ timeout: T });
+    await b.getByLabel('Decline', { exact: true }).waitFor({ timeout: T });
+    await a.getByLabel('End call', { exact: true }).click();
+    await a.getByText('Call cancelled.').waitFor({ timeout: T });
+    await b.getByText('You missed a call from Alice.').waitFor({ timeout: T });
+    await byId(b, 'call-close').click();
+    await b.getByRole('tab', { name: 'Calls' }).click();
+    await b.getByText(/Missed video call/).waitFor({ timeout: T });
+    await shot(b, 'b-13-calls-missed');
+  });
+} catch {
+  // the failing step is already reported
+} finally {
+  await browser.close().catch(() => undefined);
+  out({ done: true, failed, facts });
+}
