@@ -32,7 +32,7 @@ jest.mock('expo-notifications', () => ({
   AndroidImportance: { MAX: 5, HIGH: 4 },
 }));
 
-jest.mock('expo-device', () => ({ isDevice: false }));
+jest.mock('expo-device', () => ({ __esModule: true, isDevice: false }));
 
 // expo-router without a navigator: the router's calls are recorded, the
 // params are set by the test, and a Stack.Screen renders its header's

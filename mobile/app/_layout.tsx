@@ -92,6 +92,7 @@ export default function RootLayout() {
         <Stack.Screen name="permissions" options={{ title: 'Before you call' }} />
         <Stack.Screen name="settings/profile" options={{ title: 'Profile' }} />
         <Stack.Screen name="settings/blocked" options={{ title: 'Blocked people' }} />
+        <Stack.Screen name="settings/account" options={{ title: 'Your data and account' }} />
         <Stack.Screen name="report" options={{ title: 'Report', presentation: 'modal' }} />
       </Stack>
     </QueryClientProvider>

@@ -7,7 +7,7 @@ import { useState } from 'react';
 import { ScrollView, Text, View } from 'react-native';
 
 import { errorWords } from '@/api/errors';
-import { contacts, conversations, users } from '@/api/endpoints';
+import { contacts, conversations, invites, users } from '@/api/endpoints';
 import type { Contact, PublicUser } from '@/api/types';
 import { ConnectionBanner } from '@/components/ConnectionBanner';
 import { Avatar, Body, Button, ErrorText, Field, Loading, styles } from '@/components/ui';
@@ -51,6 +51,8 @@ export default function Contacts() {
   const [text, setText] = useState('');
   const [results, setResults] = useState<PublicUser[] | null>(null);
   const [error, setError] = useState('');
+  const [searched, setSearched] = useState('');
+  const [info, setInfo] = useState('');
   // contact:request / contact:accepted refresh this at once where the
   // server sends them; until every server does, the open screen also polls
   const list = useQuery({ queryKey: ['contacts'], queryFn: contacts.list, refetchInterval: 4000 });
@@ -60,7 +62,20 @@ export default function Contacts() {
 
   const search = useMutation({
     mutationFn: (q: string) => users.search(q),
-    onSuccess: (r) => setResults(r.users),
+    onSuccess: (r, q) => {
+      setResults(r.users);
+      setSearched(q);
+    },
+    onError,
+  });
+  // someone not on famcall yet: an SMS with the link, and they become a
+  // contact when they sign up with that number
+  const invite = useMutation({
+    mutationFn: (phone: string) => invites.send(phone),
+    onSuccess: (r) => {
+      if (r.user) setResults([r.user]);
+      else setInfo(`We sent an invitation to ${searched}. They will be your contact when they join.`);
+    },
     onError,
   });
   const add = useMutation({
@@ -85,6 +100,7 @@ export default function Contacts() {
 
   const submit = () => {
     setError('');
+    setInfo('');
     const q = searchQuery(text);
     if (!q) {
       setError('Type at least 2 letters of a username, or a full number with its country code.');
@@ -117,7 +133,24 @@ export default function Contacts() {
         <ErrorText>{error}</ErrorText>
         {results ? (
           <Section title="Found">
-            {results.length === 0 ? <Body muted>Nobody found. Check the spelling or the number.</Body> : null}
+            {results.length === 0 && !searched.startsWith('+') ? (
+              <Body muted>Nobody found. Check the spelling or the number.</Body>
+            ) : null}
+            {results.length === 0 && searched.startsWith('+') ? (
+              <>
+                <Body muted>{searched} is not on famcall yet.</Body>
+                {info ? (
+                  <Body>{info}</Body>
+                ) : (
+                  <Button
+                    title="Invite them by SMS"
+                    onPress={() => invite.mutate(searched)}
+                    busy={invite.isPending}
+                    testID="invite"
+                  />
+                )}
+              </>
+            ) : null}
             {results.map((u) => {
               const c = known.get(u.id);
               return (

@@ -44,6 +44,7 @@ export default function Settings() {
       <Item title="Profile" hint="Change your name, username and picture" onPress={() => router.push('/settings/profile')} />
       <Item title="Blocked people" onPress={() => router.push('/settings/blocked')} />
       <Item title="Camera, microphone and notifications" onPress={() => router.push('/permissions')} />
+      <Item title="Your data and account" hint="Download your data, privacy, delete your account" onPress={() => router.push('/settings/account')} />
       <View style={{ marginTop: 24 }}>
         <Body muted>famcall 0.1.0</Body>
         <Button

@@ -108,9 +108,17 @@ export async function api<T>(
   let token = auth ? await accessToken() : null;
   let res = await raw(method, path, body, token, opts.signal);
   if (auth && res.status === 401) {
+    // a 401 about the proof sent (a wrong password or code) is an answer,
+    // not an expired token
+    const first = await toError(res);
+    if (first.code !== 'unauthorized') throw first;
     token = await refreshAccess();
     res = await raw(method, path, body, token, opts.signal);
-    if (res.status === 401) await useSession.getState().clear();
+    if (res.status === 401) {
+      const again = await toError(res);
+      if (again.code === 'unauthorized') await useSession.getState().clear();
+      throw again;
+    }
   }
   if (!res.ok) throw await toError(res);
   return parse<T>(res);

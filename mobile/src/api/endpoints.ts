@@ -37,8 +37,31 @@ export const auth = {
 
 export const me = {
   get: () => api<User>('GET', '/v1/me'),
+  /** deletes the account: proof by password or by a fresh one-time code */
+  remove: (proof: { password: string } | { code: string }) => api<void>('DELETE', '/v1/me', proof),
+  askExport: () => api<{ requested_at: string; expires_at: string }>('POST', '/v1/me/export'),
+  getExport: () => api<Record<string, unknown>>('GET', '/v1/me/export'),
   update: (patch: { display_name?: string; username?: string; avatar_url?: string | null }) =>
     api<User>('PATCH', '/v1/me', patch),
+};
+
+export const legal = {
+  get: () =>
+    api<{ privacy_url: string | null; terms_url: string | null; version: string | null }>(
+      'GET',
+      '/v1/legal',
+      undefined,
+      noAuth,
+    ),
+};
+
+export const invites = {
+  send: (phone: string, name?: string) =>
+    api<{ invite?: { id: string; phone: string }; user?: PublicUser }>(
+      'POST',
+      '/v1/invites',
+      name ? { phone, name } : { phone },
+    ),
 };
 
 export const users = {
