@@ -41,7 +41,7 @@ is($rc, 0, "jest: $passed passed, $failed failed") or diag($out);
 cmp_ok($passed, '>=', 40, 'jest ran the screen tests');
 my %suites = map { ($_->{name} =~ m{([^/]+)\.test\.tsx?$})[0] => $_->{status} }
              @{ $res->{testResults} // [] };
-for my $s (qw(auth lists chat call settings lib)) {
+for my $s (qw(auth lists chat call settings account lib)) {
     is($suites{$s}, 'passed', "jest suite $s");
 }
 

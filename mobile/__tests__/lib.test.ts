@@ -53,6 +53,15 @@ describe('the session', () => {
     expect(useSession.getState().refreshToken).toBe('n'.repeat(43));
   });
 
+  it('a 401 about a wrong password is an answer, not a reason to sign out', async () => {
+    const calls = mockApi({ 'DELETE /v1/me': () => [401, err('invalid_credentials', { field: 'password' })] });
+    await expect(api('DELETE', '/v1/me', { password: 'nope nope' })).rejects.toMatchObject({
+      code: 'invalid_credentials',
+    });
+    expect(calls).toHaveLength(1);
+    expect(useSession.getState().status).toBe('signedIn');
+  });
+
   it('renews one token at a time, however many ask', async () => {
     useSession.setState({ accessToken: null });
     const calls = mockApi({
