@@ -9,122 +9,27 @@
 // for screenshots, optional), CHROMIUM (default /usr/bin/chromium).
 // Prints one JSON object per line: {"step", "ok", "info"}; the last line
 // is {"done": true, "facts": {...}}.
-import { readFileSync, mkdirSync } from 'node:fs';
-import { chromium } from 'playwright-core';
+import {
+  BASE,
+  T,
+  byId,
+  facts,
+  launch,
+  mediaIn,
+  newPerson,
+  out,
+  result,
+  shot,
+  signIn,
+  step,
+  waitFor,
+} from './lib.mjs';
 
-const BASE = process.env.BASE_URL;
-const SMS = process.env.SMS_LOG;
-const SHOTS = process.env.SHOTS || '';
-const T = 30_000;
-if (SHOTS) mkdirSync(SHOTS, { recursive: true });
-
-const facts = {};
-let failed = 0;
-
-function out(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n');
-}
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    const info = await fn();
-    out({ step: name, ok: true, ms: Date.now() - t0, info: info ?? null });
-    return info;
-  } catch (e) {
-    failed++;
-    out({ step: name, ok: false, ms: Date.now() - t0, info: String(e?.stack ?? e).slice(0, 2000) });
-    throw e;
-  }
-}
-
-async function shot(page, name) {
-  if (SHOTS) await page.screenshot({ path: `${SHOTS}/${name}.png` });
-}
-
-async function waitFor(what, fn, ms = T) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
-
-function smsCode(phone) {
-  let text = '';
-  try {
-    text = readFileSync(SMS, 'utf8');
-  } catch {
-    return null;
-  }
-  const lines = text.trim().split('\n').filter((l) => l.startsWith(phone + ' '));
-  return lines.length ? lines[lines.length - 1].split(' ')[1] : null;
-}
-
-const byId = (page, id) => page.locator(`[data-testid="${id}"]`);
-
-async function signIn(page, phone, name, tag) {
-  await page.goto(BASE + '/');
-  await byId(page, 'phone').waitFor({ timeout: T });
-  await shot(page, `${tag}-01-sign-in`);
-  await byId(page, 'phone').fill(phone);
-  await byId(page, 'send-code').click();
-  const code = await waitFor(`the code for ${phone} in sms.log`, () => smsCode(phone));
-  await byId(page, 'code').waitFor({ timeout: T });
-  await byId(page, 'code').fill(code);
-  await shot(page, `${tag}-02-code`);
-  await byId(page, 'verify').click();
-  await byId(page, 'display-name').waitFor({ timeout: T });
-  await shot(page, `${tag}-03-name`);
-  await byId(page, 'display-name').fill(name);
-  await byId(page, 'verify').click();
-  await byId(page, 'open-contacts').waitFor({ timeout: T });
-  await shot(page, `${tag}-04-chats-empty`);
-}
-
-/** inbound video frames decoded and audio packets received, from getStats */
-async function mediaIn(page) {
-  return page.evaluate(async () => {
-    const c = window.__famcallCall;
-    if (!c) return null;
-    const r = await c.stats();
-    if (!r) return null;
-    const o = { video_frames: 0, audio_packets: 0, pair: null };
-    r.forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'video') o.video_frames += s.framesDecoded || 0;
-      if (s.type === 'inbound-rtp' && s.kind === 'audio') o.audio_packets += s.packetsReceived || 0;
-    });
-    return o;
-  });
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--use-fake-ui-for-media-stream',
-    '--use-fake-device-for-media-stream',
-    '--allow-loopback-in-peer-connection',
-    '--disable-features=WebRtcHideLocalIpsWithMdns',
-    '--no-sandbox',
-    '--disable-dev-shm-usage',
-  ],
-});
+const browser = await launch();
 
 try {
-  const viewport = { width: 390, height: 844 };
-  const ctxA = await browser.newContext({ viewport, permissions: ['camera', 'microphone'] });
-  const ctxB = await browser.newContext({ viewport, permissions: ['camera', 'microphone'] });
-  const a = await ctxA.newPage();
-  const b = await ctxB.newPage();
-  for (const [p, who] of [[a, 'A'], [b, 'B']]) {
-    p.on('pageerror', (e) => out({ log: `${who} pageerror: ${e.message}` }));
-    p.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning') out({ log: `${who} console.${m.type()}: ${m.text().slice(0, 300)}` });
-    });
-  }
+  const a = await newPerson(browser, 'A');
+  const b = await newPerson(browser, 'B');
 
   const stamp = String(Date.now()).slice(-7);
   const phoneA = `+4470${stamp}1`;
@@ -285,5 +190,5 @@ try {
   // the failing step is already reported
 } finally {
   await browser.close().catch(() => undefined);
-  out({ done: true, failed, facts });
+  out({ done: true, failed: result.failed, facts });
 }
