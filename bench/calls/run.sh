@@ -146,11 +146,23 @@ calls_cpu_used() {
                    used["nginx"] / 100, used["postgres"] / 100, used["peerjs"] / 100, used["callload"] / 100 }' "$1" "$2"
 }
 
-# the database's counters: commits, WAL records, WAL bytes
+# the WAL's insert position now (calls_db), and what was written between
+# two such positions, read back with pg_waldump (exact, where PostgreSQL
+# 15's statistics views lag by up to a second): "commits records bytes",
+# commits being the transactions that wrote a commit record
 calls_db() {
-    psql -X -At -F ' ' -c "select (select xact_commit from pg_stat_database
-                                   where datname = current_database()),
-                                  wal_records, wal_bytes from pg_stat_wal"
+    psql -X -At -c 'select pg_current_wal_insert_lsn()'
+}
+calls_wal() {
+    local end=$2
+    # the WAL writer flushes within its delay: wait for the end to be on disk
+    for _ in $(seq 50); do
+        [ "$(psql -X -At -c "select pg_current_wal_flush_lsn() >= '$end'")" = t ] && break
+        sleep 0.1
+    done
+    /usr/lib/postgresql/15/bin/pg_waldump -p "$data/pg/pg_wal" -s "$1" -e "$end" --stats=record 2> /dev/null |
+        awk '$1 == "Transaction/COMMIT" { c = $2 } $1 == "Total" { n = $2; b = $(NF - 1) }
+             END { printf "%d %d %d\n", c, n, b }'
 }
 
 # wait until callload (pid $1) printed "# phase=$3" in $2
@@ -165,8 +177,7 @@ calls_wait_phase() {
 # calls_one NAME MODE PORT_A PORT_B PAIRS RATE SECONDS SRC_OCTET [ARGS]: one
 # callload run, measured from its go to its drained phase; its summary in
 # $data/NAME.sum, the CPU per kind in $data/NAME.cpu (calls_cpu_used), the
-# database's counters in $data/NAME.db (a line before, one after), the host
-# in NAME.host
+# WAL written in $data/NAME.wal (calls_wal), the host in NAME.host
 calls_one() {
     local name=$1 mode=$2 pa=$3 pb=$4 n=$5 rate=$6 s=$7 oct=$8 from p per cnt files=() pid
     shift 8
@@ -199,7 +210,7 @@ calls_one() {
         calls_wait_phase "${calls_pids[$p]}" "${files[$p]}" drained
     done
     calls_cpu > "$data/$name.cpu1"
-    calls_db >> "$data/$name.db"
+    calls_wal "$(cat "$data/$name.db")" "$(calls_db)" > "$data/$name.wal"
     calls_cpu_used "$data/$name.cpu0" "$data/$name.cpu1" > "$data/$name.cpu"
     bench_cpu_report >> "$data/$name.host"
     for pid in "${calls_pids[@]}"; do wait "$pid" || true; done
@@ -340,7 +351,7 @@ setup)
         calls_one "setup-$rate" setup "$port1" "$port1" "$setup_pairs" "$rate" "$setup_secs" "$oct"
         oct=$((oct + 1))
         echo "== setups at $rate/s offered"
-        awk -F= -v cpu="$(cat "$data/setup-$rate.cpu")" -v db="$(paste -sd' ' "$data/setup-$rate.db")" '
+        awk -F= -v cpu="$(cat "$data/setup-$rate.cpu")" -v db="$(cat "$data/setup-$rate.wal")" '
             { v[$1] = $2 }
             END {
                 split(cpu, c, " "); split(db, d, " ")
@@ -353,8 +364,8 @@ setup)
                 printf "  invite -> both heard the end        p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
                     v["cycle_p50_ms"], v["cycle_p99_ms"], v["cycle_max_ms"]
                 if (s > 0) {
-                    printf "  per setup: PostgreSQL %.0f us of CPU, %.1f commits, %.1f WAL records, %.0f WAL bytes; nginx %.0f us of CPU\n",
-                        pg * 1e6 / s, (d[4] - d[1]) / s, (d[5] - d[2]) / s, (d[6] - d[3]) / s, ng * 1e6 / s
+                    printf "  per setup: PostgreSQL %.0f us of CPU, %.1f commits, %.1f WAL records, %.0f WAL bytes (pg_waldump, the whole run); nginx %.0f us of CPU\n",
+                        pg * 1e6 / s, d[1] / s, d[2] / s, d[3] / s, ng * 1e6 / s
                 }
                 printf "  generator: behind schedule at most %.1f ms, CPU %.1f s\n", v["behind_max_us"] / 1000, v["cpu_ms"] / 1000
                 printf "%.1f %.2f %.2f %.0f\n", v["setups_per_s"], v["setup_p99_ms"], v["cycle_p99_ms"], s ? pg * 1e6 / s : 0 > "/dev/stderr"
