@@ -129,6 +129,10 @@ subtest 'the command line' => sub {
     like($r->{err}, qr/not signed in/, 'says so');
     is_rc(client('contacts', '--server', 'http://127.0.0.1:1', '--profile', 'nobody'), 3,
           'no tokens for that server: not signed in');
+    $r = client('signup', '--server', 'http://127.0.0.1:1', '--profile', 'nobody',
+                '--email', 'x@example.com', '--username', 'xyz', '--password', 'x' x 12);
+    is_rc($r, 4, 'a server that does not answer');
+    like($r->{err}, qr/127\.0\.0\.1:1/, 'named');
 };
 
 my %who;
