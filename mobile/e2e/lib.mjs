@@ -45,15 +45,19 @@ export async function waitFor(what, fn, ms = T) {
   throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
 }
 
-export function smsCode(phone) {
+/** the codes sent to `phone` so far, oldest first */
+export function smsCodes(phone) {
   let text = '';
   try {
     text = readFileSync(SMS, 'utf8');
   } catch {
-    return null;
+    return [];
   }
-  const lines = text.trim().split('\n').filter((l) => l.startsWith(phone + ' '));
-  return lines.length ? lines[lines.length - 1].split(' ')[1] : null;
+  return text
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith(phone + ' '))
+    .map((l) => l.split(' ')[1]);
 }
 
 export const byId = (page, id) => page.locator(`[data-testid="${id}"]`);
@@ -63,8 +67,10 @@ export async function signIn(page, phone, name, tag) {
   await byId(page, 'phone').waitFor({ timeout: T });
   await shot(page, `${tag}-01-sign-in`);
   await byId(page, 'phone').fill(phone);
+  // the code this sign-in asks for, not one sent to the number before
+  const before = smsCodes(phone).length;
   await byId(page, 'send-code').click();
-  const code = await waitFor(`the code for ${phone} in sms.log`, () => smsCode(phone));
+  const code = await waitFor(`the code for ${phone} in sms.log`, () => smsCodes(phone)[before]);
   await byId(page, 'code').waitFor({ timeout: T });
   await byId(page, 'code').fill(code);
   await shot(page, `${tag}-02-code`);

@@ -50,6 +50,10 @@ try {
     await byId(b, 'profile-save').click();
     await b.getByText(`@${userB}`).waitFor({ timeout: T });
     await shot(b, 'b-06-settings');
+    await b.getByLabel('Your data and account', { exact: true }).click();
+    await byId(b, 'delete-start').waitFor({ timeout: T });
+    await shot(b, 'b-06-account');
+    await b.goBack();
     await b.getByRole('tab', { name: 'Chats' }).click();
   });
   facts.username_b = userB;

@@ -4,7 +4,7 @@
 import { useMutation, useQuery } from '@tanstack/react-query';
 import { useRouter } from 'expo-router';
 import { useState } from 'react';
-import { Linking, Platform, ScrollView, Share } from 'react-native';
+import { Linking, Platform, ScrollView, Share, View } from 'react-native';
 
 import { errorWords } from '@/api/errors';
 import { auth, legal, me } from '@/api/endpoints';
@@ -89,6 +89,7 @@ export default function Account() {
           <Button title="Terms of use" kind="plain" onPress={() => void Linking.openURL(legalQ.data.terms_url!)} />
         ) : null}
 
+        <View style={{ height: 24 }} />
         <Title>Delete your account</Title>
         <Body muted>
           Your profile, contacts and sessions are removed at once. Your messages stay with the people you wrote
