@@ -324,6 +324,21 @@ ngx_famcall_gw_registered(void *data, ngx_famcall_pg_status_e status,
     ngx_int_t    pid;
     const char  *id, *params[1];
 
+    if (status == NGX_FAMCALL_PG_OK && !gw->registered && !gw->exiting) {
+        gw->registered = 1;
+        ngx_famcall_gw_presence_flush(gw);
+
+    } else if (status != NGX_FAMCALL_PG_OK && !gw->registered
+               && !gw->exiting && !ngx_exiting && !ngx_quit)
+    {
+        /* presence waits on it: try again in a second, not a minute */
+        if (gw->heartbeat.timer_set) {
+            ngx_del_timer(&gw->heartbeat);
+        }
+
+        ngx_add_timer(&gw->heartbeat, NGX_FAMCALL_GW_REGISTER_RETRY);
+    }
+
     if (status != NGX_FAMCALL_PG_OK || PQntuples(res) != 1
         || PQnfields(res) != 2 || gw->buckets == NULL)
     {

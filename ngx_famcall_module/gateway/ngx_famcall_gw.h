@@ -31,6 +31,8 @@
 #define NGX_FAMCALL_GW_BUCKETS_MIN    1024
 #define NGX_FAMCALL_GW_MAX_OPS        32
 #define NGX_FAMCALL_GW_HEARTBEAT      60000
+/* a first registration that failed is tried again after (ms) */
+#define NGX_FAMCALL_GW_REGISTER_RETRY 1000
 #define NGX_FAMCALL_GW_TYPING_BURST   5
 #define NGX_FAMCALL_GW_SRC_LEN        (NGX_FAMCALL_ID_LEN + 1 + NGX_INT64_LEN)
 
@@ -84,6 +86,9 @@ struct ngx_famcall_gw_s {
     unsigned                       subscribed:1; /* the bus was up before */
     unsigned                       swept:1;      /* exit sweep sent */
     unsigned                       exiting:1;    /* in exit_process */
+    unsigned                       registered:1; /* its instance row is
+                                                    committed: presence
+                                                    rows may name it */
 
     ngx_famcall_gw_conf_t         *gwcf;         /* the gateway module's */
     ngx_famcall_node_out_t        *out;          /* lines for the node's
@@ -151,6 +156,7 @@ ngx_int_t ngx_famcall_gw_user_add(ngx_famcall_gw_t *gw,
 void ngx_famcall_gw_user_remove(ngx_famcall_gw_session_t *s);
 ngx_int_t ngx_famcall_gw_presence_init(ngx_famcall_gw_t *gw, ngx_pool_t *pool);
 void ngx_famcall_gw_presence_stop(ngx_famcall_gw_t *gw);
+void ngx_famcall_gw_presence_flush(ngx_famcall_gw_t *gw);
 
 /* ngx_famcall_gw_bus.c */
 void ngx_famcall_gw_notify(void *data, const char *payload, size_t len);

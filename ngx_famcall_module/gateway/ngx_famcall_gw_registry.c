@@ -248,8 +248,15 @@ ngx_famcall_gw_presence_send(ngx_famcall_gw_t *gw)
     const char             *params[3];
     ngx_famcall_gw_user_t  *u;
 
-    /* at exit, the sweep (ngx_famcall_gw_close) stands for every change */
-    if (gw->presence_query != NULL || gw->presence_retry.timer_set
+    /*
+     * At exit, the sweep (ngx_famcall_gw_close) stands for every change.
+     * Before the worker's instance row has committed, a presence row
+     * naming it would break its foreign key (the registration goes on
+     * another pooled connection): the changes wait for it, and
+     * ngx_famcall_gw_registered sends them.
+     */
+    if (!gw->registered
+        || gw->presence_query != NULL || gw->presence_retry.timer_set
         || ngx_queue_empty(&gw->presence_wait)
         || gw->exiting || ngx_exiting || ngx_quit)
     {
@@ -358,6 +365,14 @@ ngx_famcall_gw_presence_failed(ngx_famcall_gw_t *gw, ngx_uint_t retry)
     {
         ngx_add_timer(&gw->presence_retry, NGX_FAMCALL_GW_PRESENCE_RETRY);
     }
+}
+
+
+/* the instance row is there: the presence changes that waited for it go */
+void
+ngx_famcall_gw_presence_flush(ngx_famcall_gw_t *gw)
+{
+    ngx_famcall_gw_presence_send(gw);
 }
 
 
