@@ -342,5 +342,39 @@ subtest 'within a node a relay runs no query: PostgreSQL stopped' => sub {
     $bx->close;
 };
 
+subtest 'relays waiting behind a statement when the database goes' => sub {
+    my ($bx) = placed($b, $s, sub { 1 });
+    my $k = call_between($a1, $bx);
+    $b1->expect('call:invite');
+    $b2->expect('call:invite');
+    # a's other device is not bound: each of its relays asks the row, one
+    # at a time; the row is locked, so the first waits and the rest queue
+    # behind it, until the database stops under them
+    my $lock = fork // die "fork: $!";
+    if (!$lock) {
+        local %ENV = (%ENV, %{ $s->pg_env });
+        exec '/usr/bin/psql', '-X', '-q', '-c',
+             'begin; lock table calls in access exclusive mode; select pg_sleep(30); commit';
+        exit 127;
+    }
+    wait_until { $s->psql("select count(*) from pg_locks where relation = 'calls'::regclass and mode = 'AccessExclusiveLock' and granted") > 0 } 10, 'the lock';
+    $a2->send('webrtc:ice', { call_id => $k, candidate => "q$_" }, "q$_") for 1 .. 5;
+    wait_until { $s->psql("select count(*) from pg_locks where relation = 'calls'::regclass and not granted") > 0 } 10, 'a relay waits';
+    $s->pg_stop;
+    waitpid $lock, 0;
+    my @codes;
+    for my $i (1 .. 5) {
+        my $f = $a2->wait_for(sub { ($_[0]{ref} // '') eq "q$i" }, 20);
+        push @codes, $f && $f->{type} eq 'error' ? $f->{error}{code} : 'none';
+    }
+    is_deeply(\@codes, [('unavailable') x 5], 'each is answered: unavailable');
+    ok($bx->none('webrtc:ice', 0.3), 'none went through');
+    $s->pg_start;
+    wait_until { my $f = $a1->request('call:active', {}); $f && $f->{type} eq 'ack' } 30, 'the database is back';
+    err_is($a2->request('webrtc:ice', { call_id => $k, candidate => 'x' }), 'not_bound', 'the row answers again');
+    acked($a1->request('call:end', { call_id => $k }), 'the call ends');
+    $bx->close;
+};
+
 $_->close for $a1, $a2, $b1, $b2, $c1;
 done_testing;

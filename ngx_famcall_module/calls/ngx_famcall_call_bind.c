@@ -625,6 +625,19 @@ ngx_famcall_call_bind_line(ngx_famcall_gw_t *gw, ngx_str_t *type,
         return;
     }
 
+    /*
+     * The worker of the socket the line names, alone (a leader whose index
+     * is full sends every line to every worker): one worker reads a call's
+     * binds, in commit order.
+     */
+    if (src->len < 1 + NGX_FAMCALL_ID_LEN || src->data[0] != '='
+        || ngx_strncmp(src->data + 1, ngx_famcall_gw_instance(gw),
+                       NGX_FAMCALL_ID_LEN)
+           != 0)
+    {
+        return;
+    }
+
     if (ngx_famcall_call_bind_parse(data, call, ids, srcs) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, gw->log, 0,
                       "famcall call: a binding line ignored: \"%V\"", data);

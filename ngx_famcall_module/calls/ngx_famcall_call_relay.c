@@ -150,6 +150,7 @@ ngx_famcall_call_relay(ngx_famcall_gw_op_t *op, json_t *data,
     char                      *text;
     u_char                     call[16];
     size_t                     len;
+    uint64_t                   sid;
     const char                *id;
     ngx_famcall_gw_conf_t     *gwcf;
     ngx_famcall_call_sock_t   *sock;
@@ -177,10 +178,8 @@ ngx_famcall_call_relay(ngx_famcall_gw_op_t *op, json_t *data,
     len = ngx_strlen(text);
 
     ngx_famcall_gw_op_src(op, src);
-    sock = ngx_famcall_call_sock(ccf,
-                                 ngx_famcall_call_sock_id(gwcf->gw,
-                                                          (u_char *) src,
-                                                          ngx_strlen(src)));
+    sid = ngx_famcall_call_sock_id(gwcf->gw, (u_char *) src, ngx_strlen(src));
+    sock = ngx_famcall_call_sock(ccf, sid);
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                    "famcall call: %s on %s from %s%s", type, id, src,
@@ -189,6 +188,14 @@ ngx_famcall_call_relay(ngx_famcall_gw_op_t *op, json_t *data,
     if (sock == NULL) {
         ngx_famcall_call_relay_go(ccf, op, type, call, (u_char *) text, len);
         free(text);
+
+        /* its statement could not even be sent */
+        sock = ngx_famcall_call_sock(ccf, sid);
+
+        if (sock != NULL && !sock->busy && ngx_queue_empty(&sock->waiting)) {
+            ngx_famcall_call_sock_free(sock);
+        }
+
         return;
     }
 
@@ -327,12 +334,9 @@ ngx_famcall_call_relay_go(ngx_famcall_calls_conf_t *ccf,
                                   sock)
         != NGX_OK)
     {
-        /* answered (unavailable): the next one may go */
+        /* answered (unavailable): the next one may go; the caller frees
+         * the socket's entry when nothing waits */
         sock->busy = 0;
-
-        if (ngx_queue_empty(&sock->waiting)) {
-            ngx_famcall_call_sock_free(sock);
-        }
     }
 
     ngx_free(text);
