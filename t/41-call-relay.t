@@ -352,14 +352,18 @@ subtest 'relays waiting behind a statement when the database goes' => sub {
     # behind it, until the database stops under them
     my $lock = fork // die "fork: $!";
     if (!$lock) {
-        local %ENV = (%ENV, %{ $s->pg_env });
+        my $env = $s->pg_env;
+        defined $env->{$_} ? ($ENV{$_} = $env->{$_}) : delete $ENV{$_} for keys %$env;
         exec '/usr/bin/psql', '-X', '-q', '-c',
              'begin; lock table calls in access exclusive mode; select pg_sleep(30); commit';
         exit 127;
     }
-    wait_until { $s->psql("select count(*) from pg_locks where relation = 'calls'::regclass and mode = 'AccessExclusiveLock' and granted") > 0 } 10, 'the lock';
+    ok((wait_until { $s->psql("select count(*) from pg_locks where relation = 'calls'::regclass and mode = 'AccessExclusiveLock' and granted") > 0 } 10, 'the lock'),
+       'the calls table is locked');
     $a2->send('webrtc:ice', { call_id => $k, candidate => "q$_" }, "q$_") for 1 .. 5;
-    wait_until { $s->psql("select count(*) from pg_locks where relation = 'calls'::regclass and not granted") > 0 } 10, 'a relay waits';
+    ok((wait_until { $s->psql("select count(*) from pg_locks where relation = 'calls'::regclass and not granted") > 0 } 10, 'a relay waits'),
+       'the first relay waits for it');
+    ok($a2->none('error', 0.3), 'the others wait behind it');
     $s->pg_stop;
     waitpid $lock, 0;
     my @codes;
