@@ -230,6 +230,51 @@ subtest 'two users, three devices each, two nodes; every bad event' => sub {
     $_->close for $a1, $a2, $a3, $b1, $b2, $b3, $o1, $o2;
 };
 
+subtest 'across nodes at once: two accepts, and glare' => sub {
+    my $a1 = ws($a);
+    my ($b1, $b2) = (ws($b), ws($b, $n2));
+    online($b, 2);
+    for my $round (1 .. 3) {
+        my $call = ack_ok($a1->request('call:invite', { to_user_id => $bid, media => 'audio' }),
+                          "invite $round")->{call_id};
+        $_->expect('call:invite') for $b1, $b2;
+        # both leave before either is answered
+        $b1->send('call:accept', { call_id => $call }, "x$round");
+        $b2->send('call:accept', { call_id => $call }, "y$round");
+        my $x = $b1->wait_for(sub { ($_[0]{ref} // '') eq "x$round" });
+        my $y = $b2->wait_for(sub { ($_[0]{ref} // '') eq "y$round" });
+        my @won = grep { $_ && $_->{type} eq 'ack' } $x, $y;
+        my @lost = grep { $_ && $_->{type} eq 'error' && $_->{error}{code} eq 'answered_elsewhere' } $x, $y;
+        is(scalar @won . ' ' . scalar @lost, '1 1', "round $round: one accept wins, the other is answered elsewhere")
+            or diag explain [$x, $y];
+        my $ev = $a1->expect('call:accept');
+        is($ev && $ev->{data}{call_id}, $call, 'the caller hears one call:accept');
+        ok($a1->none('call:accept', 0.2), 'only one');
+        ack_ok($a1->request('call:end', { call_id => $call }), 'ended');
+        $_->{frames} = [] for $b1, $b2;
+    }
+
+    # a on node 1 and b on node 2 call each other at once: one call
+    $a1->send('call:invite', { to_user_id => $bid, media => 'video' }, 'ga');
+    $b2->send('call:invite', { to_user_id => $aid, media => 'video' }, 'gb');
+    my $ga = $a1->wait_for(sub { ($_[0]{ref} // '') eq 'ga' });
+    my $gb = $b2->wait_for(sub { ($_[0]{ref} // '') eq 'gb' });
+    is($ga && $ga->{data}{call_id}, $gb && $gb->{data}{call_id}, 'glare across nodes: one call')
+        or diag explain [$ga, $gb];
+    my $call = $ga->{data}{call_id};
+    is($s->psql("select count(*) from calls where status in ('ringing', 'accepted')"), 1,
+       'nothing else rings');
+    is(status_of($call), 'accepted -', 'accepted');
+    my ($caller, $callee) = $ga->{data}{glare} ? ($b2, $a1) : ($a1, $b2);
+    ok($caller->expect('call:accept'), 'the first caller hears call:accept');
+    ack_ok($caller->request('webrtc:offer', { call_id => $call, sdp => sdp(500) }), 'an offer');
+    ok($callee->expect('webrtc:offer'), 'reaches the device whose invite answered');
+    ok($b1->none('webrtc:offer', 0.2), "and not b's other device");
+    ack_ok($callee->request('call:end', { call_id => $call }), 'ended');
+    $caller->expect('call:end');
+    $_->close for $a1, $b1, $b2;
+};
+
 # the call between $x (on $xnode) and $y (on $ynode), accepted; returns
 # (call, x's socket, y's socket)
 sub call_between {
