@@ -5,7 +5,9 @@
 #
 # Usage: turn.sh
 # Reads FAMCALL_DATA_DIR, FAMCALL_TURN_PORT (3478), FAMCALL_BIND (127.0.0.1:
-# coturn listens and relays there) and FAMCALL_TURN_RELAY_PORTS (49160-49660).
+# coturn listens and relays there) and FAMCALL_TURN_RELAY_PORTS (49160-49660);
+# with FAMCALL_TURN_TLS_PORT, FAMCALL_TURN_CERT and FAMCALL_TURN_PKEY (PEM
+# files) it takes TURN over TLS on that port too (the NAT suites: 443).
 #
 # Everything coturn keeps is under $FAMCALL_DATA_DIR: the shared secret
 # (turn.key, made once and kept), its configuration, database, pid file and
@@ -30,6 +32,13 @@ chmod 0700 "$data/turn"
 [ -s "$data/turn.key" ] || (umask 077; openssl rand -hex 32 > "$data/turn.key")
 secret=$(tr -d '\r\n' < "$data/turn.key")
 
+tls=no-tls
+if [ -n "${FAMCALL_TURN_TLS_PORT:-}" ]; then
+    tls="tls-listening-port=$FAMCALL_TURN_TLS_PORT
+cert=${FAMCALL_TURN_CERT:?FAMCALL_TURN_CERT is not set}
+pkey=${FAMCALL_TURN_PKEY:?FAMCALL_TURN_PKEY is not set}"
+fi
+
 conf=$data/turn/turnserver.conf
 (umask 077; cat > "$conf.tmp" <<CONF
 # written by scripts/turn.sh: the local and test coturn; edits are lost
@@ -42,7 +51,7 @@ realm=famcall
 use-auth-secret
 static-auth-secret=$secret
 fingerprint
-no-tls
+$tls
 no-dtls
 no-cli
 no-multicast-peers

@@ -273,9 +273,9 @@ sub _nginx_env {
 
 # render_conf(%opts) -> nginx.conf text, via scripts/render-conf.sh.
 # opts: data (dir, required), http_port, pg_port, turn_port, extra_conf
-# (file), module. The TURN directives are rendered when $data/turn.key
-# exists. Always on loopback, whatever FAMCALL_BIND the caller has: the
-# harness talks to 127.0.0.1.
+# (file), module, bind. The TURN directives are rendered when $data/turn.key
+# exists. On loopback, whatever FAMCALL_BIND the caller has, unless bind
+# names another address (the NAT suites' public namespace).
 sub render_conf {
     my (%o) = @_;
     my ($rc, $out, $err) = _run({
@@ -283,7 +283,7 @@ sub render_conf {
             FAMCALL_HTTP_PORT  => $o{http_port} // 1,
             FAMCALL_PG_PORT    => $o{pg_port} // 1,
             FAMCALL_TURN_PORT  => $o{turn_port} // 3478,
-            FAMCALL_BIND       => '127.0.0.1',
+            FAMCALL_BIND       => $o{bind} // '127.0.0.1',
             FAMCALL_EXTRA_CONF => $o{extra_conf} // "$o{data}/extra.conf",
             FAMCALL_WORKERS    => $o{workers},
             FAMCALL_LOG_LEVEL  => $o{log_level},
@@ -313,6 +313,7 @@ sub new {
         owner     => $$,
         module    => $opts{module} // module_path(),
         http_port => _free_port(),
+        bind      => $opts{bind} // '127.0.0.1',
     }, $class;
     do { $self->{pg_port} = _free_port() } while $self->{pg_port} == $self->{http_port};
 
@@ -376,7 +377,11 @@ sub _start_turn {
         open STDOUT, '>>', "$data/log/turnserver-stdout.log";
         open STDERR, '>&', \*STDOUT;
         @ENV{qw(FAMCALL_DATA_DIR FAMCALL_TURN_PORT FAMCALL_BIND FAMCALL_TURN_RELAY_PORTS)}
-            = ($data, $self->{turn_port}, '127.0.0.1', "$min-" . ($min + 199));
+            = ($data, $self->{turn_port}, $self->{bind}, "$min-" . ($min + 199));
+        if (my $tls = $self->{opts}{turn_tls}) {
+            @ENV{qw(FAMCALL_TURN_TLS_PORT FAMCALL_TURN_CERT FAMCALL_TURN_PKEY)}
+                = @$tls{qw(port cert key)};
+        }
         { no warnings "exec"; exec "$REPO/scripts/turn.sh"; }
         print STDERR "exec scripts/turn.sh: $!\n";
         POSIX::_exit(127);
@@ -389,7 +394,7 @@ sub _start_turn {
           . (_slurp("$data/log/turnserver.log") // '')
           . (_slurp("$data/log/turnserver-stdout.log") // '')
             if waitpid($pid, WNOHANG) == $pid;
-        IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{turn_port},
+        IO::Socket::INET->new(PeerAddr => $self->{bind}, PeerPort => $self->{turn_port},
                               Proto => 'tcp', Timeout => 1);
     } 15, 'coturn to listen';
     die "coturn did not listen on port $self->{turn_port}:\n"
@@ -403,7 +408,8 @@ sub turn_log  { _slurp("$_[0]{data}/log/turnserver.log") // '' }
 sub data_dir  { $_[0]{data} }
 sub http_port { $_[0]{http_port} }
 sub pg_port   { $_[0]{pg_port} }
-sub base_url  { "http://127.0.0.1:$_[0]{http_port}" }
+sub bind_addr { $_[0]{bind} }
+sub base_url  { "http://$_[0]{bind}:$_[0]{http_port}" }
 
 # url('/v1/me') -> 'http://127.0.0.1:PORT/v1/me'
 sub url { my ($self, $path) = @_; return $self->base_url . ($path // '/') }
@@ -485,7 +491,7 @@ sub _start_nginx {
     $self->_write_extra_conf;
     my $conf = render_conf(
         data => $data, http_port => $self->{http_port}, pg_port => $self->{pg_port},
-        turn_port => $self->{turn_port},
+        turn_port => $self->{turn_port}, bind => $self->{bind},
         extra_conf => "$data/extra.conf", module => $self->{module},
         workers => $self->{opts}{workers}, log_level => $self->{opts}{log_level},
     );
@@ -530,7 +536,7 @@ sub _wait_nginx_up {
             die "nginx exited at startup (status $?):\n" . $self->_error_log_tail(40);
         }
         my $sock = IO::Socket::INET->new(
-            PeerAddr => '127.0.0.1', PeerPort => $self->{http_port},
+            PeerAddr => $self->{bind}, PeerPort => $self->{http_port},
             Proto => 'tcp', Timeout => 1,
         );
         if ($sock) {
@@ -757,10 +763,10 @@ sub ua {
             request_timeout => $self->{opts}{request_timeout} // 10,
             max_redirects => 0,
         );
-        my $port = $self->{http_port};
+        my ($host, $port) = @$self{qw(bind http_port)};
         $ua->on(prepare => sub {
             my $url = $_[1]->req->url;
-            $url->scheme('http')->host('127.0.0.1')->port($port) unless $url->is_abs;
+            $url->scheme('http')->host($host)->port($port) unless $url->is_abs;
         });
         $ua;
     };
@@ -797,7 +803,7 @@ sub json_req {
 sub raw_http {
     my ($self, $bytes) = @_;
     my $sock = IO::Socket::INET->new(
-        PeerAddr => '127.0.0.1', PeerPort => $self->{http_port}, Proto => 'tcp',
+        PeerAddr => $self->{bind}, PeerPort => $self->{http_port}, Proto => 'tcp',
         Timeout => 5,
     ) or die "connect: $!";
     print $sock $bytes;
@@ -1177,7 +1183,10 @@ process; returns when it answers HTTP.
 
 Options: C<turn =E<gt> 1> (coturn for the suite, from C<scripts/turn.sh>:
 a free loopback port, its own secret in C<$data/turn.key>, 0600, which also
-configures C<GET /v1/turn>; stopped with the stack), C<extra_conf> (http-level directives), C<conf_edit> (a sub that edits the rendered nginx.conf in C<$_>), C<nginx =E<gt> 0> (PostgreSQL
+configures C<GET /v1/turn>; stopped with the stack), C<turn_tls =E<gt>
+{port, cert, key}> (coturn takes TLS there too), C<bind> (the address nginx
+and coturn listen on, and the harness talks to: C<FAMCALL_BIND>; default
+127.0.0.1; the NAT suites use their public namespace's, Famcall::Netns), C<extra_conf> (http-level directives), C<conf_edit> (a sub that edits the rendered nginx.conf in C<$_>), C<nginx =E<gt> 0> (PostgreSQL
 only), C<module> (path of the .so), C<workers>, C<log_level>,
 C<request_timeout> (client, seconds; default 10).
 
@@ -1199,7 +1208,7 @@ C<befriend($a, $b)> (accepted contacts through the API),
 C<open_conversation($a, $b)> (the conversation object),
 C<send_message($user, $conversation_id, $body, $client_id?)> (the transaction),
 C<pg_start>, C<nginx_reload(extra_conf =E<gt> ...)>, C<error_log> (its text so far), C<data_dir>,
-C<http_port>, C<pg_port>, C<jwt_key>, C<turn_port>, C<turn_key>, C<turn_log>, C<worker_pids>, C<hold_lock($table,
+C<http_port>, C<bind_addr>, C<pg_port>, C<jwt_key>, C<turn_port>, C<turn_key>, C<turn_log>, C<worker_pids>, C<hold_lock($table,
 $secs)>, C<forgive_kill($pid)>, C<server_tcp_nodelay($client_socket)>,
 C<start_pushd(%conf)> (the push dispatcher on this stack's database;
 C<stop> ends and checks it), C<stop_pushd($pid, $signal)>,
