@@ -14,6 +14,7 @@ PACKAGES=(
     wrk curl openssl python3                  # bench/ (t/30: wsload's self-test)
     valgrind                                  # bench/sql/: instruction counts
     iproute2 procps                           # t/: ss (which worker holds a socket), ps
+    iptables                                  # t/51-nat*: the NAT routers in namespaces
     clang libclang-rt-14-dev                  # sanitizers (test-asan) and libFuzzer (fuzz)
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
