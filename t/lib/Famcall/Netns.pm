@@ -176,15 +176,16 @@ sub dropped {
 }
 
 # watch_tcp($home, $port): from now on the router counts the home's TCP
-# segments to $port whose payload starts a TLS record (0x16: a handshake)
-# and those that start a STUN message (its first two bits are 0): TURN
-# over TLS or in the clear (watched()). Counting rules, no verdict.
+# segments to $port whose payload starts a TLS handshake record (0x16)
+# and those that start a STUN message (its magic cookie 0x2112A442 in
+# bytes 4 to 7): TURN over TLS or in the clear (watched()). Counting
+# rules, no verdict.
 sub watch_tcp {
     my ($self, $h, $port) = @_;
-    my $first = '0>>22&0x3C@12>>26&0x3C@0>>24';     # the payload's first byte
-    for ([tls => '0x16'], [stun => '0:0x3F']) {
+    my $payload = '0>>22&0x3C@12>>26&0x3C@';    # past the IP and TCP headers
+    for ([tls => "${payload}0>>24=0x16"], [stun => "${payload}4=0x2112A442"]) {
         $self->_ipt($self->{router}{$h}, qw(-I FORWARD -i lan -p tcp --dport), $port,
-                    '-m', 'u32', '--u32', "$first=$_->[1]",
+                    '-m', 'u32', '--u32', $_->[1],
                     '-m', 'comment', '--comment', "$_->[0]-$port");
     }
 }
