@@ -24,6 +24,7 @@ sub client_path { $ENV{FAMCALL_CLIENT} // repo_dir() . '/build/client/famcall-cl
 our $UCLIENT = '/usr/bin/turnutils_uclient';
 our $TLS_PORT = 443;
 our $UCLIENT_TIMEOUT = 20;      # seconds; less where it is meant to fail
+our $CERT;                      # coturn's certificate, its own authority
 
 # nat_stack(a => KIND, b => KIND, link_a => {...}, ...) -> ($net, $stack)
 sub nat_stack {
@@ -43,6 +44,7 @@ sub nat_stack {
         -addext subjectAltName=IP:$ip 2>&1`;
     die "openssl: $out" if $?;
 
+    $Famcall::NatStack::CERT = "$certs/cert.pem";
     my $net = Famcall::Netns->new(%o);
     my $s = Famcall::Test->new(
         bind => $ip, turn => 1,
@@ -102,7 +104,8 @@ sub nat_call {
     my %r;
     my %file = map { $_ => "$pair->{dir}/$_$n" } qw(a b);
     my @env = _client_env($pair, $s);
-    my @media = ('--headless', '--test-media');
+    # coturn's certificate is trusted, as a real one would be
+    my @media = ('--headless', '--test-media', '--turn-ca', $CERT);
     my %before = map { $_ => $net->flow_bytes(@{ $o{watch}{$_} }) } keys %{ $o{watch} // {} };
     my $bpid = $net->spawn(b => { out => "$file{b}.out" }, 'env', @env, client_path(),
         'answer', '--profile', $pair->{b}{profile}, '--auto-answer', '--wait', 60, @media,
