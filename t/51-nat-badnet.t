@@ -44,14 +44,16 @@ subtest 'the link is as bad as it should be' => sub {
 };
 
 my $pair = call_pair($net, $s);
-my $r = nat_call($net, $s, $pair, caller => ['--duration', 10]);
-media_ok($r, 10, 0.3);
+my $r = nat_call($net, $s, $pair, caller => ['--duration', 12]);
+# the thresholds allow for a busy machine, where ICE and DTLS over this
+# link take seconds more
+media_ok($r, 12, 0.2);
 for my $h (qw(a b)) {
     my $st = $r->{$h}{stats} // {};
     my $first = ($st->{setup_ms}{first_frame} // 1e9) / 1000;
-    cmp_ok($first, '<', 6, "home $h decoded its first frame within 6 s of the answer");
+    cmp_ok($first, '<', 10, "home $h decoded its first frame within 10 s of the answer");
     # after it, most of the call's frames (15 a second) still decode
-    cmp_ok($st->{video_frames_received} // 0, '>=', int(15 * (10 - $first) * 0.4),
+    cmp_ok($st->{video_frames_received} // 0, '>=', int(15 * (12 - $first) * 0.4),
            "home $h kept decoding frames after the first")
         or diag(explain($st));
     note("home $h: " . pair_of($r, $h) . ", $st->{video_frames_received} frames, "
