@@ -335,6 +335,7 @@ ngx_famcall_pg_send(ngx_famcall_pg_pool_t *pool, ngx_uint_t stmt,
     if (!ngx_famcall_pg_reachable(pool)
         || pool->nwaiting >= NGX_FAMCALL_PG_MAX_WAITING)
     {
+        pool->failed[NGX_FAMCALL_PG_UNAVAILABLE]++;
         return NULL;
     }
 
@@ -629,6 +630,7 @@ ngx_famcall_pg_complete(ngx_famcall_pg_query_t *q)
     ngx_famcall_pg_handler_pt  handler = q->handler;
 
     q->handler = NULL;
+    q->pool->failed[q->status]++;
 
     if (handler != NULL) {
         handler(q->data, q->status,

@@ -302,6 +302,7 @@ ngx_famcall_pg_reconnect_handler(ngx_event_t *ev)
         return;
     }
 
+    pc->pool->reconnects++;
     ngx_famcall_pg_connect(pc);
 }
 
@@ -474,6 +475,7 @@ ngx_famcall_pg_broken(ngx_famcall_pg_conn_t *pc, const char *why)
     ngx_famcall_pg_pool_t   *pool = pc->pool;
 
     connected = (pc->state == NGX_FAMCALL_PG_READY);
+    pool->lost += connected;
 
     if (pc->spare) {
         ngx_log_error(NGX_LOG_WARN, pool->log, 0,

@@ -81,6 +81,11 @@ struct ngx_famcall_pg_pool_s {
     unsigned                   warm:1;
     ngx_famcall_pg_notify_pt   notify;
     void                      *notify_data;
+
+    /* totals since the pool began, read by the metrics module */
+    ngx_uint_t                 failed[4];   /* by ngx_famcall_pg_status_e */
+    ngx_uint_t                 lost;        /* broken while up */
+    ngx_uint_t                 reconnects;
 };
 
 
