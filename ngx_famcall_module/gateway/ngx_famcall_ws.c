@@ -17,6 +17,7 @@
 
 #include "ngx_famcall_http.h"
 #include "ngx_famcall_ws.h"
+#include "ngx_famcall_metrics.h"
 
 
 #define NGX_FAMCALL_WS_GUID           "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -436,6 +437,8 @@ ngx_famcall_ws_takeover(ngx_event_t *ev)
                    ws->failed ? ", failed" : "");
 
     ws->taken_over = 1;
+    ws->counted = 1;
+    ngx_famcall_metrics_ws_opened();
     ws->last_in = ngx_current_msec;
     ws->timer.handler = ngx_famcall_ws_timer_handler;
     ws->timer.cancelable = 1;
@@ -700,6 +703,10 @@ ngx_famcall_ws_control(ngx_famcall_ws_t *ws, ngx_famcall_ws_frame_t *f)
 
         ws->close_received = 1;
 
+        if (ws->close_code == 0) {
+            ws->close_code = f->close_code;
+        }
+
         if (ws->close_sent) {
             ws->closing = 1;    /* our close answered: done */
             return;
@@ -783,6 +790,10 @@ ngx_famcall_ws_close(ngx_famcall_ws_t *ws, int code, const char *reason)
 
     (void) ngx_famcall_ws_queue(ws, NGX_FAMCALL_WS_OP_CLOSE, payload, len, 1);
     ws->close_sent = 1;
+
+    if (ws->close_code == 0) {
+        ws->close_code = code;
+    }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
                    "famcall ws: close sent, code %d \"%s\"", code, reason);
@@ -1031,6 +1042,10 @@ ngx_famcall_ws_finalize(ngx_famcall_ws_t *ws)
                    ws->taken_over);
 
     ws->handler->close(ws);
+
+    if (ws->counted) {
+        ngx_famcall_metrics_ws_closed(ws->close_code);
+    }
 
     while ((ch = ws->out) != NULL) {
         ws->out = ch->next;

@@ -93,6 +93,9 @@ struct ngx_famcall_ws_s {
     unsigned                   closing:1;   /* drop after the output drains */
     unsigned                   failed:1;    /* drop now (posted) */
     unsigned                   finalized:1;
+    unsigned                   counted:1;   /* in the metrics' open ones */
+    unsigned                   close_code:16;  /* the first sent or
+                                                  received, for metrics */
 };
 
 
