@@ -22,6 +22,7 @@ PACKAGES=(
     libcurl4-openssl-dev                      # the push dispatcher (HTTP/2 to the providers)
     nodejs                                    # t/7x: the mock push providers (node:http2)
     chromium fonts-liberation fonts-noto-color-emoji  # t/60-mobile-web.t: the app's web build
+    prometheus                                # t/90: promtool check metrics
 )
 
 missing=()
