@@ -48,7 +48,10 @@
  * A family: one name, help and type for several series (one per set of
  * labels).  Kept by pointer: static.  Histograms observe integers (say,
  * microseconds) in buckets with these upper bounds, ascending, and are
- * exposed divided by scale (1000000: seconds).
+ * exposed divided by scale (1000000: seconds).  A family with many series
+ * of which few are used (one per route and status class) is sparse: a
+ * series appears once it has counted something, as Prometheus' own
+ * clients do with labelled children.
  */
 typedef struct {
     const char        *name;
@@ -57,6 +60,7 @@ typedef struct {
     const ngx_uint_t  *buckets;
     ngx_uint_t         nbuckets;
     ngx_uint_t         scale;
+    ngx_uint_t         sparse;    /* a series still all zero is left out */
 } ngx_famcall_metric_def_t;
 
 

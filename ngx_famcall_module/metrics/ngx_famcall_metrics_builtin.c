@@ -39,7 +39,7 @@ static const ngx_uint_t  ngx_famcall_metrics_ms_buckets[] = {
 static const ngx_famcall_metric_def_t  ngx_famcall_metrics_requests = {
     "famcall_http_requests_total",
     "API requests answered, by route, method and status class",
-    NGX_FAMCALL_METRIC_COUNTER, NULL, 0, 0
+    NGX_FAMCALL_METRIC_COUNTER, NULL, 0, 0, 1
 };
 
 static const ngx_famcall_metric_def_t  ngx_famcall_metrics_duration = {
@@ -47,63 +47,63 @@ static const ngx_famcall_metric_def_t  ngx_famcall_metrics_duration = {
     "Time from a request's first byte to its answer, by route, method "
     "and status class",
     NGX_FAMCALL_METRIC_HISTOGRAM, ngx_famcall_metrics_ms_buckets,
-    sizeof(ngx_famcall_metrics_ms_buckets) / sizeof(ngx_uint_t), 1000
+    sizeof(ngx_famcall_metrics_ms_buckets) / sizeof(ngx_uint_t), 1000, 1
 };
 
 static const ngx_famcall_metric_def_t  ngx_famcall_metrics_ws_open_def = {
     "famcall_ws_sockets_open",
     "WebSocket sockets open now",
-    NGX_FAMCALL_METRIC_GAUGE, NULL, 0, 0
+    NGX_FAMCALL_METRIC_GAUGE, NULL, 0, 0, 0
 };
 
 static const ngx_famcall_metric_def_t  ngx_famcall_metrics_ws_opened_def = {
     "famcall_ws_sockets_opened_total",
     "WebSocket sockets taken over after their handshake",
-    NGX_FAMCALL_METRIC_COUNTER, NULL, 0, 0
+    NGX_FAMCALL_METRIC_COUNTER, NULL, 0, 0, 0
 };
 
 static const ngx_famcall_metric_def_t  ngx_famcall_metrics_ws_closed_def = {
     "famcall_ws_sockets_closed_total",
     "WebSocket sockets closed, by the close code sent or received first "
     "(1006: none, the connection dropped)",
-    NGX_FAMCALL_METRIC_COUNTER, NULL, 0, 0
+    NGX_FAMCALL_METRIC_COUNTER, NULL, 0, 0, 0
 };
 
 static const ngx_famcall_metric_def_t  ngx_famcall_metrics_db_conns_def = {
     "famcall_db_connections",
     "Database connections of the workers' pools, by state",
-    NGX_FAMCALL_METRIC_GAUGE, NULL, 0, 0
+    NGX_FAMCALL_METRIC_GAUGE, NULL, 0, 0, 0
 };
 
 static const ngx_famcall_metric_def_t  ngx_famcall_metrics_db_waiting_def = {
     "famcall_db_queries_waiting",
     "Queries waiting in the pools for a connection",
-    NGX_FAMCALL_METRIC_GAUGE, NULL, 0, 0
+    NGX_FAMCALL_METRIC_GAUGE, NULL, 0, 0, 0
 };
 
 static const ngx_famcall_metric_def_t  ngx_famcall_metrics_db_flight_def = {
     "famcall_db_queries_in_flight",
     "Queries sent on a connection and not answered yet",
-    NGX_FAMCALL_METRIC_GAUGE, NULL, 0, 0
+    NGX_FAMCALL_METRIC_GAUGE, NULL, 0, 0, 0
 };
 
 static const ngx_famcall_metric_def_t  ngx_famcall_metrics_db_errors_def = {
     "famcall_db_query_errors_total",
     "Queries that failed, by reason (sql: the statement failed; "
     "unavailable: no connection, or it broke; timeout)",
-    NGX_FAMCALL_METRIC_COUNTER, NULL, 0, 0
+    NGX_FAMCALL_METRIC_COUNTER, NULL, 0, 0, 0
 };
 
 static const ngx_famcall_metric_def_t  ngx_famcall_metrics_db_lost_def = {
     "famcall_db_connections_lost_total",
     "Connections that broke while up",
-    NGX_FAMCALL_METRIC_COUNTER, NULL, 0, 0
+    NGX_FAMCALL_METRIC_COUNTER, NULL, 0, 0, 0
 };
 
 static const ngx_famcall_metric_def_t  ngx_famcall_metrics_db_recon_def = {
     "famcall_db_reconnects_total",
     "Attempts to connect again after a connection broke or failed",
-    NGX_FAMCALL_METRIC_COUNTER, NULL, 0, 0
+    NGX_FAMCALL_METRIC_COUNTER, NULL, 0, 0, 0
 };
 
 

@@ -94,6 +94,11 @@ typedef struct {
 } ngx_famcall_metrics_conf_t;
 
 
+/* how many values a series of def has */
+#define ngx_famcall_metrics_values(def)                                      \
+    ((def)->type == NGX_FAMCALL_METRIC_HISTOGRAM ? (def)->nbuckets + 2 : 1)
+
+
 ngx_uint_t ngx_famcall_metrics_register(ngx_conf_t *cf,
     ngx_famcall_metrics_conf_t *mcf, const ngx_famcall_metric_def_t *def,
     const char *labels);

@@ -153,6 +153,18 @@ ngx_famcall_metrics_family(ngx_famcall_metrics_conf_t *mcf,
     for (i = 0; i < fam->series.nelts; i++) {
         v = &sum[s[i].id];
 
+        if (def->sparse) {
+            for (k = 0; k < ngx_famcall_metrics_values(def); k++) {
+                if (v[k] != 0) {
+                    break;
+                }
+            }
+
+            if (k == ngx_famcall_metrics_values(def)) {
+                continue;
+            }
+        }
+
         if (def->type != NGX_FAMCALL_METRIC_HISTOGRAM) {
             p = ngx_sprintf(p, "%s%s%V%s %L\n", def->name,
                             s[i].labels.len ? "{" : "", &s[i].labels,
