@@ -173,4 +173,23 @@ subtest 'the database pool' => sub {
     cmp_ok($mc->{'famcall_db_connections{state="ready"}'}, '>=', 5, 'every connection back');
 };
 
+subtest 'conf/monitoring' => sub {
+    my $dir = Famcall::Test::repo_dir() . '/conf/monitoring';
+    my $out = `$PROMTOOL check config $dir/prometheus.yml 2>&1`;
+    is($? >> 8, 0, 'promtool check config: prometheus.yml') or diag($out);
+    $out = `$PROMTOOL check rules $dir/famcall-alerts.yml 2>&1`;
+    is($? >> 8, 0, 'promtool check rules: famcall-alerts.yml') or diag($out);
+
+    # every famcall_* name the rules use is one the scrape declares
+    my (undef, $body) = scrape();
+    my %declared = map { $_ => 1 } $body =~ /^# TYPE (\S+) /mg;
+    open my $fh, '<', "$dir/famcall-alerts.yml" or die $!;
+    my %used;
+    while (<$fh>) { $used{$_} = 1 for /\b(famcall_[a-z_]+)/g }
+    for my $n (sort keys %used) {
+        (my $family = $n) =~ s/_bucket$//;
+        ok($declared{$family}, "$n is served");
+    }
+};
+
 done_testing;
