@@ -13,6 +13,7 @@
 #include <ngx_http.h>
 
 #include "ngx_famcall_auth.h"
+#include "ngx_famcall_accounts.h"
 #include "ngx_famcall_json.h"
 #include "ngx_famcall_token.h"
 
@@ -85,7 +86,8 @@ static ngx_int_t
 ngx_famcall_signup_hashed(ngx_famcall_ctx_t *ctx, ngx_int_t rc,
     const char *hash)
 {
-    const char                *params[6];
+    ngx_uint_t                 error;
+    const char                *params[7];
     ngx_famcall_auth_conf_t   *acf = ngx_famcall_auth_conf(ctx);
     ngx_famcall_auth_state_t  *st;
 
@@ -102,11 +104,15 @@ ngx_famcall_signup_hashed(ngx_famcall_ctx_t *ctx, ngx_int_t rc,
     params[4] = st->refresh_hash;
     params[5] = ngx_famcall_num(ctx, acf->refresh_ttl);
 
-    if (params[5] == NULL) {
+    /* the policy and terms shown at sign-up: NULL when none configured */
+    error = 0;
+    params[6] = ngx_famcall_legal_version(ctx->request, &error);
+
+    if (params[5] == NULL || error) {
         return NGX_ERROR;
     }
 
-    return ngx_famcall_query(ctx, acf->sql + NGX_FAMCALL_AUTH_SQL_SIGNUP, 6,
+    return ngx_famcall_query(ctx, acf->sql + NGX_FAMCALL_AUTH_SQL_SIGNUP, 7,
                              params, ngx_famcall_signup_done);
 }
 

@@ -14,6 +14,7 @@
 #include <ngx_http.h>
 
 #include "ngx_famcall_auth.h"
+#include "ngx_famcall_accounts.h"
 #include "ngx_famcall_json.h"
 #include "ngx_famcall_token.h"
 
@@ -158,7 +159,8 @@ ngx_int_t
 ngx_famcall_otp_verify(ngx_famcall_ctx_t *ctx)
 {
     ngx_int_t                 rc;
-    const char               *params[6], *phone, *code;
+    ngx_uint_t                error;
+    const char               *params[7], *phone, *code;
     char                      hash[NGX_FAMCALL_HEX256_LEN + 1];
     char                      refresh_hash[NGX_FAMCALL_HEX256_LEN + 1];
     ngx_famcall_otp_state_t  *st;
@@ -188,12 +190,16 @@ ngx_famcall_otp_verify(ngx_famcall_ctx_t *ctx)
     params[4] = ngx_famcall_num(ctx, acf->refresh_ttl);
     params[5] = ngx_famcall_num(ctx, acf->otp_max_attempts);
 
-    if (params[4] == NULL || params[5] == NULL) {
+    /* the policy and terms a new account accepts: NULL when none */
+    error = 0;
+    params[6] = ngx_famcall_legal_version(ctx->request, &error);
+
+    if (params[4] == NULL || params[5] == NULL || error) {
         return NGX_ERROR;
     }
 
     return ngx_famcall_query(ctx, acf->sql + NGX_FAMCALL_AUTH_SQL_OTP_VERIFY,
-                             6, params, ngx_famcall_otp_verified);
+                             7, params, ngx_famcall_otp_verified);
 }
 
 

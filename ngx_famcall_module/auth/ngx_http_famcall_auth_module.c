@@ -127,7 +127,8 @@ static const ngx_famcall_stmt_t
 
     [NGX_FAMCALL_AUTH_SQL_SIGNUP] = { "famcall_signup",
       NGX_FAMCALL_SQL_FN("famcall_signup",
-          "$1::text, $2::text, $3::text, $4::text, $5::text, $6::int"), 6 },
+          "$1::text, $2::text, $3::text, $4::text, $5::text, $6::int,"
+          " $7::text"), 7 },
 
     [NGX_FAMCALL_AUTH_SQL_LOGIN_LOOKUP] = { "famcall_login_lookup",
       NGX_FAMCALL_SQL_FN("famcall_login_lookup", "$1::text"), 1 },
@@ -150,7 +151,8 @@ static const ngx_famcall_stmt_t
 
     [NGX_FAMCALL_AUTH_SQL_OTP_VERIFY] = { "famcall_otp_verify",
       NGX_FAMCALL_SQL_FN("famcall_otp_verify",
-          "$1::text, $2::text, $3::text, $4::text, $5::int, $6::int"), 6 },
+          "$1::text, $2::text, $3::text, $4::text, $5::int, $6::int,"
+          " $7::text"), 7 },
 };
 
 

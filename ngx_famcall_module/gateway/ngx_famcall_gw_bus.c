@@ -167,7 +167,7 @@ ngx_famcall_gw_line_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
     u_char                  id[16];
     size_t                  len;
     uint64_t                src;
-    ngx_uint_t              n;
+    ngx_uint_t              n, revoke;
     ngx_queue_t            *q;
     ngx_famcall_gw_user_t     *user;
     ngx_famcall_gw_session_t  *ws;
@@ -183,6 +183,11 @@ ngx_famcall_gw_line_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
     if (line->src.len && line->src.data[0] == '=') {
         return ngx_famcall_gw_line_socket(gw, line);
     }
+
+    /* the user's sessions ended: each socket hears it, then is closed */
+    revoke = (line->type.len == sizeof("session:revoked") - 1
+              && ngx_strncmp(line->type.data, "session:revoked",
+                             line->type.len) == 0);
 
     n = 0;
     frame = NULL;
@@ -233,6 +238,11 @@ ngx_famcall_gw_line_deliver(ngx_famcall_gw_t *gw, ngx_famcall_gw_line_t *line)
                 && ngx_famcall_ws_send_text(ws->ws, frame, len) == NGX_OK)
             {
                 n++;
+            }
+
+            if (revoke) {
+                ngx_famcall_ws_close(ws->ws, NGX_FAMCALL_WS_CLOSE_REVOKED,
+                                     "session revoked");
             }
         }
     }

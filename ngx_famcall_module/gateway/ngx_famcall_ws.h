@@ -31,6 +31,8 @@
 
 #define NGX_FAMCALL_WS_CLOSE_IDLE     4000
 #define NGX_FAMCALL_WS_CLOSE_EXPIRED  4001
+/* the user's sessions ended (the account was deleted): do not reconnect */
+#define NGX_FAMCALL_WS_CLOSE_REVOKED  4003
 
 
 typedef struct ngx_famcall_ws_s        ngx_famcall_ws_t;

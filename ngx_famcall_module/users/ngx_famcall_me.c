@@ -8,6 +8,7 @@
 
 #include "ngx_famcall_users.h"
 #include "ngx_famcall_json.h"
+#include "ngx_famcall_accounts.h"
 
 
 static const ngx_famcall_field_t  ngx_famcall_me_fields[] = {
@@ -21,11 +22,24 @@ static const ngx_famcall_field_t  ngx_famcall_me_fields[] = {
 };
 
 
+/* "legal" in the answer says whether the user must accept a newer version */
 ngx_int_t
 ngx_famcall_me_get(ngx_famcall_ctx_t *ctx)
 {
-    return ngx_famcall_query_me(ctx,
-               ngx_famcall_users_sql(ctx, NGX_FAMCALL_USERS_SQL_ME));
+    ngx_uint_t   error;
+    const char  *params[2];
+
+    error = 0;
+    params[0] = ngx_famcall_cstr(ctx, &ctx->user_id);
+    params[1] = ngx_famcall_legal_version(ctx->request, &error);
+
+    if (params[0] == NULL || error) {
+        return NGX_ERROR;
+    }
+
+    return ngx_famcall_query(ctx,
+               ngx_famcall_users_sql(ctx, NGX_FAMCALL_USERS_SQL_ME),
+               2, params, ngx_famcall_send_answer);
 }
 
 
