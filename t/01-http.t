@@ -37,9 +37,9 @@ run_cases($s, [
           code => 'method_not_allowed', res_headers => { Allow => qr/\bPOST\b/ } }
     } qw(/v1/auth/signup /v1/auth/login /v1/auth/otp/request /v1/auth/otp/verify
          /v1/auth/refresh /v1/auth/logout)),
-    { name => 'DELETE /v1/me is 405', method => 'DELETE', path => '/v1/me',
+    { name => 'PUT /v1/me is 405', method => 'PUT', path => '/v1/me',
       status => 405, code => 'method_not_allowed',
-      res_headers => { Allow => qr/^(?=.*\bGET\b)(?=.*\bPATCH\b)/ } },
+      res_headers => { Allow => qr/^(?=.*\bGET\b)(?=.*\bPATCH\b)(?=.*\bDELETE\b)/ } },
     { name => 'POST /v1/me is 405', method => 'POST', path => '/v1/me', body => {},
       status => 405, code => 'method_not_allowed',
       res_headers => { Allow => qr/\bPATCH\b/ } },
