@@ -160,7 +160,13 @@ subtest 'many messages: streamed, in bounded memory' => sub {
     ok($in_order, 'in order, none twice');
 
     my $grew = $hwm->() - $before;
-    cmp_ok($grew, '<', 6_000, "the worker's peak memory grew by ${grew} kB: far less than the document");
+    SKIP: {
+        # ASan keeps freed memory aside (its quarantine) to catch uses after
+        # free: every page's freed result adds to the peak there
+        skip 'peak memory under AddressSanitizer is its quarantine', 1 if $ENV{FAMCALL_ASAN};
+        cmp_ok($grew, '<', 6_000,
+               "the worker's peak memory grew by ${grew} kB: far less than the document");
+    }
 };
 
 $s->stop;
