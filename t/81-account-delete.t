@@ -139,6 +139,9 @@ subtest 'delete with two devices online on two nodes, in a call' => sub {
 
     $s->befriend($d, $p);
     $s->befriend($d, $t);
+    # P's phone, while P has no socket open: D's messages become pushes
+    $s->psql("insert into devices (user_id, platform, provider, push_token)
+              values ('$pid', 'ios', 'apns', 'push-token-of-pat')");
     my $conv = $s->open_conversation($d, $p)->{id};
     my $empty = $s->open_conversation($d, $t)->{id};
     for my $i (1 .. 3) {
@@ -184,6 +187,9 @@ subtest 'delete with two devices online on two nodes, in a call' => sub {
        'a call goes on, answered on node 2');
     $p1->expect('call:accept');
 
+    cmp_ok($s->psql("select count(*) from outbox where user_id = '$pid'
+                     and payload->>'sender_id' = '$did'"), '>=', 3,
+           "pushes to P's phone name D as the sender");
     my $before = rows_naming($did, $d->{email}, 'zeldaquux', 'Zelda Quux', $hash,
                              'push-token-of-zelda');
     cmp_ok(scalar @$before, '>=', 10, 'before: a dozen tables name D (the check sees them)')
@@ -255,6 +261,10 @@ subtest 'delete with two devices online on two nodes, in a call' => sub {
     # Tess's empty conversation went; Rory's block went with D
     is($s->psql("select count(*) from conversations where id = '$empty'"), 0,
        'the empty conversation is gone');
+    is($s->psql("select count(*) from blocks where blocked_id = '$t->{user}{id}'"), 0,
+       'and Tess, who has nothing left with D, is nobody\'s to block');
+    cmp_ok($s->psql("select count(*) from outbox where user_id = '$pid'"), '==', 0,
+           "P's pushes about D are gone");
     is_deeply(body_json($s->json_req(GET => '/v1/blocks', undef, $r->{access_token}))->{blocks},
               [], "gone from Rory's blocks");
 

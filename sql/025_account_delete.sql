@@ -1,5 +1,5 @@
 -- DELETE /v1/me: an account goes, in one transaction (the rules are at the
--- top of sql/023_accounts.sql).  The module checks the proof first: a
+-- top of sql/024_accounts.sql).  The module checks the proof first: a
 -- password it verifies itself (Argon2id on its thread pool), or a one-time
 -- code for the account's phone, which is checked here as
 -- famcall_otp_verify checks it (a wrong code counts as an attempt, and
@@ -102,15 +102,41 @@ begin
     end if;
     perform famcall_notify_lines(evs);
 
+    -- Pushes queued for the people the user knew that name the user (a
+    -- message's sender, a call's caller: sql/023), found through their
+    -- recipients' index.
+    delete from outbox o
+     where o.kind = 'push'
+       and o.user_id in (select ct.contact_id from contacts ct
+                          where ct.user_id = u.id
+                         union
+                         select case when c.user_lo = u.id then c.user_hi
+                                     else c.user_lo end
+                           from conversations c
+                          where c.user_lo = u.id or c.user_hi = u.id
+                         union
+                         select case when c.caller_id = u.id then c.callee_id
+                                     else c.caller_id end
+                           from calls c
+                          where c.caller_id = u.id or c.callee_id = u.id)
+       and (o.payload->>'sender_id' = u.id::text
+            or o.payload->'from'->>'id' = u.id::text);
+
     -- Conversations nobody would read again go: empty ones, and those whose
     -- other side is a tombstone already (their messages go with them, by
-    -- the trigger of sql/009), and such a tombstone with no conversation
-    -- left goes too.
-    select coalesce(array_agg(case when c.user_lo = u.id then c.user_hi
-                                   else c.user_lo end), '{}')
+    -- the trigger of sql/009); and such a tombstone that stands in nothing
+    -- else goes too.
+    select coalesce(array_agg(distinct x.peer), '{}')
       into peers
-      from conversations c
-     where (c.user_lo = u.id or c.user_hi = u.id);
+      from (select case when c.user_lo = u.id then c.user_hi
+                        else c.user_lo end
+              from conversations c
+             where c.user_lo = u.id or c.user_hi = u.id
+            union all
+            select case when c.caller_id = u.id then c.callee_id
+                        else c.caller_id end
+              from calls c
+             where c.caller_id = u.id or c.callee_id = u.id) x (peer);
 
     delete from conversations c
      where (c.user_lo = u.id or c.user_hi = u.id)
@@ -123,14 +149,25 @@ begin
     delete from users t
      where t.id = any (peers) and t.deleted_at is not null
        and not exists (select 1 from conversations c
-                        where c.user_lo = t.id or c.user_hi = t.id);
+                        where c.user_lo = t.id or c.user_hi = t.id)
+       and not exists (select 1 from calls c
+                        where (c.caller_id = t.id or c.callee_id = t.id)
+                          and c.caller_id <> u.id and c.callee_id <> u.id);
 
-    -- The others keep theirs, with a tombstone in the user's place.
-    select coalesce(array_agg(case when c.user_lo = u.id then c.user_hi
-                                   else c.user_lo end), '{}')
+    -- The people still there keep their conversations and call history
+    -- with the user, with a tombstone in the user's place.
+    select coalesce(array_agg(distinct x.peer), '{}')
       into peers
-      from conversations c
-     where (c.user_lo = u.id or c.user_hi = u.id);
+      from (select case when c.user_lo = u.id then c.user_hi
+                        else c.user_lo end
+              from conversations c
+             where c.user_lo = u.id or c.user_hi = u.id
+            union all
+            select case when c.caller_id = u.id then c.callee_id
+                        else c.caller_id end
+              from calls c
+             where c.caller_id = u.id or c.callee_id = u.id) x (peer)
+      join users p on p.id = x.peer and p.deleted_at is null;
 
     if cardinality(peers) > 0 then
         insert into users (display_name, deleted_at)
@@ -147,29 +184,20 @@ begin
                                              then c.user_hi else c.user_lo end)
          where c.user_lo = u.id or c.user_hi = u.id;
 
-        -- their call history with the people still there, but for the
-        -- user's own quality reports and devices
+        -- but for the user's own quality reports and devices
         delete from call_stats s where s.user_id = u.id;
         update calls c
            set caller_id = tomb, caller_src = null, caller_lost_at = null
-         where c.caller_id = u.id
-           and exists (select 1 from users p where p.id = c.callee_id
-                                               and p.deleted_at is null);
+         where c.caller_id = u.id and c.callee_id = any (peers);
         update calls c
            set callee_id = tomb, callee_src = null, callee_lost_at = null,
                answered_device = null
-         where c.callee_id = u.id
-           and exists (select 1 from users p where p.id = c.caller_id
-                                               and p.deleted_at is null);
+         where c.callee_id = u.id and c.caller_id = any (peers);
 
+        -- the tombstone has blocked them: no contact request, message,
+        -- call or conversation with it
         insert into blocks (blocker_id, blocked_id)
-        select distinct tomb, x.peer
-          from (select case when c.caller_id = tomb then c.callee_id
-                            else c.caller_id end
-                  from calls c
-                 where c.caller_id = tomb or c.callee_id = tomb
-                union all
-                select unnest(peers)) x (peer)
+        select tomb, unnest(peers)
         on conflict do nothing;
     end if;
 
