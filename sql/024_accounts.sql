@@ -152,8 +152,8 @@ begin
       into sends
       from invite_sends s
      where s.inviter_id = u.id
-       and s.created_at > now()
-                          - make_interval(secs => famcall_invite_create.user_window_s);
+       and s.created_at > now() - make_interval(
+               secs => famcall_invite_create.user_window_s);
     if cardinality(sends) >= famcall_invite_create.user_max then
         return query select 429, jsonb_set(
             famcall_err('rate_limited',

@@ -141,7 +141,7 @@ subtest 'many messages: streamed, in bounded memory' => sub {
     while (sysread $sock, my $buf, 1 << 16) { $raw .= $buf }
     close $sock;
     my ($head, $chunked) = split /\r\n\r\n/, $raw, 2;
-    like($head, qr{^HTTP/1.1 200}, '200');
+    like($head, qr{^HTTP/1.1 200}, 'status 200');
     like($head, qr/Transfer-Encoding: chunked/i, 'chunked: written as it is read');
     my $body = '';
     while ($chunked =~ /\G([0-9a-fA-F]+)\r\n/gc) {

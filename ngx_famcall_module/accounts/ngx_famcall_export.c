@@ -58,7 +58,7 @@ ngx_famcall_export_request(ngx_famcall_ctx_t *ctx)
 
     return ngx_famcall_query(ctx,
                ngx_famcall_accounts_sql(ctx,
-                                        NGX_FAMCALL_ACCOUNTS_SQL_EXPORT_REQUEST),
+                   NGX_FAMCALL_ACCOUNTS_SQL_EXPORT_REQUEST),
                3, params, ngx_famcall_export_requested);
 }
 

@@ -142,7 +142,7 @@ ngx_famcall_invite_sms_log(ngx_famcall_ctx_t *ctx, const char *phone,
         return;
     }
 
-    p = ngx_sprintf(line, "%s %s", phone, text);
+    (void) ngx_sprintf(line, "%s %s", phone, text);
 
     for (p = line; p < line + len - 1; p++) {
         if (*p == '\n' || *p == '\r') {
@@ -174,5 +174,5 @@ ngx_famcall_invite_delete(ngx_famcall_ctx_t *ctx)
 {
     return ngx_famcall_query_me_id(ctx,
                ngx_famcall_accounts_sql(ctx,
-                                        NGX_FAMCALL_ACCOUNTS_SQL_INVITE_DELETE));
+                   NGX_FAMCALL_ACCOUNTS_SQL_INVITE_DELETE));
 }
