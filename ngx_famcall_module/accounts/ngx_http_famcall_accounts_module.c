@@ -114,7 +114,7 @@ static const ngx_famcall_route_t  ngx_famcall_accounts_routes[] = {
 };
 
 
-/* the rules: sql/024_accounts.sql, 025_account_delete, 026_account_export */
+/* the rules: sql/026_accounts.sql, 027_account_delete, 028_account_export */
 static const ngx_famcall_stmt_t
     ngx_famcall_accounts_statements[NGX_FAMCALL_ACCOUNTS_SQL_COUNT] =
 {
