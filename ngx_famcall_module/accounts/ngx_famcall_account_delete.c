@@ -6,7 +6,7 @@
  *
  * Three steps: what the proof is checked against (famcall_account_proof),
  * the password's check when it is one, then famcall_account_delete
- * (sql/031), which ends the calls, tells every socket of the user on every
+ * (sql/032), which ends the calls, tells every socket of the user on every
  * node to close (session:revoked on the bus, then close code 4003), and
  * removes or hands to a tombstone everything of theirs.
  */

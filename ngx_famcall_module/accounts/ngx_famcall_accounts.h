@@ -3,7 +3,7 @@
  * invites by SMS (ngx_famcall_invites.c), deleting one's account
  * (ngx_famcall_account_delete.c), exporting one's data
  * (ngx_famcall_export.c), the privacy policy and terms
- * (ngx_famcall_legal.c).  The rules are in sql/030 to sql/032.
+ * (ngx_famcall_legal.c).  The rules are in sql/031 to sql/033.
  *
  * It comes after the auth module in the .so's list: SMS go through auth's
  * driver (famcall_otp_sms) and a password is checked on auth's thread pool.

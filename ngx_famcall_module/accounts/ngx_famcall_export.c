@@ -4,7 +4,7 @@
  * POST records the request (at most one within famcall_export_interval);
  * the document is ready at once and GET streams it while the request is
  * younger than famcall_export_ttl.  GET writes the document as it reads it:
- * a page at a time from famcall_export_page (sql/032), each page appended
+ * a page at a time from famcall_export_page (sql/033), each page appended
  * to the answer (chunked) and the next one asked for only once the client
  * has taken the last, so a worker holds one page whatever the user's
  * history (famcall_export_page messages or calls; the buffer is reused).

@@ -6,7 +6,7 @@
  * (famcall_otp_sms): with `webhook` the statement queues an outbox row in
  * its own transaction; with `log` it hands the text back and the line is
  * appended to the file once the invite is committed.  Who is texted, and
- * the limits, are decided by famcall_invite_create (sql/030); the answer
+ * the limits, are decided by famcall_invite_create (sql/031); the answer
  * never says whether an SMS went out, so it does not tell a number on the
  * STOP list, or one a user who blocked the caller has, from any other.
  */

@@ -114,7 +114,7 @@ static const ngx_famcall_route_t  ngx_famcall_accounts_routes[] = {
 };
 
 
-/* the rules: sql/030_accounts.sql, 031_account_delete, 032_account_export */
+/* the rules: sql/031_accounts.sql, 032_account_delete, 033_account_export */
 static const ngx_famcall_stmt_t
     ngx_famcall_accounts_statements[NGX_FAMCALL_ACCOUNTS_SQL_COUNT] =
 {

@@ -74,7 +74,7 @@ static const ngx_famcall_stmt_t
     ngx_famcall_users_statements[NGX_FAMCALL_USERS_SQL_COUNT] =
 {
 
-    /* with the version of the policy and terms shown (sql/030) */
+    /* with the version of the policy and terms shown (sql/031) */
     [NGX_FAMCALL_USERS_SQL_ME] = { "famcall_me",
       NGX_FAMCALL_SQL_FN("famcall_me", "$1::uuid, $2::text"), 2 },
 

@@ -1,5 +1,5 @@
 -- DELETE /v1/me: an account goes, in one transaction (the rules are at the
--- top of sql/030_accounts.sql).  The module checks the proof first: a
+-- top of sql/031_accounts.sql).  The module checks the proof first: a
 -- password it verifies itself (Argon2id on its thread pool), or a one-time
 -- code for the account's phone, which is checked here as
 -- famcall_otp_verify checks it (a wrong code counts as an attempt, and
