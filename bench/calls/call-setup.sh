@@ -101,7 +101,7 @@ for mode in $modes; do
         if [ "$rc_a" != 0 ] || [ "$rc_b" != 0 ]; then
             failed=$((failed + 1))
             echo "  call $i: caller exit $rc_a, callee exit $rc_b"
-            tail -2 "$out.alice.out" "$out.bob.out" | sed 's/^/    /'
+            tail -n 2 "$out.alice.out" "$out.bob.out" | sed 's/^/    /' || true
         fi
     done
     bench_cpu_report > "$data/$mode.host"
