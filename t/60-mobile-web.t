@@ -35,7 +35,7 @@ my $done = run_browser('web.mjs', {
 # What the server kept.
 my $f = $done ? $done->{facts} : {};
 SKIP: {
-    skip 'the browser run did not get far enough', 7 unless $f->{call_id};
+    skip 'the browser run did not get far enough', 8 unless $f->{call_id};
     my ($a, $b) = map { $s->psql("select id from users where phone = '$_'") }
                   @$f{qw(phone_a phone_b)};
     like($a, Famcall::Test::uuid_re(), 'alice has an account by phone');
@@ -55,6 +55,8 @@ SKIP: {
        2, 'both sides reported the call quality (pair, bitrates, time to first frame)');
     is($s->psql("select status from calls where id <> '$f->{call_id}'"),
        'cancelled', 'the second call is cancelled (bob missed it)');
+    is($s->psql("select count(*) from users where phone = '$f->{phone_c}'"), 0,
+       "carol's account is gone");
 }
 
 $s->stop;

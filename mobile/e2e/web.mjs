@@ -21,6 +21,7 @@ import {
   result,
   shot,
   signIn,
+  smsCodes,
   step,
   waitFor,
 } from './lib.mjs';
@@ -189,6 +190,25 @@ try {
     await b.getByRole('tab', { name: 'Calls' }).click();
     await b.getByText(/Missed video call/).waitFor({ timeout: T });
     await shot(b, 'b-13-calls-missed');
+  });
+
+  await step('carol joins, downloads her data, and deletes her account with a fresh code', async () => {
+    const c = await newPerson(browser, 'C');
+    const phoneC = `+4470${stamp}3`;
+    facts.phone_c = phoneC;
+    await signIn(c, phoneC, 'Carol', 'c');
+    await c.getByRole('tab', { name: 'Settings' }).click();
+    await c.getByLabel('Your data and account', { exact: true }).click();
+    await byId(c, 'export').click();
+    await c.getByText('Your data is ready: 0 contacts, 0 chats, 0 calls.').waitFor({ timeout: T });
+    await byId(c, 'delete-start').click();
+    const before = smsCodes(phoneC).length;
+    await byId(c, 'delete-send-code').click();
+    const code = await waitFor('the deletion code', () => smsCodes(phoneC)[before]);
+    await byId(c, 'delete-proof').fill(code);
+    await shot(c, 'c-05-delete');
+    await byId(c, 'delete-confirm').click();
+    await byId(c, 'phone').waitFor({ timeout: T });
   });
 } catch {
   // the failing step is already reported
