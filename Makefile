@@ -111,7 +111,7 @@ test: build client test-unit
 
 # The whole suite with the module built under AddressSanitizer (LeakSanitizer
 # on): nginx itself is Debian's, so the ASan runtime is preloaded.
-test-asan: build-asan
+test-asan: build-asan client
 	$(MAKE) test-unit UNIT_CFLAGS_EXTRA="-fsanitize=address,undefined -fno-omit-frame-pointer" BUILD=$(BUILD)/asan-unit
 	FAMCALL_MODULE=$(MODULE_ASAN) FAMCALL_ASAN=1 prove -r -j2 t/
 

@@ -95,10 +95,15 @@ subtest 'reload: sockets closed with 1001, nothing lost' => sub {
     my ($got) = sync_all($b2, $cursor);
     is_deeply([map { $_->{id} } @$got], \@sent, 'B reconnects, sync returns what it missed');
 
+    # B's presence row is written by its worker's next batch, after the
+    # new worker has registered: wait for it rather than race it
     my $a2 = ws($a);
-    my $ev = $a2->request('sync', {});
-    my ($pb) = grep { $_->{user_id} eq $b->{user}{id} } @{ $ev->{data}{presence} };
-    ok($pb && $pb->{online}, 'B is online again after the reload');
+    my $online = wait_until {
+        my $ev = $a2->request('sync', {});
+        my ($pb) = grep { $_->{user_id} eq $b->{user}{id} } @{ $ev->{data}{presence} };
+        $pb && $pb->{online};
+    } 10, 'B online in a sync';
+    ok($online, 'B is online again after the reload');
     $_->close for $a2, $b2;
 };
 
