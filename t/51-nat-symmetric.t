@@ -49,7 +49,9 @@ subtest 'home a symmetric, home b cone' => sub {
     my $r = nat_call($net, $s, $pair, caller => ['--duration', 5], through_coturn());
     media_ok($r, 5);
     relayed($r);
-    like(pair_of($r, 'a'), qr{^relay/}, "the symmetric home's candidate is its relay");
+    # either side's relay carries a symmetric/cone call: a's own, or b's
+    # (then a's candidate is peer reflexive, learned through b's relay)
+    like(pair_of($r, 'a'), qr{^relay/|/relay }, "the symmetric home's pair has a relay");
     TODO: {
         # GET /v1/turn names one coturn over UDP, TCP and TLS; libnice keeps
         # one relay candidate per relay address, the first allocation done
