@@ -218,6 +218,8 @@ pushd_req_t *pushd_req_new(pushd_t *d, const char *url,
 int pushd_req_header(pushd_req_t *req, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int pushd_req_start(pushd_req_t *req, char *body, int http2);
+void pushd_req_send_row(pushd_req_t *req, pushd_row_t *row, char *body,
+    int http2, const char *who);
 void pushd_req_finish(pushd_t *d, CURL *easy, CURLcode rc);
 void pushd_req_free(pushd_req_t *req);
 int pushd_req_failed_retry(pushd_req_t *req, const char *what);

@@ -175,14 +175,7 @@ pushd_apns_send(pushd_t *d, pushd_row_t *row)
         return;
     }
 
-    req->rows = row;
-    req->nrows = 1;
-
-    if (pushd_req_start(req, body, 1) != 0) {
-        req->rows = NULL;
-        pushd_req_free(req);
-        pushd_retry(d, row, -1, "apns: cannot start the request");
-    }
+    pushd_req_send_row(req, row, body, 1, "apns");
 }
 
 

@@ -300,14 +300,7 @@ pushd_fcm_start(pushd_t *d, pushd_row_t *row)
         return;
     }
 
-    req->rows = row;
-    req->nrows = 1;
-
-    if (pushd_req_start(req, body, 1) != 0) {
-        req->rows = NULL;
-        pushd_req_free(req);
-        pushd_retry(d, row, -1, "fcm: cannot start the request");
-    }
+    pushd_req_send_row(req, row, body, 1, "fcm");
 }
 
 

@@ -226,3 +226,25 @@ pushd_req_failed_retry(pushd_req_t *req, const char *what)
 
     return 1;
 }
+
+
+/*
+ * A request that carries one outbox row (a provider's single send): the row
+ * is settled by the request's done handler; a request that cannot start is
+ * freed and its row retried, who naming the provider in the row's error.
+ */
+void
+pushd_req_send_row(pushd_req_t *req, pushd_row_t *row, char *body, int http2,
+    const char *who)
+{
+    pushd_t  *d = req->d;
+
+    req->rows = row;
+    req->nrows = 1;
+
+    if (pushd_req_start(req, body, http2) != 0) {
+        req->rows = NULL;
+        pushd_req_free(req);
+        pushd_retry(d, row, -1, "%s: cannot start the request", who);
+    }
+}

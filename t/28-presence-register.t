@@ -31,9 +31,7 @@ ok(offline('offline once the socket closed'), 'offline once the socket closed');
 # Registering waits behind this lock (an insert into gateway_instances);
 # the foreign key's check of a presence row does not, so before the fix it
 # failed at once.
-my $locker = $s->_hold('lock table gateway_instances in share row exclusive mode', 3,
-    "select count(*) from pg_locks where relation = 'gateway_instances'::regclass "
-    . "and mode = 'ShareRowExclusiveLock' and granted");
+my $locker = $s->hold_lock('gateway_instances', 3, 'share row exclusive');
 $s->nginx_reload;
 
 my @socks = map { Famcall::WS->open($s, $b->{access_token}) or die 'no socket' } 1 .. 4;

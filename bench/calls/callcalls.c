@@ -483,9 +483,10 @@ setup_run(void)
     t_send_end = t_send0 + (uint64_t) (o_seconds * 1e9);
     t_measure = t_send0 + (uint64_t) (o_warmup * 1e9);
     st.warmup_ms = (uint64_t) (o_warmup * 1000);
-    run(offered_all, tick_setup, 0);
+    ws_run(offered_all, tick_setup, 0, 1);
     st.send_ms = (now_ns() - t_send0) / 1000000;
-    run(setups_done, end_retries, now_ns() + (uint64_t) (o_drain * 1e9));
+    ws_run(setups_done, end_retries,
+           now_ns() + (uint64_t) (o_drain * 1e9), 1);
     /* setups offered that did not finish */
     st.not_delivered = st.sent - st.setups;
 }

@@ -57,7 +57,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,9 +64,7 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 
 #include <jwt.h>
 
@@ -95,9 +92,6 @@ static uint32_t opened, pending, live;
 static uint64_t t_connect0;
 
 uint64_t        nmsgs, nsent, t_send0, t_send_end, t_measure;
-int             stop_sig;
-
-static int      sigfd = -1, go_sig;
 
 
 uint64_t
@@ -238,60 +232,6 @@ load(const char *path)
     }
     if (npairs == 0) {
         die("%s: no pairs", path);
-    }
-}
-
-
-/* ---- the event loop (as wsload's) ---- */
-
-static void
-on_signal(void)
-{
-    struct signalfd_siginfo  si;
-
-    while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
-        if (si.ssi_signo == SIGUSR1) {
-            go_sig = 1;
-        } else {
-            stop_sig = 1;
-        }
-    }
-}
-
-
-/* serve events until done(), the deadline (0: none) or a stop signal;
- * tick() runs before each wait and says in how many ns it wants to run
- * again (-1: only on events) */
-void
-run(int (*done)(void), int64_t (*tick)(uint64_t), uint64_t deadline)
-{
-    struct epoll_event  ev[512];
-    uint64_t            now;
-    int64_t             wait;
-    int                 n, i, ms;
-
-    for (;;) {
-        now = now_ns();
-        wait = tick ? tick(now) : -1;
-        if (done() || stop_sig || (deadline && now >= deadline)) {
-            return;
-        }
-        if (deadline && (wait < 0 || (uint64_t) wait > deadline - now)) {
-            wait = (int64_t) (deadline - now);
-        }
-        ms = wait < 0 ? -1 : (int) ((wait + 999999) / 1000000);
-
-        n = epoll_wait(ws_epfd, ev, 512, ms);
-        if (n < 0 && errno != EINTR) {
-            die("epoll_wait: %s", strerror(errno));
-        }
-        for (i = 0; i < n; i++) {
-            if (ev[i].data.ptr == NULL) {
-                on_signal();
-            } else {
-                ws_event(ev[i].data.ptr, ev[i].events);
-            }
-        }
     }
 }
 
@@ -468,7 +408,7 @@ all_gone(void)
 static int
 go_given(void)
 {
-    return go_sig;
+    return ws_go_sig;
 }
 
 
@@ -480,8 +420,8 @@ close_all(void)
     for (i = 0; i < nconns; i++) {
         ws_close(&conns[i]);
     }
-    stop_sig = 0;       /* a stop cuts a run short; the sockets still close */
-    run(all_gone, NULL, now_ns() + 10000000000ull);
+    ws_stop_sig = 0;    /* a stop cuts a run short; the sockets still close */
+    ws_run(all_gone, NULL, now_ns() + 10000000000ull, 1);
     for (i = 0; i < nconns; i++) {
         if (conns[i].state != ST_FREE) {
             st.close_timeout++;
@@ -518,9 +458,7 @@ usage(void)
 static void
 setup_loop(void)
 {
-    struct rlimit       rl;
-    struct epoll_event  ev;
-    sigset_t            mask;
+    struct rlimit  rl;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         rl.rlim_cur = rl.rlim_max;
@@ -531,19 +469,10 @@ setup_loop(void)
             nconns, (unsigned long long) rl.rlim_cur);
     }
 
-    ws_epfd = epoll_create1(EPOLL_CLOEXEC);
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGUSR1);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    ev.events = EPOLLIN;
-    ev.data.ptr = NULL;
-    epoll_ctl(ws_epfd, EPOLL_CTL_ADD, sigfd, &ev);
+    ws_loop_init();
 
     conns = calloc(nconns, sizeof(conn_t));
-    if (ws_epfd < 0 || sigfd < 0 || conns == NULL) {
+    if (conns == NULL) {
         die("setup: %s", strerror(errno));
     }
 }
@@ -652,22 +581,22 @@ main(int argc, char **argv)
     ws_handlers.gone = gone;
 
     t_connect0 = now_ns();
-    run(connected_all, tick_connect, t_connect0 + 300000000000ull);
+    ws_run(connected_all, tick_connect, t_connect0 + 300000000000ull, 1);
     st.connect_ms = (now_ns() - t_connect0) / 1000000;
 
     if (mode == M_RELAY && st.connected == nconns) {
         t_calls0 = now_ns();
         t_measure = UINT64_MAX;     /* these setups are not measured */
-        run(calls_settled, tick_invite, t_calls0 + 120000000000ull);
+        ws_run(calls_settled, tick_invite, t_calls0 + 120000000000ull, 1);
     }
     phase(o_wait_go ? "ready" : "connected");
-    if (o_wait_go && !stop_sig) {
-        run(go_given, NULL, 0);
+    if (o_wait_go && !ws_stop_sig) {
+        ws_run(go_given, NULL, 0, 1);
     }
 
-    if (!stop_sig && mode == M_SETUP) {
+    if (!ws_stop_sig && mode == M_SETUP) {
         setup_run();
-    } else if (!stop_sig) {
+    } else if (!ws_stop_sig) {
         relay_run();
     }
     phase("drained");
@@ -675,7 +604,7 @@ main(int argc, char **argv)
     if (mode == M_RELAY) {
         next_call = 0;
         t_calls0 = now_ns();
-        run(calls_settled, tick_hangup, t_calls0 + 60000000000ull);
+        ws_run(calls_settled, tick_hangup, t_calls0 + 60000000000ull, 1);
     }
 
     close_all();

@@ -44,7 +44,7 @@ typedef struct {
 extern const char  *o_pairs, *o_secret;
 extern double       o_seconds, o_rate, o_setup_rate, o_drain, o_warmup;
 extern long         o_inflight;
-extern int          mode, stop_sig;
+extern int          mode;
 
 extern pair_t      *pairs;
 extern conn_t      *conns;        /* conns[2p] is pair p's a, [2p+1] its b */
@@ -53,10 +53,6 @@ extern uint32_t     npairs, nconns;
  * began and ends, and from when latencies count */
 extern uint64_t     nmsgs, nsent, t_send0, t_send_end, t_measure;
 
-/* serve events until done(), the deadline (0: none) or a stop signal;
- * tick() runs before each wait and says in how many ns it wants to run
- * again (-1: only on events) */
-void run(int (*done)(void), int64_t (*tick)(uint64_t), uint64_t deadline);
 /* a complaint on stderr, the first five of its kind (n: how many so far) */
 void complain(uint64_t n, const char *fmt, ...);
 /* the server's greeting (famcall's hello, PeerJS's OPEN) settles a socket */

@@ -229,9 +229,9 @@ relay_run(void)
     t_send_end = t_send0 + (uint64_t) (o_seconds * 1e9);
     t_measure = t_send0 + (uint64_t) (o_warmup * 1e9);
     st.warmup_ms = (uint64_t) (o_warmup * 1000);
-    run(sent_all, tick_relay, 0);
+    ws_run(sent_all, tick_relay, 0, 1);
     st.send_ms = (now_ns() - t_send0) / 1000000;
-    run(drained, NULL, now_ns() + (uint64_t) (o_drain * 1e9));
+    ws_run(drained, NULL, now_ns() + (uint64_t) (o_drain * 1e9), 1);
     relay_tally();
 }
 

@@ -90,7 +90,7 @@ trap calls_stop EXIT
 
 callload=$data/callload
 cc -O2 -std=c99 -Wall -Wextra -o "$callload" "$calls_dir"/*.c \
-    "$bench_top"/bench/ws/{wsconn,wsstats}.c -ljwt -lyajl -lcrypto
+    "$bench_top"/bench/ws/{wsconn,wsloop,wsstats}.c -ljwt -lyajl -lcrypto
 
 # users: a fresh set of pairs for every run of callload
 nrelay=0

@@ -27,7 +27,7 @@ val() { awk -F= -v k="$2" '$1 == k {print $2}' "$1"; }
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 cc -O2 -std=c99 -Wall -Wextra -Werror -o "$tmp/callload" "$dir"/*.c \
-    "$top"/bench/ws/{wsconn,wsstats}.c -ljwt -lyajl -lcrypto
+    "$top"/bench/ws/{wsconn,wsloop,wsstats}.c -ljwt -lyajl -lcrypto
 c=$tmp/callload
 
 if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.famcall-lock" 2> /dev/null; then

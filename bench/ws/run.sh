@@ -76,7 +76,7 @@ ws_stop() {
 trap ws_stop EXIT
 
 wsload=$data/wsload
-cc -O2 -std=c99 -Wall -Wextra -o "$wsload" "$bench_top"/bench/ws/{wsload,wsconn,wsstats}.c \
+cc -O2 -std=c99 -Wall -Wextra -o "$wsload" "$bench_top"/bench/ws/{wsload,wsconn,wsloop,wsstats}.c \
     -ljwt -ljansson -lyajl -lcrypto
 
 # users: enough pairs for the held sockets and the chat

@@ -20,7 +20,7 @@ fail() { echo "not ok: $*" >&2; exit 1; }
 # value of key $2 in summary file $1
 val() { awk -F= -v k="$2" '$1 == k {print $2}' "$1"; }
 
-cc -O2 -std=c99 -Wall -Wextra -Werror -o "$tmp/wsload" "$top"/bench/ws/{wsload,wsconn,wsstats}.c \
+cc -O2 -std=c99 -Wall -Wextra -Werror -o "$tmp/wsload" "$top"/bench/ws/{wsload,wsconn,wsloop,wsstats}.c \
     -ljwt -ljansson -lyajl -lcrypto
 openssl rand -hex 32 > "$tmp/key"
 openssl rand -hex 32 > "$tmp/otherkey"

@@ -46,7 +46,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,9 +53,7 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 
 #include <jansson.h>
 #include <jwt.h>
@@ -97,8 +94,6 @@ static uint64_t  t_connect0;
 static uint64_t  *sent_at, nmsgs, nsent, answered, t_send0, t_send_end,
                   t_measure;      /* sends from here on enter the histograms */
 static uint8_t   *acked_flag;
-
-static int       sigfd = -1, stop_sig, go_sig;
 
 
 uint64_t
@@ -243,65 +238,6 @@ load(const char *path, int pairs)
         die("%s: only %ld usable lines from line %ld", path, n, o_offset + 1);
     }
     return n;
-}
-
-
-/* ---- the event loop ---- */
-
-static void
-on_signal(void)
-{
-    struct signalfd_siginfo  si;
-
-    while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
-        if (si.ssi_signo == SIGUSR1) {
-            go_sig = 1;
-        } else {
-            stop_sig = 1;
-        }
-    }
-}
-
-
-/*
- * Serve events until done() holds, the deadline (0: none) passes, or (when
- * stoppable) SIGTERM/SIGINT came. tick() runs before every wait and returns
- * the ns until it wants to run again (-1: only when events come).
- */
-static void
-run(int (*done)(void), int64_t (*tick)(uint64_t), uint64_t deadline,
-    int stoppable)
-{
-    struct epoll_event  ev[512];
-    uint64_t            now;
-    int64_t             wait;
-    int                 n, i, ms;
-
-    for (;;) {
-        now = now_ns();
-        wait = tick ? tick(now) : -1;
-        if (done() || (stoppable && stop_sig)
-            || (deadline && now >= deadline))
-        {
-            return;
-        }
-        if (deadline && (wait < 0 || (uint64_t) wait > deadline - now)) {
-            wait = (int64_t) (deadline - now);
-        }
-        ms = wait < 0 ? -1 : (int) ((wait + 999999) / 1000000);
-
-        n = epoll_wait(ws_epfd, ev, 512, ms);
-        if (n < 0 && errno != EINTR) {
-            die("epoll_wait: %s", strerror(errno));
-        }
-        for (i = 0; i < n; i++) {
-            if (ev[i].data.ptr == NULL) {
-                on_signal();
-            } else {
-                ws_event(ev[i].data.ptr, ev[i].events);
-            }
-        }
-    }
 }
 
 
@@ -964,7 +900,7 @@ never(void)
 static int
 go_given(void)
 {
-    return go_sig;
+    return ws_go_sig;
 }
 
 
@@ -978,7 +914,7 @@ close_all(void)
     for (i = 0; i < nconns; i++) {
         ws_close(&conns[i]);
     }
-    run(all_gone, NULL, now_ns() + 10000000000ull, 0);
+    ws_run(all_gone, NULL, now_ns() + 10000000000ull, 0);
     for (i = 0; i < nconns; i++) {
         if (conns[i].state != ST_FREE) {
             st.close_timeout++;
@@ -1014,9 +950,7 @@ usage(void)
 static void
 setup(void)
 {
-    struct rlimit       rl;
-    struct epoll_event  ev;
-    sigset_t            mask;
+    struct rlimit  rl;
 
     /* the soft limit up to the hard one: each socket is a file */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -1028,21 +962,11 @@ setup(void)
             "use more processes", nconns, (unsigned long long) rl.rlim_cur);
     }
 
-    ws_epfd = epoll_create1(EPOLL_CLOEXEC);
-
     /* signals as events: SIGUSR1 starts sending, SIGTERM/SIGINT stop */
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGUSR1);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    ev.events = EPOLLIN;
-    ev.data.ptr = NULL;
-    epoll_ctl(ws_epfd, EPOLL_CTL_ADD, sigfd, &ev);
+    ws_loop_init();
 
     conns = calloc(nconns, sizeof(conn_t));
-    if (ws_epfd < 0 || sigfd < 0 || conns == NULL) {
+    if (conns == NULL) {
         die("setup: %s", strerror(errno));
     }
 }
@@ -1053,7 +977,7 @@ static void
 connect_phase(void)
 {
     t_connect0 = now_ns();
-    run(connected_all, tick_connect, t_connect0 + 300000000000ull, 1);
+    ws_run(connected_all, tick_connect, t_connect0 + 300000000000ull, 1);
     st.connect_ms = (now_ns() - t_connect0) / 1000000;
     printf("# phase=%s connected=%llu wanted=%u seconds=%.1f\n",
            o_wait_go ? "ready" : (convs ? "connected" : "held"),
@@ -1169,18 +1093,18 @@ main(int argc, char **argv)
 
     connect_phase();
 
-    if (o_wait_go && !stop_sig) {
-        run(go_given, NULL, 0, 1);
+    if (o_wait_go && !ws_stop_sig) {
+        ws_run(go_given, NULL, 0, 1);
     }
 
     if (!chat) {
         /* hold: idle sockets, pings answered, until the time is up */
-        if (!stop_sig) {
-            run(never, NULL, o_seconds > 0
+        if (!ws_stop_sig) {
+            ws_run(never, NULL, o_seconds > 0
                 ? now_ns() + (uint64_t) (o_seconds * 1e9) : 0, 1);
         }
 
-    } else if (!stop_sig) {
+    } else if (!ws_stop_sig) {
         nmsgs = chat_msgs();
         sent_at = calloc(nmsgs + 1, sizeof(*sent_at));
         acked_flag = calloc(nmsgs + 1, 1);
@@ -1194,9 +1118,9 @@ main(int argc, char **argv)
         t_send_end = t_send0 + (uint64_t) (o_seconds * 1e9);
         t_measure = t_send0 + (uint64_t) (o_warmup * 1e9);
         st.warmup_ms = (uint64_t) (o_warmup * 1000);
-        run(sent_all, tick_send, 0, 1);
+        ws_run(sent_all, tick_send, 0, 1);
         st.send_ms = (now_ns() - t_send0) / 1000000;
-        run(drained, NULL, now_ns() + (uint64_t) (o_drain * 1e9), 1);
+        ws_run(drained, NULL, now_ns() + (uint64_t) (o_drain * 1e9), 1);
         st.not_acked = st.sent - answered;
         st.not_delivered = st.acked > st.delivered
                            ? st.acked - st.delivered : 0;

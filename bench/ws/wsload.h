@@ -142,6 +142,20 @@ void stats_print(const stats_t *s, const char *mode, FILE *f);
 int  stats_merge(int n, char **files);
 
 
+/* ---- wsloop.c ---- */
+
+/* set by SIGTERM or SIGINT (stop) and SIGUSR1 (go), read as events */
+extern int  ws_stop_sig, ws_go_sig;
+
+/* ws_epfd, with the signals above as its events; dies if it cannot */
+void ws_loop_init(void);
+/* serve events until done() holds, the deadline (0: none) passes, or (when
+ * stoppable) a stop signal came; tick() runs before every wait and returns
+ * the ns until it wants to run again (-1: only when events come) */
+void ws_run(int (*done)(void), int64_t (*tick)(uint64_t), uint64_t deadline,
+    int stoppable);
+
+
 /* ---- wsload.c ---- */
 
 uint64_t now_ns(void);

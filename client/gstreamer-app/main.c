@@ -749,6 +749,24 @@ fc_check_media_opts(fc_app_t *app)
 }
 
 
+/* what a call or an answer needs before it starts: sound options, every
+ * GStreamer element, and a session */
+static int
+fc_call_ready(fc_app_t *app)
+{
+    int  rc;
+
+    rc = fc_check_media_opts(app);
+    if (rc == 0) {
+        rc = fc_pipeline_check_plugins(app);
+    }
+    if (rc == 0) {
+        rc = fc_signed_in(app);
+    }
+    return rc;
+}
+
+
 static int
 fc_cmd_call(fc_app_t *app, int argc, char **argv)
 {
@@ -764,13 +782,7 @@ fc_cmd_call(fc_app_t *app, int argc, char **argv)
         g_printerr("famcall-client call: name one contact (see --help)\n");
         return FC_EXIT_USAGE;
     }
-    rc = fc_check_media_opts(app);
-    if (rc == 0) {
-        rc = fc_pipeline_check_plugins(app);
-    }
-    if (rc == 0) {
-        rc = fc_signed_in(app);
-    }
+    rc = fc_call_ready(app);
     return rc ? rc : fc_call_run(app, argv[1]);
 }
 
@@ -800,13 +812,7 @@ fc_cmd_answer(fc_app_t *app, int argc, char **argv)
         g_printerr("famcall-client answer: no arguments (see --help)\n");
         return FC_EXIT_USAGE;
     }
-    rc = fc_check_media_opts(app);
-    if (rc == 0) {
-        rc = fc_pipeline_check_plugins(app);
-    }
-    if (rc == 0) {
-        rc = fc_signed_in(app);
-    }
+    rc = fc_call_ready(app);
     return rc ? rc : fc_answer_run(app);
 }
 

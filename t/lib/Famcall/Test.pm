@@ -673,14 +673,17 @@ sub nginx_reload {
     return 1;
 }
 
-# hold_lock($table, $secs) -> pid: a psql session holds $table in exclusive
-# mode for $secs (the writes that need it wait); returns once the lock is
+# hold_lock($table, $secs[, $mode]) -> pid: a psql session holds $table in
+# $mode ('exclusive' unless given, or for example 'share row exclusive')
+# for $secs (the writes that need it wait); returns once the lock is
 # granted. The caller waitpid()s.
 sub hold_lock {
-    my ($self, $table, $secs) = @_;
-    return $self->_hold("lock table $table in exclusive mode", $secs,
+    my ($self, $table, $secs, $mode) = @_;
+    $mode //= 'exclusive';
+    (my $name = join '', map { ucfirst } split / /, $mode) .= 'Lock';
+    return $self->_hold("lock table $table in $mode mode", $secs,
         "select count(*) from pg_locks where relation = '$table'::regclass "
-        . "and mode = 'ExclusiveLock' and granted");
+        . "and mode = '$name' and granted");
 }
 
 # hold_row($table, $id, $secs) -> pid: the same for one row (by id), locked
